@@ -1,0 +1,167 @@
+"""``ModelRegistry``: the Python API, kept as the seed project wrote it."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from . import _fs, checkout, files
+from .refs import yaml_dump
+from .repo import DEFAULT_CHECKOUT_DIR, Record, Repository, find_root
+
+
+class ModelRegistry:
+    """A registry of model files, opened (or created) at ``storage_path``.
+
+    ``storage_path`` is either the checkout tree (``"./models"``, as the seed used it) or the
+    registry root (``"."``). The registry is found by walking up from it the way Git finds
+    ``.git``. When there is none, one is created: beside a folder named ``models`` (so
+    ``ModelRegistry("./models")`` makes ``./.modelreg``), else in ``storage_path`` itself.
+    Checkouts go to ``storage_path``, or to ``<root>/models`` when it is the root.
+
+    ``metadata_file``, when given, is a YAML view of the whole registry, rewritten after every
+    change this instance makes. The truth stays in ``.modelreg/``.
+    """
+
+    def __init__(
+        self,
+        storage_path: str | os.PathLike[str] = "./models",
+        metadata_file: str | os.PathLike[str] | None = None,
+    ) -> None:
+        storage = Path(storage_path).absolute()
+        start = storage
+        while not start.exists() and start != start.parent:
+            start = start.parent
+        root = find_root(start)
+        if root is None:
+            root = storage.parent if storage.name == DEFAULT_CHECKOUT_DIR else storage
+            self.repo, _ = Repository.init(root)
+        else:
+            self.repo = Repository(root)
+        self.checkout_root = (
+            self.repo.checkout_root if storage.resolve() == self.repo.root else storage
+        )
+        self.metadata_file = Path(metadata_file).absolute() if metadata_file else None
+        self._write_metadata_file()
+
+    @property
+    def root(self) -> Path:
+        return self.repo.root
+
+    def register(
+        self,
+        name: str,
+        model_path: str | os.PathLike[str],
+        framework: str | None = None,
+        metrics: dict[str, Any] | None = None,
+        description: str | None = None,
+        dataset: str | None = None,
+        architecture: str | None = None,
+        input_shape: list[int] | tuple[int, ...] | None = None,
+        version: str | None = None,
+        tags: list[str] | tuple[str, ...] = (),
+        parent: str | None = None,
+        progress: files.Progress | None = None,
+    ) -> dict[str, Any]:
+        """Store a file or folder as the next version of ``name``; returns its info."""
+        rec = self.repo.register(
+            name,
+            Path(model_path),
+            version=version,
+            tags=tags,
+            parent=parent,
+            progress=progress,
+            framework=framework,
+            metrics=metrics,
+            description=description,
+            dataset=dataset,
+            architecture=architecture,
+            input_shape=input_shape,
+        )
+        self._write_metadata_file()
+        return self._info(rec)
+
+    def get(self, name: str, version: str = "latest") -> dict[str, Any]:
+        """Info of one version, with ``file_path`` materialized (and repaired) on disk."""
+        rec = self.repo.lookup(f"{name}@{version}")
+        result = checkout.materialize(self.repo, rec, self.checkout_root)
+        info = self._info(rec)
+        info["file_path"] = str(result.path)
+        return info
+
+    def list(self, name: str | None = None) -> builtins.list[dict[str, Any]]:
+        """Info of every version (of one family, or of all). ``file_path`` says where the
+        version is checked out; call ``get`` to make sure it is there."""
+        return [self._info(rec) for rec in self.repo.versions(name)]
+
+    def list_families(self) -> builtins.list[str]:
+        return self.repo.families()
+
+    def tag(self, name: str, version: str, tag: str) -> str:
+        moved = self.repo.tag(f"{name}@{version}", tag)
+        self._write_metadata_file()
+        return moved
+
+    def remove(self, name: str, version: str, force: bool = False) -> str:
+        removed, _tags = self.repo.remove(f"{name}@{version}", force=force)
+        self._write_metadata_file()
+        return removed
+
+    def print_summary(self, file: IO[str] | None = None) -> None:
+        out = file or sys.stdout
+        rows = self.list()
+        if not rows:
+            print(f"Registry at {self.root}: no models yet.", file=out)
+            return
+        families = self.list_families()
+        print(f"Registry at {self.root}: {len(families)} families, {len(rows)} versions", file=out)
+        print(summary_table(rows), file=out)
+
+    def _info(self, rec: Record) -> dict[str, Any]:
+        info = {k: v for k, v in rec.items() if k not in ("type", "root")}
+        info["file_path"] = str(checkout.destination(self.repo, rec, self.checkout_root))
+        return info
+
+    def _write_metadata_file(self) -> None:
+        if self.metadata_file is None:
+            return
+        view: dict[str, Any] = {"registry": str(self.root), "models": {}}
+        for info in self.list():
+            view["models"].setdefault(info["name"], {})[info["version"]] = {
+                k: v for k, v in info.items() if k not in ("name", "version")
+            }
+        self.metadata_file.parent.mkdir(parents=True, exist_ok=True)
+        _fs.atomic_write(self.metadata_file, yaml_dump(view, sort_keys=False).encode())
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    headers = ["NAME", "VERSION", "TAGS", "SIZE", "METRICS", "REGISTERED"]
+    table = [headers]
+    for r in rows:
+        metrics = " ".join(f"{k}={v}" for k, v in sorted((r.get("metrics") or {}).items()))
+        table.append(
+            [
+                r["name"],
+                r["version"],
+                ",".join(r.get("tags") or []),
+                human_bytes(r["size"]),
+                metrics,
+                r["registered_at"][:19].replace("T", " "),
+            ]
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    )

@@ -1,0 +1,469 @@
+"""The ``modelreg`` command line: the one module that imports click, and the one place that
+turns errors into messages and exit codes (1 for errors, 2 for usage)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__, checkout, maintenance, names
+from .api import human_bytes, summary_table
+from .errors import ModelregError
+from .refs import yaml_dump
+from .repo import Record, Repository
+
+PROGRESS_MIN_BYTES = 32 << 20
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.Abort, click.ClickException):
+            raise
+        except (ModelregError, OSError, EOFError) as e:
+            if os.environ.get("MODELREG_DEBUG") == "1":
+                raise
+            click.echo(f"error: {_one_line(e)}", err=True)
+            ctx.exit(1)
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        where = f": {e.filename}" if e.filename else ""
+        return f"{e.strerror}{where}"
+    return " ".join(str(e).split())
+
+
+def _repo(ctx: click.Context) -> Repository:
+    return Repository.find(ctx.obj.get("cwd"))
+
+
+def _emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def _public(rec: Record) -> dict[str, Any]:
+    return {k: v for k, v in rec.items() if k != "type"}
+
+
+@contextlib.contextmanager
+def _progress(label: str, total: int) -> Iterator[Callable[[int], None] | None]:
+    """A bar on a terminal for work big enough to wait for; nothing otherwise."""
+    if total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+def _size_of(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.exists() else 0
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="modelreg")
+@click.option(
+    "-C",
+    "cwd",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run as if started in this folder.",
+)
+@click.pass_context
+def cli(ctx: click.Context, cwd: Path | None) -> None:
+    """A Git-style, content-addressed registry for model files.
+
+    Refer to a version as NAME@REF, where REF is vN, N, latest or a tag; NAME alone means
+    NAME@latest.
+    """
+    ctx.obj = {"cwd": cwd}
+
+
+@cli.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.pass_context
+def init(ctx: click.Context, directory: Path | None) -> None:
+    """Create a registry (.modelreg/) in DIRECTORY or the current folder."""
+    target = directory or ctx.obj["cwd"] or Path.cwd()
+    repo, created = Repository.init(target)
+    verb = "Initialized empty" if created else "Already a"
+    click.echo(f"{verb} modelreg registry in {repo.dir}")
+
+
+def _parse_metrics(pairs: tuple[str, ...]) -> dict[str, Any]:
+    metrics: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--metric")
+        value: Any = raw
+        with contextlib.suppress(ValueError):
+            value = float(raw)
+            if value.is_integer() and raw.lstrip("+-").isdigit():
+                value = int(raw)
+        metrics[key] = value
+    return metrics
+
+
+def _parse_shape(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(d) for d in text.replace("x", ",").split(",") if d.strip()]
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not like 1,3,224,224", param_hint="--input-shape"
+        ) from None
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--framework", help="e.g. pytorch")
+@click.option(
+    "--metric", "metrics", multiple=True, metavar="KEY=VALUE", help="A metric; repeat for more."
+)
+@click.option("--dataset")
+@click.option("--architecture", help="e.g. torchvision.models.resnet18")
+@click.option("--input-shape", help="e.g. 1,3,224,224")
+@click.option("-m", "--description")
+@click.option("--version", "version", help="An explicit unused version, e.g. v7.")
+@click.option("-t", "--tag", "tags", multiple=True, help="Tag the new version; repeatable.")
+@click.option(
+    "--parent",
+    help="The version this one derives from (NAME@REF or vN); defaults to the family's latest.",
+)
+@json_option
+@click.pass_context
+def register(
+    ctx: click.Context,
+    name: str,
+    path: Path,
+    framework: str | None,
+    metrics: tuple[str, ...],
+    dataset: str | None,
+    architecture: str | None,
+    input_shape: str | None,
+    description: str | None,
+    version: str | None,
+    tags: tuple[str, ...],
+    parent: str | None,
+    as_json: bool,
+) -> None:
+    """Store the file or folder PATH as the next version of NAME."""
+    repo = _repo(ctx)
+    with _progress(f"register {name}", _size_of(path)) as bar:
+        rec = repo.register(
+            name,
+            path,
+            version=version,
+            tags=tags,
+            parent=parent,
+            progress=bar,
+            framework=framework,
+            metrics=_parse_metrics(metrics) or None,
+            dataset=dataset,
+            architecture=architecture,
+            input_shape=_parse_shape(input_shape),
+            description=description,
+        )
+    if as_json:
+        _emit_json(_public(rec))
+    else:
+        click.echo(f"Registered {rec['name']}@{rec['version']} ({human_bytes(rec['size'])})")
+
+
+def _materialize(repo: Repository, rec: Record) -> checkout.CheckoutResult:
+    with _progress(f"checkout {rec['name']}@{rec['version']}", rec["size"]) as bar:
+        return checkout.materialize(repo, rec, progress=bar)
+
+
+@cli.command()
+@click.argument("spec", metavar="NAME[@REF]")
+@click.pass_context
+def get(ctx: click.Context, spec: str) -> None:
+    """Check out one version if needed and print its path."""
+    repo = _repo(ctx)
+    click.echo(str(_materialize(repo, repo.lookup(spec)).path))
+
+
+@cli.command()
+@click.argument("spec", metavar="NAME[@REF]")
+@json_option
+@click.pass_context
+def show(ctx: click.Context, spec: str, as_json: bool) -> None:
+    """Print every recorded field of one version."""
+    repo = _repo(ctx)
+    rec = _public(repo.lookup(spec))
+    rec["file_path"] = str(checkout.destination(repo, rec))
+    if as_json:
+        _emit_json(rec)
+    else:
+        click.echo(yaml_dump(rec).rstrip())
+
+
+@cli.command("list")
+@click.argument("name", required=False)
+@json_option
+@click.pass_context
+def list_(ctx: click.Context, name: str | None, as_json: bool) -> None:
+    """List the versions of every family, or of NAME."""
+    repo = _repo(ctx)
+    if name is not None:
+        names.check_family(name)
+    rows = [_public(r) for r in repo.versions(name)]
+    if as_json:
+        _emit_json(rows)
+    elif rows:
+        click.echo(summary_table(rows))
+    else:
+        click.echo("No models yet; add one with 'modelreg register NAME PATH'.")
+
+
+@cli.command()
+@click.argument("name")
+@json_option
+@click.pass_context
+def log(ctx: click.Context, name: str, as_json: bool) -> None:
+    """The history of NAME, newest first."""
+    repo = _repo(ctx)
+    rows = [_public(r) for r in repo.versions(names.check_family(name))][::-1]
+    if as_json:
+        _emit_json(rows)
+        return
+    for r in rows:
+        tags = f" ({', '.join(r['tags'])})" if r["tags"] else ""
+        click.echo(click.style(f"{r['name']}@{r['version']}{tags}", fg="yellow"))
+        click.echo(
+            f"  registered {r['registered_at']}  {human_bytes(r['size'])}  from {r['source']}"
+        )
+        if r.get("parent"):
+            click.echo(f"  parent     {r['parent']}")
+        if r.get("git_commit"):
+            dirty = " (dirty)" if r.get("git_dirty") else ""
+            click.echo(f"  git        {r['git_commit'][:12]}{dirty}")
+        if r.get("metrics"):
+            click.echo("  metrics    " + " ".join(f"{k}={v}" for k, v in r["metrics"].items()))
+        if r.get("description"):
+            click.echo(f"  {r['description']}")
+        click.echo("")
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def families(ctx: click.Context, as_json: bool) -> None:
+    """List model families."""
+    found = _repo(ctx).families()
+    if as_json:
+        _emit_json(found)
+    else:
+        for name in found:
+            click.echo(name)
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def summary(ctx: click.Context, as_json: bool) -> None:
+    """A table of every version, with the registry's size."""
+    repo = _repo(ctx)
+    rows = [_public(r) for r in repo.versions()]
+    if as_json:
+        _emit_json({"root": str(repo.root), "families": repo.families(), "versions": rows})
+        return
+    click.echo(f"Registry at {repo.root}: {len(repo.families())} families, {len(rows)} versions")
+    if rows:
+        click.echo(summary_table(rows))
+
+
+@cli.command()
+@click.argument("spec", metavar="NAME[@REF]")
+@click.argument("tag_name", metavar="TAG", required=False)
+@click.option("-d", "--delete", is_flag=True, help="Delete TAG from NAME.")
+@json_option
+@click.pass_context
+def tag(ctx: click.Context, spec: str, tag_name: str | None, delete: bool, as_json: bool) -> None:
+    """Point TAG at NAME@REF (moving it if it exists); with no TAG, list NAME's tags."""
+    repo = _repo(ctx)
+    if tag_name is None:
+        if delete:
+            raise click.UsageError("tag -d needs NAME and TAG")
+        refs = repo.family(names.parse_spec(spec)[0])
+        if as_json:
+            _emit_json(refs.tags)
+        for t, v in sorted(refs.tags.items()):
+            if not as_json:
+                click.echo(f"{t} -> {v}")
+        return
+    if delete:
+        name = names.check_family(spec)
+        version = repo.untag(name, tag_name)
+        click.echo(f"Deleted tag {tag_name} (was {name}@{version})")
+    else:
+        version = repo.tag(spec, tag_name)
+        click.echo(f"{tag_name} -> {names.parse_spec(spec)[0]}@{version}")
+
+
+@cli.command("checkout")
+@click.argument("specs", nargs=-1, metavar="[NAME[@REF]]...")
+@click.option("--all", "everything", is_flag=True, help="Every version of every family.")
+@json_option
+@click.pass_context
+def checkout_(ctx: click.Context, specs: tuple[str, ...], everything: bool, as_json: bool) -> None:
+    """Materialize versions under models/. NAME alone checks out every version of NAME;
+    NAME@REF one version."""
+    repo = _repo(ctx)
+    if not specs and not everything:
+        raise click.UsageError("name what to check out, or pass --all")
+    records: list[Record] = []
+    if everything:
+        records = list(repo.versions())
+    for spec in specs:
+        records.extend([repo.lookup(spec)] if "@" in spec else repo.versions(spec))
+    done = []
+    failures = []
+    for rec in records:
+        try:
+            result = _materialize(repo, rec)
+        except ModelregError as e:
+            failures.append(_one_line(e))
+            continue
+        done.append(
+            {
+                "name": rec["name"],
+                "version": rec["version"],
+                "path": str(result.path),
+                "written": result.written,
+                "removed": result.removed,
+            }
+        )
+    if as_json:
+        _emit_json(done)
+    else:
+        for d in done:
+            state = f"{len(d['written'])} written" if d["written"] else "up to date"
+            click.echo(f"{d['name']}@{d['version']}: {d['path']} ({state})")
+    if failures:
+        raise ModelregError(f"{len(failures)} of {len(records)} failed: {failures[0]}")
+
+
+@cli.command()
+@click.argument("spec", metavar="NAME@REF")
+@click.option("-f", "--force", is_flag=True, help="Also delete tags pointing at it.")
+@click.pass_context
+def rm(ctx: click.Context, spec: str, force: bool) -> None:
+    """Remove one version from the registry; 'modelreg gc' frees its bytes."""
+    version, tags = _repo(ctx).remove(spec, force=force)
+    name = spec.partition("@")[0]
+    extra = f" and its tags {', '.join(tags)}" if tags else ""
+    click.echo(f"Removed {name}@{version}{extra}; run 'modelreg gc' to free its bytes")
+
+
+@cli.command()
+@click.option("-n", "--dry-run", is_flag=True, help="Only say what would be removed.")
+@json_option
+@click.pass_context
+def gc(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
+    """Delete objects no version uses and files left by interrupted writes."""
+    plan = maintenance.gc(_repo(ctx), dry_run=dry_run)
+    if as_json:
+        _emit_json(
+            {
+                "dry_run": dry_run,
+                "objects": plan.objects,
+                "leftovers": [str(p) for p in plan.leftovers],
+                "bytes": plan.bytes,
+            }
+        )
+        return
+    verb = "Would free" if dry_run else "Freed"
+    click.echo(
+        f"{verb} {human_bytes(plan.bytes)}: {len(plan.objects)} objects, "
+        f"{len(plan.leftovers)} leftover temporary files"
+    )
+    if dry_run:
+        for oid in plan.objects:
+            click.echo(f"  {oid}")
+        for p in plan.leftovers:
+            click.echo(f"  {p}")
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def fsck(ctx: click.Context, as_json: bool) -> None:
+    """Verify every object and every ref; exit 1 when anything is damaged or missing."""
+    repo = _repo(ctx)
+    report = maintenance.fsck(repo)
+    if as_json:
+        _emit_json(
+            {
+                "ok": report.ok,
+                "checked": report.checked,
+                "corrupt": report.corrupt,
+                "problems": report.problems,
+                "dangling": report.dangling,
+                "leftovers": report.leftovers,
+            }
+        )
+    else:
+        for oid, users in sorted(report.corrupt.items()):
+            used = f" (used by {', '.join(users)})" if users else " (unused)"
+            click.echo(f"corrupt object {oid} at {repo.objects.path(oid)}{used}")
+        for problem in report.problems:
+            click.echo(problem)
+        click.echo(
+            f"checked {report.checked} objects: {len(report.corrupt)} corrupt, "
+            f"{len(report.problems)} missing, {report.dangling} unused, "
+            f"{report.leftovers} leftover temporary files"
+        )
+    if not report.ok:
+        ctx.exit(1)
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def stats(ctx: click.Context, as_json: bool) -> None:
+    """Logical size of all versions against what the store really uses."""
+    s = maintenance.stats(_repo(ctx))
+    if as_json:
+        _emit_json({**s.__dict__, "dedup_ratio": s.dedup_ratio})
+        return
+    click.echo(f"families        {s.families}")
+    click.echo(f"versions        {s.versions}")
+    click.echo(f"logical size    {human_bytes(s.logical_bytes)}  (as plain copies)")
+    click.echo(f"stored size     {human_bytes(s.stored_bytes)}  in {s.objects} objects")
+    click.echo(f"disk used       {human_bytes(s.disk_bytes)}  (.modelreg/, as du counts)")
+    click.echo(f"dedup ratio     {s.dedup_ratio:.2f}x")
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run here instead of in a new temporary folder.",
+)
+def demo(directory: Path | None) -> None:
+    """Register ResNet-18 and MobileNetV2 and walk through the commands (needs torch)."""
+    from .demo import run_demo
+
+    run_demo(directory, click.echo)
+
+
+def main() -> None:
+    cli(prog_name="modelreg")

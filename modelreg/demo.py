@@ -1,0 +1,136 @@
+"""``modelreg demo``: the seed's walk-through, offline.
+
+torch and torchvision are imported here and nowhere on the paths of other commands.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelregError
+
+Echo = Callable[[str], None]
+
+
+def _import_torch() -> tuple[object, object]:
+    try:
+        import torch
+        import torchvision
+    except ImportError:
+        raise ModelregError(
+            "the demo needs torch and torchvision",
+            hint="pip install 'modelreg[torch]'",
+        ) from None
+    return torch, torchvision
+
+
+def _build(name: str, echo: Echo) -> tuple[object, str]:
+    """A torchvision model: cached pretrained weights when present, else a seeded init."""
+    torch, torchvision = _import_torch()
+    builder = getattr(torchvision.models, name)  # type: ignore[attr-defined]
+    weights_enum = {"resnet18": "ResNet18_Weights", "mobilenet_v2": "MobileNet_V2_Weights"}[name]
+    weights = getattr(torchvision.models, weights_enum).DEFAULT  # type: ignore[attr-defined]
+    cache = Path(torch.hub.get_dir()) / "checkpoints"  # type: ignore[attr-defined]
+    if (cache / Path(weights.url).name).is_file():
+        echo(f"  {name}: pretrained weights found in the local torch cache")
+        return builder(weights=weights), "pretrained (local torch cache)"
+    torch.manual_seed(0)  # type: ignore[attr-defined]
+    echo(f"  {name}: no pretrained weights cached here, so random weights (seed 0)")
+    return builder(weights=None), "random init, seed 0"
+
+
+def run_demo(directory: Path | None, echo: Echo) -> Path:
+    torch, _ = _import_torch()
+    from . import ModelRegistry
+    from .api import human_bytes
+    from .maintenance import stats
+
+    workdir = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="modelreg-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    echo(f"Demo registry in {workdir}\n")
+    registry = ModelRegistry(workdir, metadata_file=workdir / "registry.yaml")
+    files = workdir / "checkpoints"
+    files.mkdir(exist_ok=True)
+
+    echo("1. Building models")
+    resnet, resnet_origin = _build("resnet18", echo)
+    mobilenet, mobile_origin = _build("mobilenet_v2", echo)
+
+    echo("\n2. Registering")
+    path = files / "resnet18.pth"
+    torch.save(resnet.state_dict(), path)  # type: ignore[attr-defined]
+    common: dict[str, Any] = {
+        "framework": "pytorch",
+        "dataset": "ImageNet",
+        "input_shape": [1, 3, 224, 224],
+    }
+    v1 = registry.register(
+        "resnet18",
+        path,
+        architecture="torchvision.models.resnet18",
+        metrics={"accuracy": 0.6976, "f1": 0.69},
+        description=f"ResNet-18, {resnet_origin}",
+        **common,
+    )
+    echo(f"  resnet18@{v1['version']}  {human_bytes(v1['size'])}")
+    path2 = files / "resnet18_final.pth"
+    torch.save(resnet.state_dict(), path2)  # type: ignore[attr-defined]
+    before = stats(registry.repo).stored_bytes
+    v2 = registry.register(
+        "resnet18",
+        path2,
+        architecture="torchvision.models.resnet18",
+        metrics={"accuracy": 0.6976, "f1": 0.69},
+        description="the same weights saved again (torch.save gives new bytes each time)",
+        tags=["production"],
+        **common,
+    )
+    added = stats(registry.repo).stored_bytes - before
+    echo(
+        f"  resnet18@{v2['version']}  {human_bytes(v2['size'])}, "
+        f"added only {human_bytes(added)} to the store"
+    )
+    path3 = files / "mobilenet_v2.pth"
+    torch.save(mobilenet.state_dict(), path3)  # type: ignore[attr-defined]
+    m1 = registry.register(
+        "mobilenet_v2",
+        path3,
+        architecture="torchvision.models.mobilenet_v2",
+        metrics={"accuracy": 0.7188},
+        description=f"MobileNetV2, {mobile_origin}",
+        **common,
+    )
+    echo(f"  mobilenet_v2@{m1['version']}  {human_bytes(m1['size'])}")
+
+    echo("\n3. get resnet18@latest")
+    info = registry.get("resnet18", "latest")
+    echo(f"  {info['name']}@{info['version']} -> {info['file_path']}")
+    echo(f"  metrics {info['metrics']}, tags {info['tags']}")
+
+    echo("\n4. list")
+    for row in registry.list():
+        echo(
+            f"  {row['name']}@{row['version']}  {human_bytes(row['size'])}  "
+            f"tags={','.join(row['tags']) or '-'}"
+        )
+    echo(f"\n5. families: {', '.join(registry.list_families())}")
+
+    echo("\n6. summary")
+    registry.print_summary()
+
+    echo("\n7. checkout everything")
+    for row in registry.list():
+        got = registry.get(row["name"], row["version"])
+        echo(f"  {got['file_path']}")
+
+    s = stats(registry.repo)
+    echo("\n8. stats")
+    echo(
+        f"  logical {human_bytes(s.logical_bytes)}, stored {human_bytes(s.stored_bytes)}, "
+        f"dedup {s.dedup_ratio:.2f}x"
+    )
+    echo(f"\nTry: cd {workdir} && modelreg log resnet18")
+    return workdir

@@ -1,0 +1,46 @@
+"""The one error root. Every failure a user can cause is a ModelregError with a hint."""
+
+from __future__ import annotations
+
+
+class ModelregError(Exception):
+    """Base of every error modelreg raises on purpose; ``hint`` says what to do next."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        message = super().__str__()
+        return f"{message}; {self.hint}" if self.hint else message
+
+
+class NotARegistryError(ModelregError):
+    hint = "run 'modelreg init' first, or cd into a registry"
+
+
+class InvalidNameError(ModelregError):
+    pass
+
+
+class NotFoundError(ModelregError):
+    pass
+
+
+class AlreadyExistsError(ModelregError):
+    pass
+
+
+class CorruptObjectError(ModelregError):
+    hint = "run 'modelreg fsck' to list damaged objects; restore them from a remote or re-register"
+
+
+class LockTimeoutError(ModelregError):
+    pass
+
+
+class UnsafePathError(ModelregError):
+    pass

@@ -1,0 +1,152 @@
+"""Files and directories as objects: file manifests and trees.
+
+A *file manifest* lists the pieces of one file in order. A piece of ``inline_max`` bytes or
+less is kept inside the manifest (base64), so headers and tiny tensors cost no file each;
+a larger one is a chunk object. The manifest also keeps the whole file's hash, checked again
+when the file is rebuilt, and the named spans (tensor records) the chunker found.
+
+A *tree* maps each relative path of a directory model to the manifest of that file.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from . import chunking
+from ._fs import check_relpath
+from .errors import CorruptObjectError, UnsafePathError
+from .hashing import new_hasher
+from .objects import ObjectStore
+
+Progress = Callable[[int], None]
+
+
+def _no_progress(n: int) -> None:
+    pass
+
+
+def store_file(
+    store: ObjectStore,
+    path: Path,
+    params: chunking.ChunkParams,
+    progress: Progress = _no_progress,
+) -> tuple[str, dict[str, Any]]:
+    """Store one file as chunks plus a manifest; return the manifest's id and body."""
+    parts: list[dict[str, Any]] = []
+    whole = new_hasher()
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        fmt, spans = chunking.plan(f, size)
+        pieces = (
+            chunking.span_pieces(f, spans, params)
+            if spans is not None
+            else chunking.cdc_pieces(f, params)
+        )
+        total = 0
+        for piece in pieces:
+            whole.update(piece)
+            total += len(piece)
+            if len(piece) <= params.inline_max:
+                parts.append({"b": base64.b64encode(piece).decode()})
+            else:
+                parts.append({"o": store.add(piece), "n": len(piece)})
+            progress(len(piece))
+    if total != size:
+        raise EOFError(f"{path} changed size while it was being read")
+    manifest: dict[str, Any] = {
+        "type": "file",
+        "size": size,
+        "hash": whole.hexdigest(),
+        "format": fmt,
+        "parts": parts,
+    }
+    if spans is not None:
+        manifest["spans"] = [[name, start, length] for start, length, name in spans if name]
+    return store.add_json(manifest), manifest
+
+
+def iter_file(store: ObjectStore, manifest: dict[str, Any]) -> Iterator[bytes]:
+    """Yield a file's bytes, each chunk verified; the whole is checked at the end."""
+    whole = new_hasher()
+    total = 0
+    for part in manifest["parts"]:
+        piece = base64.b64decode(part["b"]) if "b" in part else store.get(part["o"])
+        whole.update(piece)
+        total += len(piece)
+        yield piece
+    if total != manifest["size"] or whole.hexdigest() != manifest["hash"]:
+        raise CorruptObjectError("a rebuilt file does not match its recorded hash")
+
+
+def chunk_ids(manifest: dict[str, Any]) -> list[str]:
+    return [p["o"] for p in manifest["parts"] if "o" in p]
+
+
+def walk_dir(root: Path) -> list[tuple[str, Path]]:
+    """Regular files under ``root`` as (relative posix path, path), sorted.
+
+    A symlink that resolves outside ``root`` is refused; one inside it is stored as the file
+    it points to, since checkouts hold plain files.
+    """
+    real_root = root.resolve()
+    found: list[tuple[str, Path]] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        for name in list(dirs):
+            p = Path(folder, name)
+            if p.is_symlink():
+                _check_inside(p, real_root, root)
+                dirs.remove(name)
+                files.append(name)
+        for name in files:
+            p = Path(folder, name)
+            if p.is_symlink():
+                _check_inside(p, real_root, root)
+                if p.is_dir():
+                    found.extend(
+                        (f"{p.relative_to(root).as_posix()}/{rel}", sub) for rel, sub in walk_dir(p)
+                    )
+                    continue
+            if not stat.S_ISREG(p.stat().st_mode):
+                raise UnsafePathError(f"{p} is not a regular file; remove it or register files")
+            rel = p.relative_to(root).as_posix()
+            found.append((check_relpath(rel), p))
+    return sorted(found)
+
+
+def _check_inside(link: Path, real_root: Path, root: Path) -> None:
+    target = link.resolve()
+    if target != real_root and real_root not in target.parents:
+        raise UnsafePathError(
+            f"{link} is a symlink to {target}, outside {root}",
+            hint="copy the file into the directory or register it separately",
+        )
+
+
+def store_tree(
+    store: ObjectStore,
+    root: Path,
+    params: chunking.ChunkParams,
+    progress: Progress = _no_progress,
+) -> tuple[str, dict[str, Any]]:
+    entries: dict[str, Any] = {}
+    whole = new_hasher()
+    size = 0
+    for rel, path in walk_dir(root):
+        oid, manifest = store_file(store, path, params, progress)
+        entries[rel] = {"manifest": oid, "size": manifest["size"], "hash": manifest["hash"]}
+        whole.update(f"{rel}\0{manifest['hash']}\n".encode())
+        size += manifest["size"]
+    tree = {"type": "tree", "entries": entries, "size": size, "hash": whole.hexdigest()}
+    return store.add_json(tree), tree
+
+
+def load_tree(store: ObjectStore, oid: str) -> dict[str, Any]:
+    tree = store.get_json(oid)
+    for rel in tree["entries"]:
+        check_relpath(rel)
+    return tree

@@ -1,0 +1,187 @@
+"""Whole-store work: reachability, ``fsck``, ``gc`` and ``stats``.
+
+Each command is split into the work, which returns a report, and the printing, done by the
+CLI. ``gc`` plans first and executes only the plan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import _fs, files
+from .errors import ModelregError
+from .hashing import oid_of
+from .repo import Repository
+
+
+def reachable(repo: Repository) -> tuple[dict[str, set[str]], list[str]]:
+    """Every object a ref leads to -> the versions ('name@vN') that need it; and the
+    problems met on the way (a missing or unreadable object)."""
+    users: dict[str, set[str]] = {}
+    problems: list[str] = []
+
+    def need(oid: str, label: str) -> bool:
+        users.setdefault(oid, set()).add(label)
+        if not repo.objects.exists(oid):
+            problems.append(f"{label}: missing object {oid}")
+            return False
+        return True
+
+    def walk_manifest(oid: str, label: str) -> None:
+        if need(oid, label):
+            try:
+                manifest = repo.objects.get_json(oid)
+            except ModelregError:
+                return  # reported as corrupt by the object scan
+            for chunk in files.chunk_ids(manifest):
+                need(chunk, label)
+
+    for refs in repo.refs:
+        for version, oid in refs.versions.items():
+            label = f"{refs.name}@{version}"
+            if not need(oid, label):
+                continue
+            try:
+                rec = repo.record(oid)
+            except ModelregError:
+                continue
+            if rec["kind"] == "file":
+                walk_manifest(rec["root"], label)
+            elif need(rec["root"], label):
+                try:
+                    tree = files.load_tree(repo.objects, rec["root"])
+                except ModelregError as e:
+                    problems.append(f"{label}: {e}")
+                    continue
+                for entry in tree["entries"].values():
+                    walk_manifest(entry["manifest"], label)
+    return users, problems
+
+
+@dataclass
+class FsckReport:
+    checked: int = 0
+    corrupt: dict[str, list[str]] = field(default_factory=dict)  # oid -> versions using it
+    problems: list[str] = field(default_factory=list)
+    dangling: int = 0
+    leftovers: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.corrupt and not self.problems
+
+
+def fsck(repo: Repository) -> FsckReport:
+    report = FsckReport()
+    try:
+        users, report.problems = reachable(repo)
+    except ModelregError as e:
+        users, report.problems = {}, [str(e)]
+    for oid in repo.objects:
+        report.checked += 1
+        try:
+            data = repo.objects.path(oid).read_bytes()
+        except (OSError, ModelregError):
+            report.corrupt[oid] = sorted(users.get(oid, ()))
+            continue
+        if oid_of(data) != oid:
+            report.corrupt[oid] = sorted(users.get(oid, ()))
+        elif oid not in users:
+            report.dangling += 1
+    report.leftovers = sum(1 for _ in _leftovers(repo))
+    return report
+
+
+def _leftovers(repo: Repository) -> list[Path]:
+    found = list(repo.objects.leftovers())
+    for folder in (repo.dir / "refs", repo.dir, repo.dir / "cache" / "checkouts"):
+        if folder.is_dir():
+            found.extend(
+                Path(e.path) for e in os.scandir(folder) if e.name.startswith(_fs.TMP_PREFIX)
+            )
+    return found
+
+
+@dataclass
+class GcPlan:
+    objects: list[str] = field(default_factory=list)
+    leftovers: list[Path] = field(default_factory=list)
+    bytes: int = 0
+
+
+def plan_gc(repo: Repository) -> GcPlan:
+    users, problems = reachable(repo)
+    if problems:
+        raise ModelregError(
+            f"gc stopped: {problems[0]}", hint="run 'modelreg fsck' and repair the registry first"
+        )
+    plan = GcPlan()
+    for oid in repo.objects:
+        if oid not in users:
+            plan.objects.append(oid)
+            with contextlib.suppress(OSError):
+                plan.bytes += repo.objects.size(oid)
+    plan.leftovers = _leftovers(repo)
+    for p in plan.leftovers:
+        with contextlib.suppress(OSError):
+            plan.bytes += p.stat().st_size
+    return plan
+
+
+def gc(repo: Repository, dry_run: bool = False) -> GcPlan:
+    """Remove what no ref reaches. Writers are held off by the gc lock meanwhile, so an
+    object a running ``register`` has written but not yet published is never taken."""
+    with repo.gc_lock(shared=False):
+        plan = plan_gc(repo)
+        if not dry_run:
+            for oid in plan.objects:
+                repo.objects.remove(oid)
+            for p in plan.leftovers:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+            for fan in os.scandir(repo.objects.root):
+                with contextlib.suppress(OSError):
+                    os.rmdir(fan.path)  # only empty fan-out folders go
+    return plan
+
+
+@dataclass
+class Stats:
+    families: int = 0
+    versions: int = 0
+    logical_bytes: int = 0  # what the versions would take as plain copies
+    stored_bytes: int = 0  # apparent size of every object
+    disk_bytes: int = 0  # blocks used by .modelreg/, as du counts them
+    objects: int = 0
+
+    @property
+    def dedup_ratio(self) -> float:
+        return self.logical_bytes / self.stored_bytes if self.stored_bytes else 1.0
+
+
+def disk_usage(folder: Path) -> int:
+    total = 0
+    for dirpath, _dirs, names in os.walk(folder):
+        total += os.lstat(dirpath).st_blocks * 512
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+    return total
+
+
+def stats(repo: Repository) -> Stats:
+    s = Stats()
+    for refs in repo.refs:
+        if refs.versions:
+            s.families += 1
+        for oid in refs.versions.values():
+            s.versions += 1
+            s.logical_bytes += repo.record(oid)["size"]
+    for oid in repo.objects:
+        s.objects += 1
+        s.stored_bytes += repo.objects.size(oid)
+    s.disk_bytes = disk_usage(repo.dir)
+    return s

@@ -1,0 +1,65 @@
+"""Validation of every user-given name before it becomes part of a path."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidNameError
+
+FAMILY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+VERSION_RE = re.compile(r"^v([1-9][0-9]{0,8})$")
+TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
+LATEST = "latest"
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def check_family(name: str) -> str:
+    if not isinstance(name, str) or not FAMILY_RE.match(name):
+        raise InvalidNameError(
+            f"invalid model name {_shown(str(name))}",
+            hint="use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        )
+    return name
+
+
+def check_version(version: str) -> str:
+    if not isinstance(version, str) or not VERSION_RE.match(version):
+        raise InvalidNameError(
+            f"invalid version {_shown(str(version))}", hint="versions look like v1, v2, ..."
+        )
+    return version
+
+
+def version_number(version: str) -> int:
+    return int(check_version(version)[1:])
+
+
+def check_tag(tag: str) -> str:
+    if not isinstance(tag, str) or not TAG_RE.match(tag) or tag == LATEST or VERSION_RE.match(tag):
+        raise InvalidNameError(
+            f"invalid tag {_shown(str(tag))}",
+            hint="use 1-64 letters, digits, '.', '_' or '-', starting with a letter; "
+            "'latest' and vN are reserved",
+        )
+    return tag
+
+
+def normalize_ref(ref: str) -> str:
+    """'3' -> 'v3'; 'v3', 'latest' and tags are returned as they are (after checking)."""
+    if not isinstance(ref, str) or not ref:
+        raise InvalidNameError("empty version or tag", hint="use vN, N, latest or a tag name")
+    if ref.isdigit() and ref.isascii():
+        return check_version(f"v{int(ref)}") if int(ref) > 0 else check_version(ref)
+    if ref == LATEST or VERSION_RE.match(ref):
+        return ref
+    return check_tag(ref)
+
+
+def parse_spec(spec: str, default_ref: str = LATEST) -> tuple[str, str]:
+    """Split 'NAME@REF' (or 'NAME') into a checked (name, ref)."""
+    name, sep, ref = spec.partition("@")
+    check_family(name)
+    return name, normalize_ref(ref if sep else default_ref)

@@ -1,0 +1,120 @@
+"""The object store: immutable blobs named by the hash of their bytes.
+
+Layout::
+
+    objects/
+      ab/
+        cdef0123...      one object; read-only; its XXH3-128 is "ab" + its file name
+
+Structured objects (file manifests, trees, version records) are canonical JSON: sorted keys,
+no spaces, so the same content always gets the same id. Chunks are raw bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from . import _fs
+from .errors import CorruptObjectError, NotFoundError
+from .hashing import is_oid, oid_of
+
+
+def canonical_json(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class ObjectStore:
+    """Write-once, verify-on-read storage of blobs by id.
+
+    Writes are made durable in batches: ``add`` leaves the new files in the page cache and
+    remembers them; ``sync`` flushes them all. Callers must ``sync`` before publishing a ref
+    that names any of them.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._pending: list[Path] = []
+
+    def path(self, oid: str) -> Path:
+        if not is_oid(oid):
+            raise CorruptObjectError(f"malformed object id {oid!r}")
+        return self.root / oid[:2] / oid[2:]
+
+    def exists(self, oid: str) -> bool:
+        return self.path(oid).exists()
+
+    def add(self, data: bytes | memoryview, oid: str | None = None) -> str:
+        oid = oid or oid_of(data)
+        final = self.path(oid)
+        if final.exists():
+            return oid
+        final.parent.mkdir(exist_ok=True)
+        _fs.atomic_write(final, data, mode=0o444, durable=False)
+        self._pending.append(final)
+        return oid
+
+    def add_json(self, obj: Any) -> str:
+        return self.add(canonical_json(obj))
+
+    def sync(self) -> None:
+        """Make every object added since the last sync durable (data, then folder entries)."""
+        pending, self._pending = self._pending, []
+        folders = set()
+        for p in pending:
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            folders.add(p.parent)
+        for folder in folders:
+            _fs.fsync_dir(folder)
+        if folders:
+            _fs.fsync_dir(self.root)
+
+    def get(self, oid: str) -> bytes:
+        try:
+            data = self.path(oid).read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"object {oid} is missing",
+                hint="run 'modelreg fsck'; pull it from a remote or re-register",
+            ) from None
+        if oid_of(data) != oid:
+            raise CorruptObjectError(f"object {oid} is corrupt (its bytes do not match its id)")
+        return data
+
+    def get_json(self, oid: str) -> Any:
+        return json.loads(self.get(oid))
+
+    def size(self, oid: str) -> int:
+        return self.path(oid).stat().st_size
+
+    def __iter__(self) -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        for fan in sorted(os.scandir(self.root), key=lambda e: e.name):
+            if len(fan.name) != 2 or not fan.is_dir():
+                continue
+            for entry in sorted(os.scandir(fan.path), key=lambda e: e.name):
+                if not entry.name.startswith(_fs.TMP_PREFIX):
+                    yield fan.name + entry.name
+
+    def leftovers(self) -> Iterator[Path]:
+        """Temporary files a killed writer left behind."""
+        if not self.root.is_dir():
+            return
+        for fan in os.scandir(self.root):
+            if fan.is_dir():
+                for entry in os.scandir(fan.path):
+                    if entry.name.startswith(_fs.TMP_PREFIX):
+                        yield Path(entry.path)
+
+    def remove(self, oid: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path(oid))

@@ -1,0 +1,182 @@
+"""Per-family refs: which version record each vN names, and which version each tag names.
+
+``refs/<name>.yaml`` is small and human-readable::
+
+    name: resnet18
+    versions:          # in numeric order
+      v1: 5f0c...      # id of the version record object
+      v2: 91aa...
+    tags:
+      production: v1
+    removed: [v3]      # numbers never handed out again
+
+Readers take no lock: a refs file is only ever replaced whole by an atomic rename. Writers of
+one family serialize on ``locks/<name>.lock``; the lock is what makes version numbers unique.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+
+from . import _fs, names
+from .errors import CorruptObjectError, NotFoundError
+from .hashing import is_oid
+
+T = TypeVar("T")
+
+try:
+    _Loader: type = yaml.CSafeLoader
+    _Dumper: type = yaml.CSafeDumper
+except AttributeError:  # PyYAML built without libyaml
+    _Loader, _Dumper = yaml.SafeLoader, yaml.SafeDumper
+
+
+def yaml_load(text: bytes | str) -> object:
+    return yaml.load(text, Loader=_Loader)
+
+
+def yaml_dump(obj: object, sort_keys: bool = True) -> str:
+    return yaml.dump(obj, Dumper=_Dumper, sort_keys=sort_keys, allow_unicode=True)
+
+
+@dataclass
+class FamilyRefs:
+    name: str
+    versions: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+
+    def latest(self) -> str | None:
+        return max(self.versions, key=names.version_number) if self.versions else None
+
+    def next_version(self) -> str:
+        used = [names.version_number(v) for v in [*self.versions, *self.removed]]
+        return f"v{max(used, default=0) + 1}"
+
+    def resolve(self, ref: str) -> str:
+        """Map a normalized ref (vN, latest or a tag) to an existing version of this family."""
+        if ref == names.LATEST:
+            version = self.latest()
+        elif names.VERSION_RE.match(ref):
+            version = ref
+        else:
+            version = self.tags.get(ref)
+            if version is None:
+                known = ", ".join(sorted(self.tags)) or "none"
+                raise NotFoundError(
+                    f"{self.name} has no tag {ref!r}",
+                    hint=f"its tags: {known}; see 'modelreg list {self.name}'",
+                )
+        if version is None or version not in self.versions:
+            raise NotFoundError(
+                f"{self.name} has no version {version or ref}",
+                hint=f"see 'modelreg log {self.name}' for its versions",
+            )
+        return version
+
+    def tags_of(self, version: str) -> list[str]:
+        return sorted(t for t, v in self.tags.items() if v == version)
+
+    def to_yaml(self) -> bytes:
+        body = {
+            "name": self.name,
+            "versions": {
+                v: self.versions[v] for v in sorted(self.versions, key=names.version_number)
+            },
+            "tags": dict(sorted(self.tags.items())),
+            "removed": sorted(self.removed, key=names.version_number),
+        }
+        return yaml_dump(body, sort_keys=False).encode()
+
+    @classmethod
+    def from_yaml(cls, name: str, text: bytes, where: Path) -> FamilyRefs:
+        try:
+            raw = yaml_load(text)
+            assert isinstance(raw, dict) and raw.get("name") == name
+            refs = cls(
+                name=name,
+                versions={str(k): str(v) for k, v in (raw.get("versions") or {}).items()},
+                tags={str(k): str(v) for k, v in (raw.get("tags") or {}).items()},
+                removed=[str(v) for v in raw.get("removed") or []],
+            )
+            for version, oid in refs.versions.items():
+                names.check_version(version)
+                assert is_oid(oid)
+            for tag, version in refs.tags.items():
+                names.check_tag(tag)
+                names.check_version(version)
+        except Exception:
+            raise CorruptObjectError(f"refs file {where} is damaged") from None
+        return refs
+
+
+class RefStore:
+    def __init__(self, root: Path, locks: Path, lock_timeout: float) -> None:
+        self.root = root
+        self.locks = locks
+        self.lock_timeout = lock_timeout
+
+    def path(self, name: str) -> Path:
+        return self.root / f"{names.check_family(name)}.yaml"
+
+    def read(self, name: str) -> FamilyRefs | None:
+        p = self.path(name)
+        try:
+            text = p.read_bytes()
+        except FileNotFoundError:
+            return None
+        return FamilyRefs.from_yaml(name, text, p)
+
+    def get(self, name: str) -> FamilyRefs:
+        refs = self.read(name)
+        if refs is None:
+            raise NotFoundError(
+                f"no model named {name!r} in this registry",
+                hint="see 'modelreg families' for the names it holds",
+            )
+        return refs
+
+    def families(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            e.name[: -len(".yaml")]
+            for e in os.scandir(self.root)
+            if e.name.endswith(".yaml") and not e.name.startswith(_fs.TMP_PREFIX)
+        )
+
+    def __iter__(self) -> Iterator[FamilyRefs]:
+        for name in self.families():
+            refs = self.read(name)
+            if refs is not None:
+                yield refs
+
+    def lock(self, name: str) -> _fs.FileLock:
+        return _fs.FileLock(
+            self.locks / f"{names.check_family(name)}.lock",
+            f"the write lock of model {name!r}",
+            self.lock_timeout,
+        )
+
+    def update(self, name: str, change: Callable[[FamilyRefs], T]) -> T:
+        """Run ``change`` on the family's refs under its lock and publish the result.
+
+        ``change`` may raise to abort; nothing is written then. When it empties the family,
+        its refs file is removed.
+        """
+        with self.lock(name):
+            refs = self.read(name) or FamilyRefs(name=name)
+            result = change(refs)
+            path = self.path(name)
+            if refs.versions or refs.removed:
+                _fs.atomic_write(path, refs.to_yaml())
+            else:
+                path.unlink(missing_ok=True)
+                _fs.fsync_dir(self.root)
+        return result

@@ -1,0 +1,326 @@
+"""A registry on disk: an object store and a ref store under ``.modelreg/``.
+
+::
+
+    project/
+      .modelreg/
+        config.yaml          format version, hash, chunking parameters, checkout dir, remotes
+        objects/ab/cdef...   chunks, file manifests, trees, version records (read-only)
+        refs/<name>.yaml     vN -> version record id, tags, removed numbers
+        locks/               <name>.lock per family, gc.lock for the whole store
+        cache/checkouts/     stat cache of materialized files (safe to delete)
+      models/<name>/<vN>/    checkout tree, materialized on demand
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+from . import _fs, files, gitinfo, names
+from .chunking import ChunkParams
+from .errors import (
+    AlreadyExistsError,
+    CorruptObjectError,
+    InvalidNameError,
+    ModelregError,
+    NotARegistryError,
+    NotFoundError,
+)
+from .hashing import ALGORITHM
+from .objects import ObjectStore
+from .refs import FamilyRefs, RefStore, yaml_dump, yaml_load
+
+DIRNAME = ".modelreg"
+FORMAT = 1
+DEFAULT_CHECKOUT_DIR = "models"
+Record = dict[str, Any]
+
+# Metadata a caller may set, and the type each must have.
+USER_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "framework": str,
+    "dataset": str,
+    "architecture": str,
+    "description": str,
+    "metrics": dict,
+    "input_shape": (list, tuple),
+}
+
+
+def find_root(start: Path) -> Path | None:
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / DIRNAME / "config.yaml").is_file():
+            return folder
+    return None
+
+
+def lock_timeout() -> float:
+    raw = os.environ.get("MODELREG_LOCK_TIMEOUT", "60")
+    try:
+        return float(raw)
+    except ValueError:
+        raise ModelregError(
+            f"MODELREG_LOCK_TIMEOUT={raw!r} is not a number", hint="set it to seconds, e.g. 60"
+        ) from None
+
+
+class Repository:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dir = root / DIRNAME
+        try:
+            config = yaml_load((self.dir / "config.yaml").read_bytes())
+        except FileNotFoundError:
+            raise NotARegistryError(f"{root} is not a modelreg registry") from None
+        if not isinstance(config, dict) or config.get("format") != FORMAT:
+            raise ModelregError(
+                f"{self.dir / 'config.yaml'} is damaged or from a newer modelreg",
+                hint="upgrade modelreg, or restore the file",
+            )
+        self.config: dict[str, Any] = config
+        self.chunk_params = ChunkParams.from_config(config.get("chunking") or {})
+        self.objects = ObjectStore(self.dir / "objects")
+        self.refs = RefStore(self.dir / "refs", self.dir / "locks", lock_timeout())
+        self.checkout_root = root / str(config.get("checkout_dir", DEFAULT_CHECKOUT_DIR))
+
+    # --- opening --------------------------------------------------------------------------
+    @classmethod
+    def init(cls, root: Path) -> tuple[Repository, bool]:
+        """Create a registry at ``root``; returns (repo, created). Re-running is harmless."""
+        root = root.resolve()
+        if (root / DIRNAME / "config.yaml").is_file():
+            return cls(root), False
+        if root.exists() and not root.is_dir():
+            raise NotARegistryError(f"{root} is not a folder", hint="choose a folder to init")
+        directory = root / DIRNAME
+        for sub in ("objects", "refs", "locks", "cache"):
+            (directory / sub).mkdir(parents=True, exist_ok=True)
+        config = {
+            "format": FORMAT,
+            "hash": ALGORITHM,
+            "checkout_dir": DEFAULT_CHECKOUT_DIR,
+            "chunking": ChunkParams().to_config(),
+            "remotes": {},
+        }
+        _fs.atomic_write(directory / "config.yaml", yaml_dump(config).encode())
+        return cls(root), True
+
+    @classmethod
+    def find(cls, start: Path | None = None) -> Repository:
+        here = (start or Path.cwd()).resolve()
+        root = find_root(here)
+        if root is None:
+            raise NotARegistryError(f"no modelreg registry in {here} or any parent folder")
+        return cls(root)
+
+    def gc_lock(self, shared: bool) -> _fs.FileLock:
+        """Writers hold it shared while they add objects; ``gc`` holds it alone."""
+        what = "running writers to finish" if not shared else "a running gc to finish"
+        return _fs.FileLock(self.dir / "locks" / "gc.lock", what, self.refs.lock_timeout, shared)
+
+    # --- reading --------------------------------------------------------------------------
+    def family(self, name: str) -> FamilyRefs:
+        return self.refs.get(name)
+
+    def families(self) -> list[str]:
+        return [r.name for r in self.refs if r.versions]
+
+    def record(self, oid: str) -> Record:
+        rec = self.objects.get_json(oid)
+        if not isinstance(rec, dict) or rec.get("type") != "version":
+            raise CorruptObjectError(f"object {oid} is not a version record")
+        return rec
+
+    def resolve(self, spec: str, default_ref: str = names.LATEST) -> tuple[FamilyRefs, str]:
+        """'NAME@REF' -> (refs of NAME, vN)."""
+        name, ref = names.parse_spec(spec, default_ref)
+        refs = self.family(name)
+        return refs, refs.resolve(ref)
+
+    def lookup(self, spec: str) -> Record:
+        refs, version = self.resolve(spec)
+        return self.describe(refs, version)
+
+    def describe(self, refs: FamilyRefs, version: str) -> Record:
+        """A version record with its current tags; errors name the version."""
+        try:
+            rec = self.record(refs.versions[version])
+        except ModelregError as e:
+            raise type(e)(f"{refs.name}@{version}: {e.args[0]}", e.hint) from None
+        rec["tags"] = refs.tags_of(version)
+        if version == refs.latest():
+            rec["tags"] = ["latest", *rec["tags"]]
+        return rec
+
+    def versions(self, name: str | None = None) -> Iterator[Record]:
+        families = [self.family(name)] if name is not None else list(self.refs)
+        for refs in families:
+            for version in sorted(refs.versions, key=names.version_number):
+                yield self.describe(refs, version)
+
+    # --- writing --------------------------------------------------------------------------
+    def register(
+        self,
+        name: str,
+        path: Path,
+        *,
+        version: str | None = None,
+        tags: list[str] | tuple[str, ...] = (),
+        parent: str | None = None,
+        progress: files.Progress | None = None,
+        **metadata: Any,
+    ) -> Record:
+        names.check_family(name)
+        if version is not None:
+            names.check_version(names.normalize_ref(str(version)))
+            version = names.normalize_ref(str(version))
+        for tag in tags:
+            names.check_tag(tag)
+        meta = check_metadata(metadata)
+        path = Path(path)
+        if not path.exists():
+            raise NotFoundError(f"no such file or folder: {path}", hint="check the path")
+        if parent is not None and "@" not in parent:
+            parent = f"{name}@{names.normalize_ref(parent)}"
+        with self.gc_lock(shared=True):
+            parent_name = None
+            if parent is not None:
+                prefs, pversion = self.resolve(parent)
+                parent_name = f"{prefs.name}@{pversion}"
+            step = progress or (lambda n: None)
+            if path.is_dir():
+                kind = "dir"
+                root_oid, body = files.store_tree(self.objects, path, self.chunk_params, step)
+            else:
+                kind = "file"
+                root_oid, body = files.store_file(self.objects, path, self.chunk_params, step)
+            self.objects.sync()
+            commit, dirty = gitinfo.describe(Path.cwd())
+            base: Record = {
+                "type": "version",
+                "name": name,
+                "kind": kind,
+                "root": root_oid,
+                "size": body["size"],
+                "content_hash": body["hash"],
+                "format": body.get("format", "dir"),
+                "source": path.resolve().name,
+                "git_commit": commit,
+                "git_dirty": dirty,
+                **meta,
+            }
+
+            def publish(refs: FamilyRefs) -> Record:
+                chosen = version or refs.next_version()
+                if chosen in refs.versions or chosen in refs.removed:
+                    raise AlreadyExistsError(
+                        f"{name}@{chosen} already exists"
+                        + (" (removed versions are not reused)" if chosen in refs.removed else ""),
+                        hint=f"omit the version to get the next one ({refs.next_version()})",
+                    )
+                latest = refs.latest()
+                record = {
+                    **base,
+                    "version": chosen,
+                    "parent": parent_name or (f"{name}@{latest}" if latest else None),
+                    "registered_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                }
+                oid = self.objects.add_json(record)
+                self.objects.sync()
+                refs.versions[chosen] = oid
+                for tag in tags:
+                    refs.tags[tag] = chosen
+                return record
+
+            record = self.refs.update(name, publish)
+        return self.lookup(f"{name}@{record['version']}")
+
+    def tag(self, spec: str, tag: str) -> str:
+        names.check_tag(tag)
+        name, ref = names.parse_spec(spec)
+
+        def move(refs: FamilyRefs) -> str:
+            if not refs.versions:
+                raise NotFoundError(f"no model named {name!r} in this registry")
+            version = refs.resolve(ref)
+            refs.tags[tag] = version
+            return version
+
+        self.family(name)
+        return self.refs.update(name, move)
+
+    def untag(self, name: str, tag: str) -> str:
+        names.check_tag(tag)
+        self.family(name)
+
+        def drop(refs: FamilyRefs) -> str:
+            if tag not in refs.tags:
+                raise NotFoundError(f"{name} has no tag {tag!r}")
+            return refs.tags.pop(tag)
+
+        return self.refs.update(name, drop)
+
+    def remove(self, spec: str, force: bool = False) -> tuple[str, list[str]]:
+        """Drop one version from the refs; its bytes stay until ``gc``. Returns (vN, tags)."""
+        if "@" not in spec:
+            raise InvalidNameError(
+                f"say which version of {spec!r} to remove", hint=f"e.g. 'modelreg rm {spec}@v1'"
+            )
+        name, ref = names.parse_spec(spec)
+        self.family(name)
+
+        def drop(refs: FamilyRefs) -> tuple[str, list[str]]:
+            version = refs.resolve(ref)
+            tagged = refs.tags_of(version)
+            if tagged and not force:
+                raise ModelregError(
+                    f"{name}@{version} carries tags {', '.join(tagged)}",
+                    hint="move or delete the tags first, or pass --force to drop them too",
+                )
+            for tag in tagged:
+                del refs.tags[tag]
+            del refs.versions[version]
+            refs.removed.append(version)
+            return version, tagged
+
+        return self.refs.update(name, drop)
+
+
+def check_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, given in metadata.items():
+        value: Any = given
+        if key not in USER_FIELDS:
+            raise InvalidNameError(
+                f"unknown metadata field {key!r}", hint=f"use one of {', '.join(USER_FIELDS)}"
+            )
+        if value is None:
+            continue
+        if not isinstance(value, USER_FIELDS[key]):
+            raise InvalidNameError(f"metadata field {key!r} has the wrong type")
+        if key == "metrics":
+            value = {str(k): _check_metric(str(k), v) for k, v in cast(dict[Any, Any], value).items()}
+        if key == "input_shape":
+            if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value):
+                raise InvalidNameError(
+                    f"input_shape {list(value)!r} must be whole numbers",
+                    hint="e.g. 1,3,224,224",
+                )
+            value = list(value)
+        out[key] = value
+    return out
+
+
+def _check_metric(key: str, value: Any) -> float | int | str:
+    if not key or any(ord(c) < 32 for c in key):
+        raise InvalidNameError(f"invalid metric name {key!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InvalidNameError(f"metric {key!r} must be a number or a string")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidNameError(f"metric {key!r} is {value}", hint="give a finite number")
+    return value
