@@ -121,7 +121,7 @@ def _parse_shape(text: str | None) -> list[int] | None:
     if text is None:
         return None
     try:
-        return [int(d) for d in text.replace("x", ",").split(",") if d.strip()]
+        return [int(d) for d in text.split(",")]
     except ValueError:
         raise click.BadParameter(
             f"{text!r} is not like 1,3,224,224", param_hint="--input-shape"

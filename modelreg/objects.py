@@ -53,7 +53,7 @@ class ObjectStore:
         final = self.path(oid)
         if final.exists():
             return oid
-        final.parent.mkdir(exist_ok=True)
+        final.parent.mkdir(parents=True, exist_ok=True)
         _fs.atomic_write(final, data, mode=0o444, durable=False)
         self._pending.append(final)
         return oid
