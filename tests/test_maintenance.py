@@ -1,0 +1,122 @@
+"""fsck, gc and what a damaged object does to every reader."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from modelreg import ModelRegistry, maintenance
+from modelreg.errors import CorruptObjectError
+from modelreg.repo import Repository
+
+from .conftest import CliRun, write_bytes
+
+
+def _flip(path: Path, at: int) -> None:
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[at % len(data)] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _populated(repo_dir: Path) -> Repository:
+    registry = ModelRegistry(".")
+    registry.register("m", write_bytes(repo_dir / "a.pt", 600_000, seed=1))
+    registry.register("m", write_bytes(repo_dir / "b.pt", 600_000, seed=2))
+    return registry.repo
+
+
+def test_fsck_of_a_healthy_registry_is_clean(repo_dir: Path, run: CliRun) -> None:
+    _populated(repo_dir)
+    r = run("fsck")
+    assert r.exit_code == 0 and " 0 corrupt, 0 missing" in r.stdout
+
+
+def test_every_object_flipped_is_named_by_fsck_and_refused_by_readers(
+    repo_dir: Path, run: CliRun
+) -> None:
+    repo = _populated(repo_dir)
+    oids = list(repo.objects)
+    assert len(oids) > 3
+    for i, oid in enumerate(oids):
+        path = repo.objects.path(oid)
+        pristine = path.read_bytes()
+        _flip(path, 7 * i + 3)
+        r = run("fsck")
+        assert r.exit_code == 1
+        assert f"corrupt object {oid}" in r.stdout
+        users = maintenance.fsck(repo).corrupt[oid]
+        for label in users:
+            # both readers of that version refuse, naming it, and leave nothing in models/
+            for args in (["get", label], ["checkout", label]):
+                r = run(*args)
+                assert r.exit_code == 1, (args, r.output)
+                assert label in r.stderr and "corrupt" in r.stderr
+            name, version = label.split("@")
+            folder = repo_dir / "models" / name / version
+            assert not folder.exists() or not any(folder.iterdir())
+        os.chmod(path, 0o644)
+        path.write_bytes(pristine)
+        os.chmod(path, 0o444)
+    assert run("fsck").exit_code == 0
+
+
+def test_a_corrupt_object_never_replaces_a_good_checkout(repo_dir: Path) -> None:
+    repo = _populated(repo_dir)
+    registry = ModelRegistry(".")
+    good = Path(registry.get("m", "v1")["file_path"])
+    good.unlink()
+    rec = repo.lookup("m@v1")
+    manifest = repo.objects.get_json(rec["root"])
+    _flip(repo.objects.path(manifest["parts"][-1]["o"]), 10)
+    with pytest.raises(CorruptObjectError, match="cannot check out m@v1"):
+        registry.get("m", "v1")
+    assert not good.exists()
+    assert [p.name for p in good.parent.iterdir()] == []
+
+
+def test_missing_object_is_reported_by_fsck_with_its_version(repo_dir: Path, run: CliRun
+                                                             ) -> None:
+    repo = _populated(repo_dir)
+    rec = repo.lookup("m@v2")
+    repo.objects.remove(rec["root"])
+    r = run("fsck")
+    assert r.exit_code == 1 and f"m@v2: missing object {rec['root']}" in r.stdout
+    r = run("gc")
+    assert r.exit_code == 1 and "gc stopped: m@v2: missing object" in r.stderr
+
+
+def test_damaged_refs_file_is_one_clear_error(repo_dir: Path, run: CliRun) -> None:
+    _populated(repo_dir)
+    (repo_dir / ".modelreg" / "refs" / "m.yaml").write_text("versions: [oops")
+    r = run("list")
+    assert r.exit_code == 1 and "refs file" in r.stderr and "is damaged" in r.stderr
+
+
+def test_gc_keeps_everything_reachable_and_removes_leftovers(repo_dir: Path) -> None:
+    repo = _populated(repo_dir)
+    leftover = repo.objects.root / "ab" / ".tmp-999-x-cdef"
+    leftover.parent.mkdir(exist_ok=True)
+    leftover.write_bytes(b"half-written")
+    orphan = repo.objects.add(b"o" * 5000)
+    plan = maintenance.gc(repo, dry_run=True)
+    assert plan.objects == [orphan] and plan.leftovers == [leftover]
+    assert leftover.exists() and repo.objects.exists(orphan)
+    maintenance.gc(repo)
+    assert not leftover.exists() and not repo.objects.exists(orphan)
+    report = maintenance.fsck(repo)
+    assert report.ok and report.dangling == 0 and report.leftovers == 0
+    registry = ModelRegistry(".")
+    assert Path(registry.get("m", "v1")["file_path"]).read_bytes() == (
+        repo_dir / "a.pt").read_bytes()
+
+
+def test_stats_counts_logical_and_stored_bytes(repo_dir: Path) -> None:
+    repo = _populated(repo_dir)
+    s = maintenance.stats(repo)
+    assert s.families == 1 and s.versions == 2
+    assert s.logical_bytes == 1_200_000
+    assert 1_200_000 <= s.stored_bytes < 1_210_000
+    assert s.disk_bytes >= s.stored_bytes
