@@ -107,6 +107,7 @@ class Repository:
             "chunking": ChunkParams().to_config(),
             "remotes": {},
         }
+        (directory / "locks" / "gc.lock").touch()
         _fs.atomic_write(directory / "config.yaml", yaml_dump(config).encode())
         return cls(root), True
 
