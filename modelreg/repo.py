@@ -305,7 +305,9 @@ def check_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(value, USER_FIELDS[key]):
             raise InvalidNameError(f"metadata field {key!r} has the wrong type")
         if key == "metrics":
-            value = {str(k): _check_metric(str(k), v) for k, v in cast(dict[Any, Any], value).items()}
+            value = {
+                str(k): _check_metric(str(k), v) for k, v in cast(dict[Any, Any], value).items()
+            }
         if key == "input_shape":
             if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value):
                 raise InvalidNameError(

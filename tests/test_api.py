@@ -26,18 +26,29 @@ def test_seed_constructor_creates_registry_beside_models_folder(project: Path) -
     assert (project / ".modelreg" / "config.yaml").is_file()
     model = write_bytes(project / "resnet18.pth", 5000)
     info = registry.register(
-        name="resnet18", model_path=str(model), framework="pytorch",
-        metrics={"accuracy": 0.92, "f1": 0.89}, description="baseline", dataset="ImageNet",
-        architecture="torchvision.models.resnet18", input_shape=[1, 3, 224, 224],
+        name="resnet18",
+        model_path=str(model),
+        framework="pytorch",
+        metrics={"accuracy": 0.92, "f1": 0.89},
+        description="baseline",
+        dataset="ImageNet",
+        architecture="torchvision.models.resnet18",
+        input_shape=[1, 3, 224, 224],
     )
     assert info["version"] == "v1"
     got = registry.get("resnet18", "latest")
     assert got["file_path"] == str(project / "models" / "resnet18" / "v1" / "resnet18.pth")
     assert Path(got["file_path"]).read_bytes() == model.read_bytes()
     for key, value in {
-        "name": "resnet18", "framework": "pytorch", "metrics": {"accuracy": 0.92, "f1": 0.89},
-        "description": "baseline", "dataset": "ImageNet", "input_shape": [1, 3, 224, 224],
-        "architecture": "torchvision.models.resnet18", "size": 5000, "source": "resnet18.pth",
+        "name": "resnet18",
+        "framework": "pytorch",
+        "metrics": {"accuracy": 0.92, "f1": 0.89},
+        "description": "baseline",
+        "dataset": "ImageNet",
+        "input_shape": [1, 3, 224, 224],
+        "architecture": "torchvision.models.resnet18",
+        "size": 5000,
+        "source": "resnet18.pth",
         "parent": None,
     }.items():
         assert got[key] == value, key
@@ -50,8 +61,7 @@ def test_dot_constructor_uses_models_subfolder(project: Path) -> None:
     assert registry.get("m")["file_path"] == str(project / "models" / "m" / "v1" / "m.pt")
 
 
-def test_registry_is_found_from_a_subfolder(project: Path, monkeypatch: pytest.MonkeyPatch
-                                            ) -> None:
+def test_registry_is_found_from_a_subfolder(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ModelRegistry(".").register("m", write_bytes(project / "m.pt", 100))
     sub = project / "src" / "deep"
     sub.mkdir(parents=True)
@@ -141,8 +151,9 @@ def test_metadata_file_is_kept_current(project: Path) -> None:
     assert set(view["models"]["m"]) == {"v1"}
 
 
-def test_print_summary_shows_a_row_per_version(project: Path, capsys: pytest.CaptureFixture[str]
-                                               ) -> None:
+def test_print_summary_shows_a_row_per_version(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     registry = ModelRegistry(".")
     registry.print_summary()
     assert "no models yet" in capsys.readouterr().out
@@ -172,8 +183,9 @@ def test_register_records_git_commit_of_the_working_directory(project: Path) -> 
     (project / "train.py").write_text("print(1)\n")
     subprocess.run([*git, "add", "train.py"], check=True)
     subprocess.run([*git, "commit", "-qm", "x"], check=True)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     registry = ModelRegistry(".")
     info = registry.register("m", write_bytes(project / "m.pt", 10))
     assert info["git_commit"] == head and info["git_dirty"] is False

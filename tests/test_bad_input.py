@@ -17,8 +17,25 @@ from modelreg.repo import Repository
 from .conftest import tree_snapshot, write_bytes
 
 hostile_names = st.one_of(
-    st.sampled_from(["..", "../x", "a/b", "/abs", "", ".hidden", "-rf", "a@b", "a b", "é",
-                     "x" * 101, "a\x00b", "a\nb", "a\\b", "C:\\x"]),
+    st.sampled_from(
+        [
+            "..",
+            "../x",
+            "a/b",
+            "/abs",
+            "",
+            ".hidden",
+            "-rf",
+            "a@b",
+            "a b",
+            "é",
+            "x" * 101,
+            "a\x00b",
+            "a\nb",
+            "a\\b",
+            "C:\\x",
+        ]
+    ),
     st.text(alphabet=string.printable + "\x00\x7f/", max_size=120),
 )
 
@@ -32,22 +49,24 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Repository.init(root)
     write_bytes(root / "a.pt", 100)
     runner = CliRunner()
-    assert runner.invoke(cli, ["-C", str(root), "register", "good", str(root / "a.pt")]
-                         ).exit_code == 0
+    assert (
+        runner.invoke(cli, ["-C", str(root), "register", "good", str(root / "a.pt")]).exit_code == 0
+    )
     return root
 
 
 def _check_refused(root: Path, args: list[str]) -> None:
     outside_before = tree_snapshot(root.parent)
     # '--' so that a name like '-rf' reaches modelreg rather than click's option parser
-    r = CliRunner().invoke(cli, ["-C", str(root), args[0], "--", *args[1:]],
-                           catch_exceptions=False)
+    r = CliRunner().invoke(cli, ["-C", str(root), args[0], "--", *args[1:]], catch_exceptions=False)
     assert r.exit_code == 1, (args, r.output)
     assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
     assert tree_snapshot(root.parent) == outside_before
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(name=hostile_names)
 @example(name="..")
 @example(name="a/../../../etc")
@@ -56,12 +75,19 @@ def test_hostile_model_names_are_refused(shared: Path, name: str) -> None:
 
     if FAMILY_RE.match(name):
         return  # a valid name: covered elsewhere
-    for args in (["register", name, str(shared / "a.pt")], ["get", name], ["log", name],
-                 ["show", f"{name}@v1"], ["tag", f"{name}@v1", "prod"]):
+    for args in (
+        ["register", name, str(shared / "a.pt")],
+        ["get", name],
+        ["log", name],
+        ["show", f"{name}@v1"],
+        ["tag", f"{name}@v1", "prod"],
+    ):
         _check_refused(shared, args)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ref=st.text(alphabet=string.printable + "\x00", min_size=0, max_size=80))
 def test_unknown_or_malformed_refs_are_refused(shared: Path, ref: str) -> None:
     if ref in ("latest", "v1", "1") or ref.lstrip("0") == "1":
@@ -69,7 +95,9 @@ def test_unknown_or_malformed_refs_are_refused(shared: Path, ref: str) -> None:
     _check_refused(shared, ["get", f"good@{ref}"])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(tag=hostile_names)
 def test_hostile_tags_are_refused(shared: Path, tag: str) -> None:
     from modelreg.names import TAG_RE
@@ -79,8 +107,9 @@ def test_hostile_tags_are_refused(shared: Path, tag: str) -> None:
     _check_refused(shared, ["tag", "good@v1", tag])
 
 
-def test_directory_with_symlink_pointing_outside_is_refused(repo_dir: Path, tmp_path: Path,
-                                                            run) -> None:
+def test_directory_with_symlink_pointing_outside_is_refused(
+    repo_dir: Path, tmp_path: Path, run
+) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("do not copy me")
     model = repo_dir / "dirmodel"
@@ -105,8 +134,9 @@ def test_symlink_inside_the_directory_is_stored_as_its_file(repo_dir: Path, run)
     assert not (folder / "alias.bin").is_symlink()
 
 
-def test_a_tree_object_with_an_escaping_path_is_never_checked_out(repo_dir: Path, run,
-                                                                  tmp_path: Path) -> None:
+def test_a_tree_object_with_an_escaping_path_is_never_checked_out(
+    repo_dir: Path, run, tmp_path: Path
+) -> None:
     """A tampered (or hostile, pulled) tree naming '../x' is refused before any write."""
     from modelreg.hashing import oid_of
     from modelreg.objects import canonical_json
@@ -137,4 +167,3 @@ def test_registering_a_fifo_is_refused(repo_dir: Path, run) -> None:
     os.mkfifo(model / "pipe")
     r = run("register", "d", model)
     assert r.exit_code == 1 and "is not a regular file" in r.stderr
-

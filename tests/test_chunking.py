@@ -41,8 +41,7 @@ def test_torch_checkpoint_is_cut_at_each_tensor_record(tmp_path: Path, torch_mod
     roundtrip(tmp_path, path)
 
 
-def test_resaving_the_same_state_dict_reuses_every_tensor_chunk(tmp_path: Path, torch_mod
-                                                                 ) -> None:
+def test_resaving_the_same_state_dict_reuses_every_tensor_chunk(tmp_path: Path, torch_mod) -> None:
     state = small_state_dict()
     a = save_torch(tmp_path / "model_final.pt", state)
     b = save_torch(tmp_path / "model_real_final.pt", state)
@@ -78,8 +77,7 @@ def test_large_tensors_are_split_so_a_partial_change_stores_only_its_piece(
     assert len(files.chunk_ids(mb)) > 10 and len(new) == 1
 
 
-def test_a_truncated_zip_falls_back_to_cdc_and_still_rebuilds(tmp_path: Path, torch_mod
-                                                               ) -> None:
+def test_a_truncated_zip_falls_back_to_cdc_and_still_rebuilds(tmp_path: Path, torch_mod) -> None:
     whole = save_torch(tmp_path / "m.pt", small_state_dict()).read_bytes()
     broken = tmp_path / "broken.pt"
     broken.write_bytes(whole[: len(whole) // 2])

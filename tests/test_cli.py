@@ -10,8 +10,9 @@ import pytest
 from .conftest import CliRun, tree_snapshot, write_bytes
 
 
-def test_init_creates_registry_and_is_harmless_twice(tmp_path: Path, run: CliRun,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_init_creates_registry_and_is_harmless_twice(
+    tmp_path: Path, run: CliRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     r = run("init")
     assert r.exit_code == 0 and "Initialized empty modelreg registry" in r.stdout
@@ -21,10 +22,29 @@ def test_init_creates_registry_and_is_harmless_twice(tmp_path: Path, run: CliRun
 
 def test_register_get_show_list_log_round_trip(repo_dir: Path, run: CliRun) -> None:
     model = write_bytes(repo_dir / "m.pt", 1000)
-    r = run("register", "resnet18", model, "--framework", "pytorch", "--metric", "acc=0.91",
-            "--metric", "epochs=3", "--metric", "note=ok", "--dataset", "ImageNet",
-            "--architecture", "torchvision.models.resnet18", "--input-shape", "1,3,224,224",
-            "-m", "first", "-t", "production")
+    r = run(
+        "register",
+        "resnet18",
+        model,
+        "--framework",
+        "pytorch",
+        "--metric",
+        "acc=0.91",
+        "--metric",
+        "epochs=3",
+        "--metric",
+        "note=ok",
+        "--dataset",
+        "ImageNet",
+        "--architecture",
+        "torchvision.models.resnet18",
+        "--input-shape",
+        "1,3,224,224",
+        "-m",
+        "first",
+        "-t",
+        "production",
+    )
     assert r.exit_code == 0, r.output
     assert r.stdout.strip() == "Registered resnet18@v1 (1000 B)"
     r = run("get", "resnet18")
@@ -43,7 +63,9 @@ def test_register_get_show_list_log_round_trip(repo_dir: Path, run: CliRun) -> N
     log = run("log", "resnet18").stdout
     assert log.index("resnet18@v2") < log.index("resnet18@v1")
     assert [x["version"] for x in json.loads(run("log", "resnet18", "--json").stdout)] == [
-        "v2", "v1"]
+        "v2",
+        "v1",
+    ]
 
 
 def test_families_summary_and_stats_have_json(repo_dir: Path, run: CliRun) -> None:
@@ -88,14 +110,16 @@ def test_checkout_one_family_and_all(repo_dir: Path, run: CliRun) -> None:
     assert not (repo_dir / "models" / "n").exists()
     out = json.loads(run("checkout", "--all", "--json").stdout)
     assert [(d["name"], d["version"], d["written"]) for d in out] == [
-        ("m", "v1", []), ("m", "v2", []), ("n", "v1", ["m.pt"])]
+        ("m", "v1", []),
+        ("m", "v2", []),
+        ("n", "v1", ["m.pt"]),
+    ]
     assert "up to date" in run("checkout", "n@1").stdout
     r = run("checkout")
     assert r.exit_code == 2 and "name what to check out, or pass --all" in r.stderr
 
 
-def test_rm_then_gc_frees_bytes_and_numbers_are_not_reused(repo_dir: Path, run: CliRun
-                                                            ) -> None:
+def test_rm_then_gc_frees_bytes_and_numbers_are_not_reused(repo_dir: Path, run: CliRun) -> None:
     run("register", "m", write_bytes(repo_dir / "a.pt", 100_000, seed=1))
     run("register", "m", write_bytes(repo_dir / "b.pt", 100_000, seed=2))
     r = run("rm", "m@v2")
@@ -171,18 +195,19 @@ def test_bad_input_gives_one_line_exit_1_and_changes_nothing(
         (["frobnicate"], "No such command"),
     ],
 )
-def test_usage_errors_exit_2(repo_dir: Path, run: CliRun, args: list[str], message: str
-                             ) -> None:
+def test_usage_errors_exit_2(repo_dir: Path, run: CliRun, args: list[str], message: str) -> None:
     write_bytes(repo_dir / "a.pt", 10)
     r = run(*args)
     assert r.exit_code == 2 and message in r.stderr
 
 
-@pytest.mark.parametrize("command", [["list"], ["get", "m"], ["register", "m", "a.pt"],
-                                     ["fsck"], ["gc"], ["stats"], ["families"]])
-def test_commands_outside_a_registry_say_so(tmp_path: Path, run: CliRun,
-                                            monkeypatch: pytest.MonkeyPatch,
-                                            command: list[str]) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [["list"], ["get", "m"], ["register", "m", "a.pt"], ["fsck"], ["gc"], ["stats"], ["families"]],
+)
+def test_commands_outside_a_registry_say_so(
+    tmp_path: Path, run: CliRun, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     write_bytes(tmp_path / "a.pt", 10)
     r = run(*command)
@@ -191,15 +216,17 @@ def test_commands_outside_a_registry_say_so(tmp_path: Path, run: CliRun,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt"]
 
 
-def test_dash_C_runs_in_another_folder(repo_dir: Path, run: CliRun,
-                                      monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_dash_C_runs_in_another_folder(
+    repo_dir: Path, run: CliRun, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     run("register", "m", write_bytes(repo_dir / "a.pt", 10))
     monkeypatch.chdir(tmp_path)
     assert run("-C", repo_dir, "families").stdout.split() == ["m"]
 
 
-def test_debug_env_shows_the_traceback(repo_dir: Path, run: CliRun,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_debug_env_shows_the_traceback(
+    repo_dir: Path, run: CliRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from modelreg.errors import NotFoundError
 
     monkeypatch.setenv("MODELREG_DEBUG", "1")

@@ -39,14 +39,17 @@ def test_lock_times_out_with_a_message_naming_what_it_waits_for(tmp_path: Path) 
 
 def test_shared_locks_coexist_but_exclude_an_exclusive_one(tmp_path: Path) -> None:
     path = tmp_path / "gc.lock"
-    with _fs.FileLock(path, "a", 1, shared=True), _fs.FileLock(path, "b", 1, shared=True):
-        with pytest.raises(LockTimeoutError):
-            _fs.FileLock(path, "gc", 0.1).acquire()
+    with (
+        _fs.FileLock(path, "a", 1, shared=True),
+        _fs.FileLock(path, "b", 1, shared=True),
+        pytest.raises(LockTimeoutError),
+    ):
+        _fs.FileLock(path, "gc", 0.1).acquire()
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a\\b", "C:x", "a\x00b",
-            "a\nb", "a/."],
+    "bad",
+    ["", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a\\b", "C:x", "a\x00b", "a\nb", "a/."],
 )
 def test_safe_join_refuses_paths_that_escape(tmp_path: Path, bad: str) -> None:
     with pytest.raises(UnsafePathError):

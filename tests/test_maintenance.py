@@ -77,8 +77,7 @@ def test_a_corrupt_object_never_replaces_a_good_checkout(repo_dir: Path) -> None
     assert [p.name for p in good.parent.iterdir()] == []
 
 
-def test_missing_object_is_reported_by_fsck_with_its_version(repo_dir: Path, run: CliRun
-                                                             ) -> None:
+def test_missing_object_is_reported_by_fsck_with_its_version(repo_dir: Path, run: CliRun) -> None:
     repo = _populated(repo_dir)
     rec = repo.lookup("m@v2")
     repo.objects.remove(rec["root"])
@@ -109,8 +108,9 @@ def test_gc_keeps_everything_reachable_and_removes_leftovers(repo_dir: Path) -> 
     report = maintenance.fsck(repo)
     assert report.ok and report.dangling == 0 and report.leftovers == 0
     registry = ModelRegistry(".")
-    assert Path(registry.get("m", "v1")["file_path"]).read_bytes() == (
-        repo_dir / "a.pt").read_bytes()
+    assert (
+        Path(registry.get("m", "v1")["file_path"]).read_bytes() == (repo_dir / "a.pt").read_bytes()
+    )
 
 
 def test_stats_counts_logical_and_stored_bytes(repo_dir: Path) -> None:

@@ -43,7 +43,7 @@ def test_read_refuses_an_object_whose_bytes_changed(tmp_path: Path) -> None:
 
 def test_missing_object_is_reported_by_id(tmp_path: Path) -> None:
     store = ObjectStore(tmp_path)
-    with pytest.raises(NotFoundError, match="object 0{32} is missing"):
+    with pytest.raises(NotFoundError, match=r"object 0{32} is missing"):
         store.get("0" * 32)
 
 
