@@ -1,0 +1,318 @@
+"""modelreg benchmarks: every figure is a ratio to its reference, measured in the same run.
+
+    python -m benchmarks.run                 # the full run (a few minutes, ~4 GB of disk)
+    python -m benchmarks.run --smoke         # tiny sizes, seconds; the test suite runs this
+
+Each timed pair is interleaved (A, B, B, A, ...) and the median of the repetitions is kept,
+so a noisy neighbour slows both sides alike. Output: a table on stdout and a JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from modelreg import checkout, maintenance
+from modelreg.repo import Repository
+
+from . import scenarios
+
+Step = tuple[Callable[[], Any], Callable[[], Any]]  # (untimed setup, timed work)
+
+
+def noop() -> None:
+    pass
+
+
+def interleaved(subjects: dict[str, Step], reps: int) -> dict[str, float]:
+    times: dict[str, list[float]] = {name: [] for name in subjects}
+    names = list(subjects)
+    for rep in range(reps):
+        order = names if rep % 2 == 0 else names[::-1]
+        for name in order:
+            setup, work = subjects[name]
+            setup()
+            start = time.perf_counter()
+            work()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def fresh(folder: Path) -> Path:
+    if folder.exists():
+        for p in folder.rglob("*"):
+            if not p.is_symlink():
+                p.chmod(0o755 if p.is_dir() else 0o644)
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def blocks(paths: list[Path]) -> int:
+    return sum(p.stat().st_blocks * 512 for p in paths)
+
+
+def register_all(root: Path, files: list[tuple[str, Path]]) -> Repository:
+    repo, _ = Repository.init(root)
+    for family, path in files:
+        repo.register(family, path)
+    return repo
+
+
+def cp_sync(files: list[Path], dest: Path) -> None:
+    subprocess.run(["cp", *map(str, files), str(dest)], check=True)
+    subprocess.run(["sync"], check=True)
+
+
+def storage_and_register(
+    work: Path, label: str, files: list[tuple[str, Path]], reps: int
+) -> dict[str, Any]:
+    reg, cp_dir = work / f"{label}-registry", work / f"{label}-cp"
+    paths = [p for _f, p in files]
+    t = interleaved(
+        {
+            "register": (lambda: fresh(reg), lambda: register_all(reg, files)),
+            "cp_sync": (lambda: fresh(cp_dir), lambda: cp_sync(paths, cp_dir)),
+        },
+        reps,
+    )
+    repo = Repository(reg)
+    bound, payload = scenarios.tensor_lower_bound(paths)
+    disk = maintenance.disk_usage(repo.dir)
+    return {
+        "files": len(paths),
+        "logical_bytes": sum(p.stat().st_size for p in paths),
+        "register_s": t["register"],
+        "cp_sync_s": t["cp_sync"],
+        "register_vs_cp_sync": t["register"] / t["cp_sync"],
+        "disk_bytes": disk,
+        "lower_bound_bytes": bound,
+        "distinct_tensor_bytes": payload,
+        "plain_copies_bytes": blocks(paths),
+        "disk_vs_lower_bound": disk / bound,
+        "disk_vs_plain_copies": disk / blocks(paths),
+    }
+
+
+def checkout_figures(work: Path, files: list[tuple[str, Path]], reps: int) -> dict[str, Any]:
+    repo = Repository(work / "big-registry")
+    family, source = files[-1]
+    rec = repo.lookup(f"{family}@latest")
+    dest = work / "cp-checkout"
+
+    def clear_checkout() -> None:
+        fresh(repo.checkout_root)
+        fresh(repo.dir / "cache")
+
+    def clear_cp() -> None:
+        fresh(dest)
+
+    def cp() -> None:
+        subprocess.run(["cp", str(source), str(dest / source.name)], check=True)
+
+    t = interleaved(
+        {
+            "checkout": (clear_checkout, lambda: checkout.materialize(repo, rec)),
+            "cp": (clear_cp, cp),
+        },
+        reps,
+    )
+    checkout.materialize(repo, rec)
+    again = interleaved(
+        {
+            "recheckout": (lambda: None, lambda: checkout.materialize(repo, rec)),
+            "cp": (clear_cp, cp),
+        },
+        reps,
+    )
+    return {
+        "file_bytes": rec["size"],
+        "checkout_s": t["checkout"],
+        "cp_s": t["cp"],
+        "checkout_vs_cp": t["checkout"] / t["cp"],
+        "recheckout_s": again["recheckout"],
+        "recheckout_cp_s": again["cp"],
+        "recheckout_vs_cp": again["recheckout"] / again["cp"],
+    }
+
+
+def _cli(*args: str, cwd: Path) -> Callable[[], None]:
+    cmd = [sys.executable, "-m", "modelreg", *args]
+    return lambda: subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+
+
+def startup_figures(registry: Path, reps: int) -> dict[str, Any]:
+    subprocess.run(
+        [sys.executable, "-m", "modelreg", "get", "resnet18"],
+        cwd=registry,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    t = interleaved(
+        {
+            "python_pass": (
+                noop,
+                lambda: subprocess.run([sys.executable, "-c", "pass"], check=True),
+            ),
+            "help": (noop, _cli("--help", cwd=registry)),
+            "get": (noop, _cli("get", "resnet18", cwd=registry)),
+        },
+        reps,
+    )
+    return {
+        "python_pass_s": t["python_pass"],
+        "help_s": t["help"],
+        "get_s": t["get"],
+        "help_minus_pass_s": t["help"] - t["python_pass"],
+        "get_minus_pass_s": t["get"] - t["python_pass"],
+    }
+
+
+def _build_families(root: str, first: int, last: int, versions: int) -> None:
+    repo = Repository(Path(root))
+    src = Path(root) / f"src-{first}"
+    for fam in range(first, last):
+        for v in range(versions):
+            src.write_bytes(f"family {fam} version {v}\n".encode() * 20)
+            repo.register(
+                f"fam{fam:04d}", src, metrics={"accuracy": v / versions}, framework="pytorch"
+            )
+    src.unlink()
+
+
+def scale_figures(work: Path, families: int, versions: int, reps: int) -> dict[str, Any]:
+    root = fresh(work / "scale-registry")
+    Repository.init(root)
+    start = time.perf_counter()
+    step = (families + 1) // 2
+    with ProcessPoolExecutor(2) as pool:
+        jobs = [
+            pool.submit(_build_families, str(root), a, min(a + step, families), versions)
+            for a in range(0, families, step)
+        ]
+        for job in jobs:
+            job.result()
+    build_s = time.perf_counter() - start
+    repo = Repository(root)
+    probe = f"fam{families // 2:04d}"
+    in_proc = interleaved(
+        {
+            "get": (noop, lambda: checkout.materialize(repo, repo.lookup(f"{probe}@latest"))),
+            "list": (noop, lambda: list(Repository(root).versions())),
+            "log": (noop, lambda: list(Repository(root).versions(probe))),
+        },
+        reps,
+    )
+    cli = interleaved(
+        {
+            "get": (noop, _cli("get", f"{probe}@latest", cwd=root)),
+            "list": (noop, _cli("list", "--json", cwd=root)),
+            "log": (noop, _cli("log", probe, cwd=root)),
+        },
+        reps,
+    )
+    return {
+        "families": families,
+        "versions": families * versions,
+        "build_s": build_s,
+        "build_versions_per_s": families * versions / build_s,
+        **{f"{k}_in_process_s": v for k, v in in_proc.items()},
+        **{f"{k}_cli_s": v for k, v in cli.items()},
+    }
+
+
+TARGETS = [
+    # (label, figure path, limit, unit)
+    ("register sequence <= 1.0 x cp+sync", ("sequence", "register_vs_cp_sync"), 1.0),
+    ("register big pair <= 1.0 x cp+sync", ("big_pair", "register_vs_cp_sync"), 1.0),
+    ("checkout <= 1.2 x cp", ("checkout", "checkout_vs_cp"), 1.2),
+    ("re-checkout <= 0.05 x cp", ("checkout", "recheckout_vs_cp"), 0.05),
+    ("disk (sequence) <= 1.03 x lower bound", ("sequence", "disk_vs_lower_bound"), 1.03),
+    ("disk (big pair) <= 1.03 x lower bound", ("big_pair", "disk_vs_lower_bound"), 1.03),
+    ("get start-up <= python -c pass + 150 ms", ("startup", "get_minus_pass_s"), 0.150),
+    ("list of all versions (CLI) <= 1 s", ("scale", "list_cli_s"), 1.0),
+]
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def report(results: dict[str, Any]) -> str:
+    lines = [f"machine: {results['machine']}", ""]
+    for section, figures in results["figures"].items():
+        lines.append(f"[{section}]")
+        for key, value in figures.items():
+            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+            lines.append(f"  {key:<28} {shown}")
+    lines += ["", "targets:"]
+    for t in results["targets"]:
+        mark = "met" if t["met"] else "MISSED"
+        lines.append(f"  {mark:<6} {t['target']:<42} measured {t['value']:.4g}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition")
+    parser.add_argument("--reps", type=int, default=None)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/modelreg-bench"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latest.json"))
+    args = parser.parse_args(argv)
+    reps = args.reps or (1 if args.smoke else 5)
+    big_bytes = (16 << 20) if args.smoke else (512 << 20)
+    families, versions = (20, 3) if args.smoke else (1000, 10)
+    work = fresh(args.workdir)
+
+    seq = scenarios.resnet_sequence(work / "src" / "seq")
+    big = scenarios.big_pair(work / "src" / "big", big_bytes)
+    figures: dict[str, dict[str, Any]] = {}
+    figures["sequence"] = storage_and_register(work, "seq", seq, reps)
+    figures["big_pair"] = storage_and_register(work, "big", big, reps)
+    figures["checkout"] = checkout_figures(work, big, reps)
+    figures["startup"] = startup_figures(work / "seq-registry", max(reps, 3))
+    figures["scale"] = scale_figures(work, families, versions, reps)
+
+    targets = []
+    for label, (section, key), limit in TARGETS:
+        value = figures[section][key]
+        targets.append({"target": label, "value": value, "limit": limit, "met": value <= limit})
+    results = {
+        "machine": machine(),
+        "smoke": args.smoke,
+        "reps": reps,
+        "figures": figures,
+        "targets": targets,
+    }
+    print(report(results))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, sort_keys=True))
+    print(f"\nwrote {args.out}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

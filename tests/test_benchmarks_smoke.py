@@ -1,0 +1,25 @@
+"""A tiny run of the benchmarks, so they cannot rot. Figures are not judged here: timing on a
+shared machine belongs to benchmarks/, never to a pass/fail test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks import run
+
+
+def test_benchmark_smoke_run_reports_every_figure(tmp_path: Path, torch_mod, capsys) -> None:
+    out = tmp_path / "results.json"
+    assert run.main(["--smoke", "--workdir", str(tmp_path / "work"), "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert set(results["figures"]) == {"sequence", "big_pair", "checkout", "startup", "scale"}
+    for t in results["targets"]:
+        assert t["value"] > 0 and isinstance(t["met"], bool)
+    assert len(results["targets"]) == len(run.TARGETS)
+    seq = results["figures"]["sequence"]
+    # storage is deterministic, unlike time: the dedup of the sequence is checked for real
+    assert seq["lower_bound_bytes"] < seq["disk_bytes"] < seq["plain_copies_bytes"]
+    assert results["figures"]["scale"]["versions"] == 60
+    assert "targets:" in capsys.readouterr().out
+    assert not (tmp_path / "work").exists()
