@@ -9,6 +9,7 @@ readers (they never look at ``TMP_PREFIX`` names) and ``gc`` removes it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import os
@@ -26,6 +27,23 @@ TMP_PREFIX = ".tmp-"
 def tmp_name(final: Path) -> Path:
     """A per-process, unguessable temporary name beside ``final``."""
     return final.with_name(f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}-{final.name}")
+
+
+def syncfs(path: Path) -> bool:
+    """Flush the whole file system holding ``path`` (Linux); False where not available."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if fn(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
+    finally:
+        os.close(fd)
+    return True
 
 
 def fsync_dir(path: Path) -> None:

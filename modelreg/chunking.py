@@ -124,16 +124,29 @@ def _fill_gaps(spans: list[Span], size: int) -> list[Span] | None:
     return out
 
 
-def span_pieces(f: IO[bytes], spans: list[Span], params: ChunkParams) -> Iterator[bytes]:
-    """Read the spans in order; cut a long one into ``params.split``-sized pieces."""
+WRITE_SLOTS = 3
+
+
+def span_pieces(f: IO[bytes], spans: list[Span], params: ChunkParams) -> Iterator[memoryview]:
+    """Read the spans in order; cut a long one into ``params.split``-sized pieces.
+
+    Pieces are views of WRITE_SLOTS buffers used in turn (no allocation, no page faults per
+    piece): a piece stays valid until WRITE_SLOTS more pieces have been asked for."""
     f.seek(0)
+    slots = [memoryview(bytearray(params.split)) for _ in range(WRITE_SLOTS)]
+    count = 0
     for _start, length, _name in spans:
         while length > 0:
             step = min(length, params.split)
-            piece = f.read(step)
-            if len(piece) != step:
-                raise EOFError("file shrank while it was being read")
-            yield piece
+            view = slots[count % WRITE_SLOTS][:step]
+            count += 1
+            got = 0
+            while got < step:
+                n = f.readinto(view[got:])  # type: ignore[attr-defined]
+                if not n:
+                    raise EOFError("file shrank while it was being read")
+                got += n
+            yield view
             length -= step
 
 

@@ -11,17 +11,22 @@ A *tree* maps each relative path of a directory model to the manifest of that fi
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import stat
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from . import chunking
 from ._fs import check_relpath
 from .errors import CorruptObjectError, UnsafePathError
-from .hashing import new_hasher
-from .objects import ObjectStore
+from .hashing import new_hasher, oid_of
+from .objects import Mapped, ObjectStore
+
+READ_AHEAD = 2
 
 Progress = Callable[[int], None]
 
@@ -39,23 +44,35 @@ def store_file(
     """Store one file as chunks plus a manifest; return the manifest's id and body."""
     parts: list[dict[str, Any]] = []
     whole = new_hasher()
-    with open(path, "rb") as f:
+    with open(path, "rb", buffering=0) as f:
         size = os.fstat(f.fileno()).st_size
         fmt, spans = chunking.plan(f, size)
-        pieces = (
+        pieces: Iterator[bytes | memoryview] = (
             chunking.span_pieces(f, spans, params)
             if spans is not None
             else chunking.cdc_pieces(f, params)
         )
         total = 0
-        for piece in pieces:
-            whole.update(piece)
-            total += len(piece)
-            if len(piece) <= params.inline_max:
-                parts.append({"b": base64.b64encode(piece).decode()})
-            else:
-                parts.append({"o": store.add(piece), "n": len(piece)})
-            progress(len(piece))
+        # Writing a chunk overlaps with reading and hashing the next ones in a writer thread
+        # (file writes release the GIL). Piece k reuses the buffer of piece k - WRITE_SLOTS,
+        # so that piece's write must be done before piece k is read.
+        with ThreadPoolExecutor(1) as writer:
+            pending: deque[tuple[int, Future[str]]] = deque()
+            for index, piece in enumerate(pieces):
+                whole.update(piece)
+                total += len(piece)
+                if len(piece) <= params.inline_max:
+                    parts.append({"b": base64.b64encode(piece).decode()})
+                else:
+                    oid = oid_of(piece)
+                    parts.append({"o": oid, "n": len(piece)})
+                    if not store.exists(oid):
+                        pending.append((index, writer.submit(store.add, piece, oid)))
+                while pending and pending[0][0] <= index + 1 - chunking.WRITE_SLOTS:
+                    pending.popleft()[1].result()
+                progress(len(piece))
+            for _index, job in pending:
+                job.result()
     if total != size:
         raise EOFError(f"{path} changed size while it was being read")
     manifest: dict[str, Any] = {
@@ -70,17 +87,47 @@ def store_file(
     return store.add_json(manifest), manifest
 
 
-def iter_file(store: ObjectStore, manifest: dict[str, Any]) -> Iterator[bytes]:
-    """Yield a file's bytes, each chunk verified; the whole is checked at the end."""
-    whole = new_hasher()
+def iter_file(store: ObjectStore, manifest: dict[str, Any]) -> Iterator[bytes | memoryview]:
+    """Yield a file's bytes, each chunk verified against its id.
+
+    The manifest itself was verified against its own id when it was read, and it names every
+    chunk by hash, so verified chunks in manifest order are the file: hashing the whole file
+    again would only repeat that proof. A yielded piece may be a view that is released when
+    the next piece is asked for: use it (write it) before that.
+    """
     total = 0
-    for part in manifest["parts"]:
-        piece = base64.b64decode(part["b"]) if "b" in part else store.get(part["o"])
-        whole.update(piece)
-        total += len(piece)
-        yield piece
-    if total != manifest["size"] or whole.hexdigest() != manifest["hash"]:
-        raise CorruptObjectError("a rebuilt file does not match its recorded hash")
+    parts = iter(manifest["parts"])
+
+    def load(part: dict[str, Any]) -> bytes | Mapped:
+        return base64.b64decode(part["b"]) if "b" in part else store.open_mapped(part["o"])
+
+    # Mapping and verifying the next chunks (xxhash releases the GIL) overlaps with the
+    # caller writing this one.
+    with ThreadPoolExecutor(1) as reader:
+        ahead = deque(reader.submit(load, p) for p in itertools.islice(parts, READ_AHEAD))
+        try:
+            while ahead:
+                item = ahead.popleft().result()
+                following = next(parts, None)
+                if following is not None:
+                    ahead.append(reader.submit(load, following))
+                if isinstance(item, bytes):
+                    total += len(item)
+                    yield item
+                    continue
+                try:
+                    total += len(item.view)
+                    yield item.view
+                finally:
+                    item.close()
+        finally:
+            for job in ahead:
+                if not job.cancel() and job.exception() is None:
+                    done = job.result()
+                    if isinstance(done, Mapped):
+                        done.close()
+    if total != manifest["size"]:
+        raise CorruptObjectError("a rebuilt file does not have its recorded size")
 
 
 def chunk_ids(manifest: dict[str, Any]) -> list[str]:
