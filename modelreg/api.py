@@ -5,10 +5,12 @@ from __future__ import annotations
 import builtins
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import IO, Any
 
-from . import _fs, checkout, files
+from . import _fs, checkout, files, loading
+from .errors import UnsafeModelWarning
 from .refs import yaml_dump
 from .repo import DEFAULT_CHECKOUT_DIR, Record, Repository, find_root
 
@@ -82,6 +84,9 @@ class ModelRegistry:
             input_shape=input_shape,
         )
         self._write_metadata_file()
+        warning = unsafe_warning(rec)
+        if warning:
+            warnings.warn(warning, UnsafeModelWarning, stacklevel=2)
         return self._info(rec)
 
     def get(self, name: str, version: str = "latest") -> dict[str, Any]:
@@ -91,6 +96,27 @@ class ModelRegistry:
         info = self._info(rec)
         info["file_path"] = str(result.path)
         return info
+
+    def load(
+        self,
+        name: str,
+        version: str = "latest",
+        *,
+        trust: bool = False,
+        as_module: bool | None = None,
+    ) -> Any:
+        """The version's weights: a ``torch.nn.Module`` (in eval mode) when ``architecture``
+        names a torchvision builder such as ``torchvision.models.resnet18``, else the state
+        dict. Files read through ``torch.load(weights_only=True, mmap=True)`` or safetensors.
+
+        A file whose pickle modelreg found would run code is refused unless ``trust=True``;
+        even then it is only handed to torch's weights-only loader, never executed.
+        """
+        rec = self.repo.lookup(f"{name}@{version}")
+        loading.check_trust(rec, trust)
+        path = checkout.materialize(self.repo, rec, self.checkout_root).path
+        state = loading.load_state(rec, path)
+        return loading.build_module(rec, state) if loading.wants_module(rec, as_module) else state
 
     def list(self, name: str | None = None) -> builtins.list[dict[str, Any]]:
         """Info of every version (of one family, or of all). ``file_path`` says where the
@@ -135,6 +161,18 @@ class ModelRegistry:
             }
         self.metadata_file.parent.mkdir(parents=True, exist_ok=True)
         _fs.atomic_write(self.metadata_file, yaml_dump(view, sort_keys=False).encode())
+
+
+def unsafe_warning(rec: Record) -> str | None:
+    info = rec.get("inspect") or {}
+    if info.get("safety") != "unsafe":
+        return None
+    flagged = info.get("unsafe_globals")
+    shown = ", ".join(flagged) if isinstance(flagged, list) else str(flagged)
+    return (
+        f"{rec['name']}@{rec['version']} is marked unsafe: loading its pickle would import "
+        f"{shown}; load() refuses it without trust=True"
+    )
 
 
 def human_bytes(n: float) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from . import __version__, checkout, maintenance, names
-from .api import human_bytes, summary_table
+from .api import human_bytes, summary_table, unsafe_warning
 from .errors import ModelregError
 from .refs import yaml_dump
 from .repo import Record, Repository
@@ -179,6 +179,9 @@ def register(
             input_shape=_parse_shape(input_shape),
             description=description,
         )
+    warning = unsafe_warning(rec)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         _emit_json(_public(rec))
     else:
@@ -360,6 +363,23 @@ def checkout_(ctx: click.Context, specs: tuple[str, ...], everything: bool, as_j
         raise ModelregError(f"{len(failures)} of {len(records)} failed: {failures[0]}")
 
 
+@cli.command("diff")
+@click.argument("spec_a", metavar="A")
+@click.argument("spec_b", metavar="B")
+@json_option
+@click.pass_context
+def diff_(ctx: click.Context, spec_a: str, spec_b: str, as_json: bool) -> None:
+    """What changed from version A to version B (each NAME[@REF]): metadata, metrics, and
+    which tensors changed, were added or removed, read from the stored manifests."""
+    from .diff import diff, render
+
+    result = diff(_repo(ctx), spec_a, spec_b)
+    if as_json:
+        _emit_json(result)
+    else:
+        click.echo("\n".join(render(result)))
+
+
 @cli.command()
 @click.argument("spec", metavar="NAME@REF")
 @click.option("-f", "--force", is_flag=True, help="Also delete tags pointing at it.")
@@ -435,10 +455,21 @@ def fsck(ctx: click.Context, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option(
+    "--scan",
+    "scan_path",
+    type=click.Path(path_type=Path),
+    help="Estimate what registering the files under this path would add; writes "
+    "nothing and works outside a registry too.",
+)
 @json_option
 @click.pass_context
-def stats(ctx: click.Context, as_json: bool) -> None:
-    """Logical size of all versions against what the store really uses."""
+def stats(ctx: click.Context, scan_path: Path | None, as_json: bool) -> None:
+    """Logical size of all versions against what the store really uses, and what removing
+    each version would free."""
+    if scan_path is not None:
+        _scan(ctx, scan_path, as_json)
+        return
     s = maintenance.stats(_repo(ctx))
     if as_json:
         _emit_json({**s.__dict__, "dedup_ratio": s.dedup_ratio})
@@ -449,6 +480,28 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"stored size     {human_bytes(s.stored_bytes)}  in {s.objects} objects")
     click.echo(f"disk used       {human_bytes(s.disk_bytes)}  (.modelreg/, as du counts)")
     click.echo(f"dedup ratio     {s.dedup_ratio:.2f}x")
+    if s.freeable:
+        click.echo("\nbytes only this version uses (what 'rm' then 'gc' would free):")
+        for label, size in sorted(s.freeable.items()):
+            click.echo(f"  {label:<40} {human_bytes(size)}")
+
+
+def _scan(ctx: click.Context, path: Path, as_json: bool) -> None:
+    from .chunking import ChunkParams
+
+    try:
+        repo: Repository | None = _repo(ctx)
+    except ModelregError:
+        repo = None
+    params = repo.chunk_params if repo else ChunkParams()
+    est = maintenance.scan(path, params, repo.objects if repo else None)
+    if as_json:
+        _emit_json({**est.__dict__, "in_registry": str(repo.root) if repo else None})
+        return
+    where = f"registry {repo.root}" if repo else "an empty registry"
+    click.echo(f"{est.files} files, {human_bytes(est.logical_bytes)} as they are")
+    click.echo(f"whole-file dedup would store  {human_bytes(est.file_dedup_bytes)}")
+    click.echo(f"modelreg would add            {human_bytes(est.modelreg_bytes)}  (to {where})")
 
 
 @cli.command()

@@ -44,3 +44,11 @@ class LockTimeoutError(ModelregError):
 
 class UnsafePathError(ModelregError):
     pass
+
+
+class UnsafeModelError(ModelregError):
+    pass
+
+
+class UnsafeModelWarning(UserWarning):
+    """Registered, but the file's pickle would run code when loaded."""

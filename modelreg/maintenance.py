@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import _fs, files
-from .errors import ModelregError
+from .chunking import ChunkParams
+from .errors import ModelregError, NotFoundError
 from .hashing import oid_of
+from .objects import ObjectStore
 from .repo import Repository
 
 
@@ -156,6 +158,7 @@ class Stats:
     stored_bytes: int = 0  # apparent size of every object
     disk_bytes: int = 0  # blocks used by .modelreg/, as du counts them
     objects: int = 0
+    freeable: dict[str, int] = field(default_factory=dict)  # 'name@vN' -> bytes rm+gc frees
 
     @property
     def dedup_ratio(self) -> float:
@@ -177,11 +180,66 @@ def stats(repo: Repository) -> Stats:
     for refs in repo.refs:
         if refs.versions:
             s.families += 1
-        for oid in refs.versions.values():
+        for version, oid in refs.versions.items():
             s.versions += 1
             s.logical_bytes += repo.record(oid)["size"]
+            s.freeable[f"{refs.name}@{version}"] = 0
+    users, _problems = reachable(repo)
     for oid in repo.objects:
         s.objects += 1
-        s.stored_bytes += repo.objects.size(oid)
+        size = repo.objects.size(oid)
+        s.stored_bytes += size
+        owners = users.get(oid, ())
+        if len(owners) == 1:
+            (owner,) = owners
+            s.freeable[owner] += size
     s.disk_bytes = disk_usage(repo.dir)
     return s
+
+
+class _CountingStore(ObjectStore):
+    """Takes objects like a store but writes nothing: it only counts what would be new."""
+
+    def __init__(self, existing: ObjectStore | None) -> None:
+        super().__init__(Path(os.devnull))
+        self.existing = existing
+        self.new: dict[str, int] = {}
+
+    def exists(self, oid: str) -> bool:
+        return oid in self.new or (self.existing is not None and self.existing.exists(oid))
+
+    def add(self, data: bytes | memoryview, oid: str | None = None) -> str:
+        oid = oid or oid_of(data)
+        if not self.exists(oid):
+            self.new[oid] = len(data)
+        return oid
+
+    def sync(self) -> None:
+        pass
+
+
+@dataclass
+class ScanEstimate:
+    files: int = 0
+    logical_bytes: int = 0  # the files as they are
+    file_dedup_bytes: int = 0  # whole-file dedup (what DVC or git-lfs would store)
+    modelreg_bytes: int = 0  # what modelreg would add to the store
+
+
+def scan(path: Path, params: ChunkParams, existing: ObjectStore | None = None) -> ScanEstimate:
+    """What registering every file under ``path`` would cost, without writing anything."""
+    if not path.exists():
+        raise NotFoundError(f"no such file or folder: {path}", hint="check the path")
+    targets = [p for _rel, p in files.walk_dir(path)] if path.is_dir() else [path]
+    counting = _CountingStore(existing)
+    est = ScanEstimate()
+    whole: set[str] = set()
+    for target in targets:
+        _oid, manifest = files.store_file(counting, target, params)
+        est.files += 1
+        est.logical_bytes += manifest["size"]
+        if manifest["hash"] not in whole:
+            whole.add(manifest["hash"])
+            est.file_dedup_bytes += manifest["size"]
+    est.modelreg_bytes = sum(counting.new.values())
+    return est

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
-from . import _fs, files, gitinfo, names
+from . import _fs, files, gitinfo, modelinfo, names
 from .chunking import ChunkParams
 from .errors import (
     AlreadyExistsError,
@@ -201,6 +201,7 @@ class Repository:
                 kind = "file"
                 root_oid, body = files.store_file(self.objects, path, self.chunk_params, step)
             self.objects.sync()
+            inspected = self.inspect(kind, body)
             commit, dirty = gitinfo.describe(Path.cwd())
             base: Record = {
                 "type": "version",
@@ -213,6 +214,7 @@ class Repository:
                 "source": path.resolve().name,
                 "git_commit": commit,
                 "git_dirty": dirty,
+                "inspect": inspected,
                 **meta,
             }
 
@@ -240,6 +242,16 @@ class Repository:
 
             record = self.refs.update(name, publish)
         return self.lookup(f"{name}@{record['version']}")
+
+    def inspect(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        """What a file (or every file of a folder) holds, read without executing it."""
+        if kind == "file":
+            return modelinfo.summarize(self.objects, body)
+        per_file = {
+            rel: modelinfo.summarize(self.objects, self.objects.get_json(e["manifest"]))
+            for rel, e in body["entries"].items()
+        }
+        return modelinfo.combine(per_file)
 
     def tag(self, spec: str, tag: str) -> str:
         names.check_tag(tag)

@@ -120,3 +120,45 @@ def test_stats_counts_logical_and_stored_bytes(repo_dir: Path) -> None:
     assert s.logical_bytes == 1_200_000
     assert 1_200_000 <= s.stored_bytes < 1_210_000
     assert s.disk_bytes >= s.stored_bytes
+
+
+def test_stats_says_what_removing_each_version_frees(repo_dir: Path, run: CliRun) -> None:
+    import json
+
+    _populated(repo_dir)
+    s = json.loads(run("stats", "--json").stdout)
+    assert set(s["freeable"]) == {"m@v1", "m@v2"}
+    assert all(600_000 <= v < 610_000 for v in s["freeable"].values())
+    before = s["stored_bytes"]
+    run("rm", "m@v2")
+    freed = json.loads(run("gc", "--json").stdout)["bytes"]
+    assert freed == s["freeable"]["m@v2"]
+    assert json.loads(run("stats", "--json").stdout)["stored_bytes"] == before - freed
+
+
+def test_stats_scan_estimates_without_writing(
+    repo_dir: Path, run: CliRun, tmp_path: Path, monkeypatch
+) -> None:
+    import json
+
+    from .conftest import tree_snapshot
+
+    folder = tmp_path / "ckpts"
+    folder.mkdir()
+    write_bytes(folder / "a.bin", 500_000, seed=1)
+    write_bytes(folder / "b.bin", 500_000, seed=1)  # a byte-identical copy
+    write_bytes(folder / "c.bin", 300_000, seed=3)
+    before = tree_snapshot(tmp_path)
+    est = json.loads(run("stats", "--scan", folder, "--json").stdout)
+    assert est["files"] == 3 and est["logical_bytes"] == 1_300_000
+    assert est["file_dedup_bytes"] == 800_000
+    assert 800_000 <= est["modelreg_bytes"] < 810_000
+    assert tree_snapshot(tmp_path) == before
+    run("register", "a", folder / "a.bin")
+    est = json.loads(run("stats", "--scan", folder, "--json").stdout)
+    assert 300_000 <= est["modelreg_bytes"] < 310_000  # a.bin is already stored
+    monkeypatch.chdir(tmp_path)  # outside any registry
+    r = run("stats", "--scan", folder)
+    assert r.exit_code == 0 and "to an empty registry" in r.stdout
+    r = run("stats", "--scan", tmp_path / "nope")
+    assert r.exit_code == 1 and "no such file or folder" in r.stderr

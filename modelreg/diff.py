@@ -1,0 +1,145 @@
+"""``modelreg diff A B``: what changed between two versions, from the stored manifests.
+
+Tensors are compared by a content key built from the ids of the chunks that hold them, so no
+weights are read or loaded; only the pickle or safetensors header is, to learn the names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import modelinfo
+from .repo import Record, Repository
+
+COMPARED = (
+    "framework",
+    "dataset",
+    "architecture",
+    "input_shape",
+    "description",
+    "size",
+    "content_hash",
+    "format",
+    "source",
+    "parent",
+    "kind",
+)
+
+
+def _tensors(repo: Repository, rec: Record) -> dict[str, modelinfo.Tensor]:
+    if rec["kind"] == "file":
+        return modelinfo.tensor_table(repo.objects, repo.objects.get_json(rec["root"]))
+    table: dict[str, modelinfo.Tensor] = {}
+    tree = repo.objects.get_json(rec["root"])
+    for rel, entry in tree["entries"].items():
+        manifest = repo.objects.get_json(entry["manifest"])
+        for name, t in modelinfo.tensor_table(repo.objects, manifest).items():
+            table[f"{rel}:{name}"] = t
+    return table
+
+
+def _files(repo: Repository, rec: Record) -> dict[str, str]:
+    if rec["kind"] == "file":
+        return {rec["source"]: rec["content_hash"]}
+    tree = repo.objects.get_json(rec["root"])
+    return {rel: e["hash"] for rel, e in tree["entries"].items()}
+
+
+def _delta(a: Any, b: Any) -> Any:
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool):
+        return b - a
+    return None
+
+
+def diff(repo: Repository, spec_a: str, spec_b: str) -> dict[str, Any]:
+    a, b = repo.lookup(spec_a), repo.lookup(spec_b)
+    out: dict[str, Any] = {
+        "a": f"{a['name']}@{a['version']}",
+        "b": f"{b['name']}@{b['version']}",
+        "metadata": {k: [a.get(k), b.get(k)] for k in COMPARED if a.get(k) != b.get(k)},
+    }
+    metrics: dict[str, Any] = {}
+    ma, mb = a.get("metrics") or {}, b.get("metrics") or {}
+    for key in sorted(set(ma) | set(mb)):
+        if ma.get(key) != mb.get(key):
+            metrics[key] = {
+                "a": ma.get(key),
+                "b": mb.get(key),
+                "delta": _delta(ma.get(key), mb.get(key)),
+            }
+    out["metrics"] = metrics
+
+    fa, fb = _files(repo, a), _files(repo, b)
+    if a["kind"] == "dir" or b["kind"] == "dir":
+        out["files"] = {
+            "changed": sorted(k for k in set(fa) & set(fb) if fa[k] != fb[k]),
+            "added": sorted(set(fb) - set(fa)),
+            "removed": sorted(set(fa) - set(fb)),
+        }
+    ta, tb = _tensors(repo, a), _tensors(repo, b)
+    if ta or tb:
+        changed = []
+        for name in sorted(set(ta) & set(tb)):
+            x, y = ta[name], tb[name]
+            if (x.key, x.dtype, x.shape) != (y.key, y.dtype, y.shape):
+                what = "values" if (x.dtype, x.shape) == (y.dtype, y.shape) else "dtype/shape"
+                changed.append(
+                    {
+                        "name": name,
+                        "change": what,
+                        "dtype": [x.dtype, y.dtype],
+                        "shape": [x.shape, y.shape],
+                    }
+                )
+        out["tensors"] = {
+            "changed": changed,
+            "added": [
+                {"name": n, "dtype": tb[n].dtype, "shape": tb[n].shape}
+                for n in sorted(set(tb) - set(ta))
+            ],
+            "removed": [
+                {"name": n, "dtype": ta[n].dtype, "shape": ta[n].shape}
+                for n in sorted(set(ta) - set(tb))
+            ],
+            "unchanged": len(set(ta) & set(tb)) - len(changed),
+        }
+    return out
+
+
+def render(d: dict[str, Any]) -> list[str]:
+    lines = [f"{d['a']} -> {d['b']}"]
+    if d["metadata"]:
+        lines.append("metadata:")
+        lines += [f"  {k}: {v[0]!r} -> {v[1]!r}" for k, v in d["metadata"].items()]
+    if d["metrics"]:
+        lines.append("metrics:")
+        for key, m in d["metrics"].items():
+            delta = f" ({m['delta']:+.4g})" if m["delta"] is not None else ""
+            lines.append(f"  {key}: {m['a']} -> {m['b']}{delta}")
+    if "files" in d:
+        f = d["files"]
+        lines.append(
+            f"files: {len(f['changed'])} changed, {len(f['added'])} added, "
+            f"{len(f['removed'])} removed"
+        )
+        lines += [f"  ~ {n}" for n in f["changed"]] + [f"  + {n}" for n in f["added"]]
+        lines += [f"  - {n}" for n in f["removed"]]
+    if "tensors" in d:
+        t = d["tensors"]
+        lines.append(
+            f"tensors: {len(t['changed'])} changed, {len(t['added'])} added, "
+            f"{len(t['removed'])} removed, {t['unchanged']} unchanged"
+        )
+        for c in t["changed"]:
+            extra = (
+                ""
+                if c["change"] == "values"
+                else (f"  {c['dtype'][0]}{c['shape'][0]} -> {c['dtype'][1]}{c['shape'][1]}")
+            )
+            lines.append(f"  ~ {c['name']}{extra}")
+        lines += [f"  + {x['name']}  {x['dtype']}{x['shape']}" for x in t["added"]]
+        lines += [f"  - {x['name']}  {x['dtype']}{x['shape']}" for x in t["removed"]]
+    if len(lines) == 1:
+        lines.append("no differences")
+    return lines

@@ -1,0 +1,342 @@
+"""Reading a pickle without running it.
+
+``scan`` walks the opcodes with ``pickletools.genops`` and evaluates them on a symbolic stack:
+a GLOBAL becomes a ``Global`` record (nothing is imported), a REDUCE a ``Call`` record
+(nothing is called). That is enough to list every global the pickle would import, judge them
+against an allowlist, and read the tensor table of a torch checkpoint (names, dtypes, shapes,
+storage keys) -- with no code from the file ever executed.
+
+The allowlist is the set of globals torch's ``weights_only=True`` loader accepts by default
+(torch 2.x): an allowlist, not a blocklist, so anything unknown is unsafe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickletools
+from dataclasses import dataclass, field
+from typing import Any
+
+_KINDS = ["BFloat16", "Bool", "Byte", "Char", "Double", "Float", "Half", "Int", "Long", "Short"]
+_DTYPES = {
+    "BFloat16": "bfloat16",
+    "Bool": "bool",
+    "Byte": "uint8",
+    "Char": "int8",
+    "Double": "float64",
+    "Float": "float32",
+    "Half": "float16",
+    "Int": "int32",
+    "Long": "int64",
+    "Short": "int16",
+    "ComplexFloat": "complex64",
+    "ComplexDouble": "complex128",
+}
+_REBUILD = [
+    "_rebuild_parameter",
+    "_rebuild_parameter_with_state",
+    "_rebuild_qtensor",
+    "_rebuild_tensor",
+    "_rebuild_tensor_v2",
+    "_rebuild_tensor_v3",
+    "_rebuild_sparse_tensor",
+    "_rebuild_meta_tensor_no_storage",
+    "_rebuild_nested_tensor",
+    "_rebuild_wrapper_subclass",
+    "_rebuild_device_tensor_from_numpy",
+    "_rebuild_device_tensor_from_cpu_tensor",
+]
+_TORCH_DTYPES = [
+    "bfloat16",
+    "bool",
+    "complex128",
+    "complex32",
+    "complex64",
+    "float16",
+    "float32",
+    "float64",
+    "bcomplex32",
+    "bits16",
+    "bits1x8",
+    "bits2x4",
+    "bits4x2",
+    "bits8",
+    "float4_e2m1fn_x2",
+    "float8_e4m3fn",
+    "float8_e4m3fnuz",
+    "float8_e5m2",
+    "float8_e5m2fnuz",
+    "float8_e8m0fnu",
+    "qint32",
+    "qint8",
+    "quint2x4",
+    "quint4x2",
+    "quint8",
+    *(f"int{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64)),
+    *(f"uint{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64)),
+    "per_channel_affine",
+    "per_channel_affine_float_qparams",
+    "per_channel_symmetric",
+    "per_tensor_affine",
+    "per_tensor_symmetric",
+]
+ALLOWED_GLOBALS = frozenset(
+    [
+        "_codecs.encode",
+        "builtins.bytearray",
+        "builtins.complex",
+        "builtins.set",
+        "collections.Counter",
+        "collections.OrderedDict",
+        "torch.Size",
+        "torch.Tensor",
+        "torch.device",
+        "torch.nn.parameter.Parameter",
+        "torch.serialization._get_layout",
+        "torch.storage.TypedStorage",
+        "torch.storage.UntypedStorage",
+        "torch._tensor._rebuild_from_type_v2",
+        *(f"torch._utils.{f}" for f in _REBUILD),
+        *(f"torch.{t}" for t in _TORCH_DTYPES),
+        *(
+            f"torch.{p}{k}Storage"
+            for p in ("", "cuda.")
+            for k in [*_KINDS, "ComplexDouble", "ComplexFloat"]
+        ),
+        *(f"torch.{p}{k}Tensor" for p in ("", "cuda.") for k in _KINDS),
+        *(
+            f"torch.{p}sparse.{k}Tensor"
+            for p in ("", "cuda.")
+            for k in _KINDS
+            if k not in ("Bool",)
+        ),
+        *(f"torch.Q{k}Storage" for k in ("Int32", "Int8", "UInt2x4", "UInt4x2", "UInt8")),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Global:
+    name: str  # "module.qualname"
+
+
+@dataclass
+class Call:
+    func: Any
+    args: Any
+    items: dict[Any, Any] = field(default_factory=dict)
+    state: Any = None
+
+
+@dataclass(frozen=True)
+class Persistent:
+    pid: Any
+
+
+class _Mark:
+    pass
+
+
+_MARK = _Mark()
+
+
+class ScanError(Exception):
+    pass
+
+
+@dataclass
+class PickleScan:
+    globals: list[str]
+    unsafe_globals: list[str]
+    root: Any  # the symbolic object the pickle builds
+
+    @property
+    def safe(self) -> bool:
+        return not self.unsafe_globals
+
+
+def _pop_mark(stack: list[Any]) -> list[Any]:
+    for i in range(len(stack) - 1, -1, -1):
+        if stack[i] is _MARK:
+            items = stack[i + 1 :]
+            del stack[i:]
+            return items
+    raise ScanError("MARK missing")
+
+
+def _setitems(target: Any, pairs: list[Any]) -> None:
+    store = target.items if isinstance(target, Call) else target
+    if not isinstance(store, dict):
+        return
+    for k, v in zip(pairs[::2], pairs[1::2], strict=False):
+        with contextlib.suppress(TypeError):  # an unhashable symbolic key is left out
+            store[k] = v
+
+
+def scan(data: bytes) -> tuple[PickleScan, int]:
+    """Evaluate one pickle symbolically; returns the scan and the offset just past STOP."""
+    stack: list[Any] = []
+    memo: dict[int, Any] = {}
+    seen: list[str] = []
+    end = len(data)
+    try:
+        for op, raw_arg, pos in pickletools.genops(data):
+            arg: Any = raw_arg
+            name = op.name
+            if name in ("PROTO", "FRAME"):
+                continue
+            if name == "STOP":
+                end = (pos or 0) + 1
+                break
+            if name in ("GLOBAL", "INST"):
+                module, _, qual = str(arg).partition(" ")
+                seen.append(f"{module}.{qual}")
+                g = Global(f"{module}.{qual}")
+                if name == "INST":
+                    stack.append(Call(g, tuple(_pop_mark(stack))))
+                else:
+                    stack.append(g)
+            elif name == "STACK_GLOBAL":
+                qual, module = stack.pop(), stack.pop()
+                seen.append(f"{module}.{qual}")
+                stack.append(Global(f"{module}.{qual}"))
+            elif name == "MARK":
+                stack.append(_MARK)
+            elif name in ("EMPTY_DICT",):
+                stack.append({})
+            elif name in ("EMPTY_LIST",):
+                stack.append([])
+            elif name == "EMPTY_TUPLE":
+                stack.append(())
+            elif name in ("EMPTY_SET", "FROZENSET"):
+                stack.append(tuple(_pop_mark(stack)) if name == "FROZENSET" else [])
+            elif name == "TUPLE":
+                stack.append(tuple(_pop_mark(stack)))
+            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+                n = int(name[-1])
+                top = tuple(stack[-n:])
+                del stack[-n:]
+                stack.append(top)
+            elif name == "LIST":
+                stack.append(_pop_mark(stack))
+            elif name == "DICT":
+                d: dict[Any, Any] = {}
+                _setitems(d, _pop_mark(stack))
+                stack.append(d)
+            elif name in ("APPEND",):
+                value = stack.pop()
+                if isinstance(stack[-1], list):
+                    stack[-1].append(value)
+            elif name in ("APPENDS", "ADDITEMS"):
+                items = _pop_mark(stack)
+                if isinstance(stack[-1], list):
+                    stack[-1].extend(items)
+            elif name == "SETITEM":
+                v, k = stack.pop(), stack.pop()
+                _setitems(stack[-1], [k, v])
+            elif name == "SETITEMS":
+                pairs = _pop_mark(stack)
+                _setitems(stack[-1], pairs)
+            elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
+                memo[int(arg)] = stack[-1]
+            elif name == "MEMOIZE":
+                memo[len(memo)] = stack[-1]
+            elif name in ("BINGET", "LONG_BINGET", "GET"):
+                stack.append(memo[int(arg)])
+            elif name in ("REDUCE", "NEWOBJ"):
+                args, func = stack.pop(), stack.pop()
+                stack.append(Call(func, args))
+            elif name == "NEWOBJ_EX":
+                _kw, args, cls = stack.pop(), stack.pop(), stack.pop()
+                stack.append(Call(cls, args))
+            elif name == "OBJ":
+                marked = _pop_mark(stack)
+                stack.append(Call(marked[0] if marked else None, tuple(marked[1:])))
+            elif name == "BUILD":
+                state = stack.pop()
+                if isinstance(stack[-1], Call):
+                    stack[-1].state = state
+            elif name in ("BINPERSID", "PERSID"):
+                stack.append(Persistent(stack.pop() if name == "BINPERSID" else arg))
+            elif name == "POP":
+                stack.pop()
+            elif name == "POP_MARK":
+                _pop_mark(stack)
+            elif name == "DUP":
+                stack.append(stack[-1])
+            elif name in ("NONE",):
+                stack.append(None)
+            elif name in ("NEWTRUE", "NEWFALSE"):
+                stack.append(name == "NEWTRUE")
+            elif name in ("EXT1", "EXT2", "EXT4"):
+                seen.append(f"<extension {arg}>")
+                stack.append(Global(f"<extension {arg}>"))
+            elif op.stack_after and not op.stack_before:
+                stack.append(arg)  # a literal: ints, floats, strings, bytes
+            else:
+                raise ScanError(f"unhandled opcode {name}")
+    except (ValueError, IndexError, KeyError) as e:
+        raise ScanError(str(e)) from None
+    root = stack[-1] if stack else None
+    unsafe = sorted({g for g in seen if g not in ALLOWED_GLOBALS})
+    return PickleScan(sorted(set(seen)), unsafe, root), end
+
+
+@dataclass(frozen=True)
+class TensorRef:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    storage: str  # the storage key: the zip member "<archive>/data/<key>"
+    numel: int
+
+
+def _storage_dtype(storage_type: Any) -> str:
+    if isinstance(storage_type, Global):
+        kind = storage_type.name.rsplit(".", 1)[-1]
+        if kind.endswith("Storage"):
+            return _DTYPES.get(kind[: -len("Storage")], kind)
+        return storage_type.name.replace("torch.", "")
+    return "unknown"
+
+
+def _as_tensor(name: str, obj: Any) -> TensorRef | None:
+    if not isinstance(obj, Call) or not isinstance(obj.func, Global):
+        return None
+    fname = obj.func.name
+    args = obj.args if isinstance(obj.args, tuple) else ()
+    if fname == "torch._utils._rebuild_parameter" and args:
+        return _as_tensor(name, args[0])
+    if fname not in ("torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor") or (
+        len(args) < 3 or not isinstance(args[0], Persistent)
+    ):
+        return None
+    pid = args[0].pid
+    if not (isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage"):
+        return None
+    shape = tuple(int(d) for d in args[2]) if isinstance(args[2], tuple) else ()
+    numel = 1
+    for d in shape:
+        numel *= d
+    dtype = _storage_dtype(pid[1])
+    if len(args) > 6 and isinstance(args[6], Global):  # v3 carries the dtype itself
+        dtype = args[6].name.replace("torch.", "")
+    return TensorRef(name, dtype, shape, str(pid[2]), numel)
+
+
+def tensors(root: Any, prefix: str = "", depth: int = 0) -> list[TensorRef]:
+    """Every tensor reachable through (ordered) dicts, named by its dotted key path."""
+    found: list[TensorRef] = []
+    if depth > 8:
+        return found
+    items = root.items if isinstance(root, Call) else root
+    if not isinstance(items, dict):
+        return found
+    for key, value in items.items():
+        name = f"{prefix}{key}"
+        t = _as_tensor(name, value)
+        if t is not None:
+            found.append(t)
+        else:
+            found.extend(tensors(value, f"{name}.", depth + 1))
+    return found

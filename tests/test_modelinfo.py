@@ -1,0 +1,138 @@
+"""Looking inside model files without executing them, and what that protects."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import warnings
+from pathlib import Path
+
+import pytest
+
+from modelreg import ModelRegistry
+from modelreg.errors import ModelregError, UnsafeModelError, UnsafeModelWarning
+from modelreg.pickle_scan import ALLOWED_GLOBALS, scan, tensors
+
+from .conftest import CliRun
+from .models import save_safetensors, save_torch, small_state_dict
+
+MARKER_NAME = "MARKER_was_executed"
+
+
+class Evil:
+    """Unpickling this runs a shell command that creates a marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_allowlist_is_exactly_what_torch_weights_only_accepts(torch_mod) -> None:
+    from torch._weights_only_unpickler import _get_allowed_globals
+
+    assert set(_get_allowed_globals()) == set(ALLOWED_GLOBALS)
+
+
+def test_scan_reads_the_tensor_table_of_a_torch_pickle(tmp_path: Path, torch_mod) -> None:
+    import zipfile
+
+    path = save_torch(tmp_path / "m.pt", small_state_dict())
+    with zipfile.ZipFile(path) as zf:
+        result, _end = scan(zf.read("m/data.pkl"))
+    assert result.safe and "torch._utils._rebuild_tensor_v2" in result.globals
+    table = {t.name: t for t in tensors(result.root)}
+    assert table["conv.weight"].shape == (64, 16, 3, 3)
+    assert table["conv.weight"].dtype == "float32"
+    assert table["bn.num_batches_tracked"].dtype == "int64"
+    assert table["bn.num_batches_tracked"].shape == ()
+
+
+def test_register_records_what_the_file_holds(repo_dir: Path, torch_mod) -> None:
+    registry = ModelRegistry(".")
+    state = small_state_dict()
+    state["half"] = torch_mod.zeros(4, dtype=torch_mod.float16)
+    info = registry.register("m", save_torch(repo_dir / "m.pt", state))["inspect"]
+    assert info == {
+        "format": "torch-zip",
+        "safety": "safe",
+        "tensors": 7,
+        "parameters": sum(t.numel() for t in state.values()),
+        "dtypes": ["float16", "float32", "int64"],
+    }
+    st = registry.register("s", save_safetensors(repo_dir / "m.safetensors", small_state_dict()))
+    assert st["inspect"]["format"] == "safetensors" and st["inspect"]["safety"] == "safe"
+    assert st["inspect"]["tensors"] == 6
+    raw = registry.register("r", _text(repo_dir))
+    assert raw["inspect"] == {"format": "raw", "safety": "n/a"}
+
+
+def _text(folder: Path) -> Path:
+    p = folder / "notes.txt"
+    p.write_text("not a model\n")
+    return p
+
+
+@pytest.fixture
+def evil_checkpoint(repo_dir: Path, torch_mod) -> tuple[Path, Path]:
+    marker = repo_dir.parent / MARKER_NAME
+    state = small_state_dict()
+    state["payload"] = Evil(marker)  # type: ignore[assignment]
+    path = save_torch(repo_dir / "evil.pt", state)
+    assert not marker.exists()
+    return path, marker
+
+
+def test_a_pickle_that_would_run_code_never_runs(
+    repo_dir: Path, run: CliRun, evil_checkpoint: tuple[Path, Path]
+) -> None:
+    path, marker = evil_checkpoint
+    registry = ModelRegistry(".")
+    registry.register("good", save_torch(repo_dir / "good.pt", small_state_dict()))
+    with pytest.warns(UnsafeModelWarning, match=r"evil@v1 is marked unsafe.*posix\.system"):
+        info = registry.register("evil", path)
+    assert info["inspect"]["safety"] == "unsafe"
+    assert info["inspect"]["unsafe_globals"] == ["posix.system"]
+
+    r = run("register", "evil", path)
+    assert r.exit_code == 0 and "warning: evil@v2 is marked unsafe" in r.stderr
+    shown = json.loads(run("show", "evil", "--json").stdout)
+    assert shown["inspect"]["safety"] == "unsafe"
+    assert run("get", "evil").exit_code == 0
+    assert run("diff", "good", "evil").exit_code == 0
+    assert run("stats", "--scan", path).exit_code == 0
+    with pytest.raises(UnsafeModelError, match=r"evil@v2 is marked unsafe.*pass trust=True"):
+        registry.load("evil")
+    with pytest.raises(ModelregError, match="torch refused to load evil@v2"):
+        registry.load("evil", trust=True)  # trust only reaches the weights-only loader
+    assert not marker.exists()
+
+
+def test_a_plain_pickle_file_is_scanned_too(repo_dir: Path, run: CliRun) -> None:
+    marker = repo_dir.parent / MARKER_NAME
+    path = repo_dir / "legacy.pkl"
+    path.write_bytes(pickle.dumps({"w": [1.0, 2.0], "x": Evil(marker)}, protocol=2))
+    with warnings.catch_warnings(record=True):
+        info = ModelRegistry(".").register("legacy", path)
+    assert info["inspect"]["format"] == "pickle"
+    assert info["inspect"]["safety"] == "unsafe"
+    assert not marker.exists()
+
+
+def test_a_directory_model_reports_its_worst_file(
+    repo_dir: Path, evil_checkpoint: tuple[Path, Path]
+) -> None:
+    path, marker = evil_checkpoint
+    folder = repo_dir / "bundle"
+    folder.mkdir()
+    save_safetensors(folder / "model.safetensors", small_state_dict())
+    os.replace(path, folder / "extra.pt")
+    (folder / "config.json").write_text("{}")
+    with pytest.warns(UnsafeModelWarning):
+        info = ModelRegistry(".").register("bundle", folder)["inspect"]
+    assert info["safety"] == "unsafe"
+    assert info["model_files"] == {"extra.pt": "torch-zip", "model.safetensors": "safetensors"}
+    assert info["unsafe_globals"] == {"extra.pt": ["posix.system"]}
+    assert not marker.exists()
