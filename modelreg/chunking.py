@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import struct
+import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -124,22 +125,28 @@ def _fill_gaps(spans: list[Span], size: int) -> list[Span] | None:
     return out
 
 
-WRITE_SLOTS = 3
+_buffers = threading.local()
+
+
+def _buffer(size: int) -> memoryview:
+    """This thread's read buffer, kept between files: a fresh one costs a page fault per 4 KiB
+    (measured: 9 ms for each ResNet-18 file)."""
+    buf: memoryview | None = getattr(_buffers, "buf", None)
+    if buf is None or len(buf) != size:
+        buf = _buffers.buf = memoryview(bytearray(size))
+    return buf
 
 
 def span_pieces(f: IO[bytes], spans: list[Span], params: ChunkParams) -> Iterator[memoryview]:
     """Read the spans in order; cut a long one into ``params.split``-sized pieces.
 
-    Pieces are views of WRITE_SLOTS buffers used in turn (no allocation, no page faults per
-    piece): a piece stays valid until WRITE_SLOTS more pieces have been asked for."""
+    Each piece is a view of one reused buffer, valid only until the next piece is asked for."""
     f.seek(0)
-    slots = [memoryview(bytearray(params.split)) for _ in range(WRITE_SLOTS)]
-    count = 0
+    buf = _buffer(params.split)
     for _start, length, _name in spans:
         while length > 0:
             step = min(length, params.split)
-            view = slots[count % WRITE_SLOTS][:step]
-            count += 1
+            view = buf[:step]
             got = 0
             while got < step:
                 n = f.readinto(view[got:])  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ import os
 import stat
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -53,26 +53,17 @@ def store_file(
             else chunking.cdc_pieces(f, params)
         )
         total = 0
-        # Writing a chunk overlaps with reading and hashing the next ones in a writer thread
-        # (file writes release the GIL). Piece k reuses the buffer of piece k - WRITE_SLOTS,
-        # so that piece's write must be done before piece k is read.
-        with ThreadPoolExecutor(1) as writer:
-            pending: deque[tuple[int, Future[str]]] = deque()
-            for index, piece in enumerate(pieces):
-                whole.update(piece)
-                total += len(piece)
-                if len(piece) <= params.inline_max:
-                    parts.append({"b": base64.b64encode(piece).decode()})
-                else:
-                    oid = oid_of(piece)
-                    parts.append({"o": oid, "n": len(piece)})
-                    if not store.exists(oid):
-                        pending.append((index, writer.submit(store.add, piece, oid)))
-                while pending and pending[0][0] <= index + 1 - chunking.WRITE_SLOTS:
-                    pending.popleft()[1].result()
-                progress(len(piece))
-            for _index, job in pending:
-                job.result()
+        for piece in pieces:
+            whole.update(piece)
+            total += len(piece)
+            if len(piece) <= params.inline_max:
+                parts.append({"b": base64.b64encode(piece).decode()})
+            else:
+                oid = oid_of(piece)
+                parts.append(
+                    {"o": oid if store.exists(oid) else store.add(piece, oid), "n": len(piece)}
+                )
+            progress(len(piece))
     if total != size:
         raise EOFError(f"{path} changed size while it was being read")
     manifest: dict[str, Any] = {

@@ -9,6 +9,7 @@ header) from the object store.
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import struct
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ class StoredFile:
             n = _part_len(part)
             self.offsets.append((pos, n, part))
             pos += n
+        self.starts = [pos for pos, _n, _p in self.offsets]
+        self.spans = {name: (start, length) for name, start, length in manifest.get("spans", [])}
 
     def read(self, start: int, length: int) -> bytes:
         out = bytearray()
@@ -53,18 +56,17 @@ class StoredFile:
         return bytes(out)
 
     def span(self, name: str) -> tuple[int, int] | None:
-        for span_name, start, length in self.manifest.get("spans", []):
-            if span_name == name:
-                return start, length
-        return None
+        return self.spans.get(name)
 
     def content_key(self, start: int, length: int) -> str:
         """An id of the bytes in [start, start+length) built from the part ids alone."""
-        ids = [
-            part.get("o") or part["b"]
-            for pos, n, part in self.offsets
-            if pos < start + length and pos + n > start
-        ]
+        first = bisect.bisect_right(self.starts, start) - 1
+        ids = []
+        for pos, n, part in self.offsets[max(first, 0) :]:
+            if pos >= start + length:
+                break
+            if pos + n > start:
+                ids.append(part.get("o") or part["b"])
         return oid_of("|".join(ids).encode())
 
 

@@ -62,6 +62,7 @@ class ObjectStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._pending: list[Path] = []
+        self._fans: set[str] = set()  # fan-out folders known to exist
 
     def path(self, oid: str) -> Path:
         if not is_oid(oid):
@@ -76,8 +77,14 @@ class ObjectStore:
         final = self.path(oid)
         if final.exists():
             return oid
-        final.parent.mkdir(parents=True, exist_ok=True)
-        _fs.atomic_write(final, data, mode=0o444, durable=False)
+        if final.parent.name not in self._fans:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            self._fans.add(final.parent.name)
+        try:
+            _fs.atomic_write(final, data, mode=0o444, durable=False)
+        except FileNotFoundError:  # a gc in another process removed the emptied folder
+            final.parent.mkdir(parents=True, exist_ok=True)
+            _fs.atomic_write(final, data, mode=0o444, durable=False)
         self._pending.append(final)
         return oid
 

@@ -18,6 +18,7 @@ import datetime as dt
 import math
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
@@ -188,7 +189,8 @@ class Repository:
             raise NotFoundError(f"no such file or folder: {path}", hint="check the path")
         if parent is not None and "@" not in parent:
             parent = f"{name}@{names.normalize_ref(parent)}"
-        with self.gc_lock(shared=True):
+        with self.gc_lock(shared=True), ThreadPoolExecutor(1) as side:
+            git = side.submit(gitinfo.describe, Path.cwd())  # a subprocess: overlap it
             parent_name = None
             if parent is not None:
                 prefs, pversion = self.resolve(parent)
@@ -200,9 +202,10 @@ class Repository:
             else:
                 kind = "file"
                 root_oid, body = files.store_file(self.objects, path, self.chunk_params, step)
-            self.objects.sync()
+            durable = side.submit(self.objects.sync)  # the flush waits on the disk, not the GIL
             inspected = self.inspect(kind, body)
-            commit, dirty = gitinfo.describe(Path.cwd())
+            commit, dirty = git.result()
+            durable.result()
             base: Record = {
                 "type": "version",
                 "name": name,
