@@ -7,9 +7,10 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from collections.abc import Sequence
 from typing import IO, Any
 
-from . import _fs, checkout, files, loading
+from . import _fs, checkout, files, loading, remote_config, sync
 from .errors import UnsafeModelWarning
 from .refs import yaml_dump
 from .repo import DEFAULT_CHECKOUT_DIR, Record, Repository, find_root
@@ -135,6 +136,45 @@ class ModelRegistry:
         removed, _tags = self.repo.remove(f"{name}@{version}", force=force)
         self._write_metadata_file()
         return removed
+
+    # --- team registries ---------------------------------------------------------------
+    def add_remote(self, name: str, url: str, endpoint_url: str | None = None) -> None:
+        """Remember a remote: ``s3://bucket/prefix`` or a folder path."""
+        remote_config.add(self.repo, name, url, endpoint_url)
+
+    def push(
+        self,
+        remote: str | None = None,
+        names: Sequence[str] = (),
+        progress: files.Progress | None = None,
+    ) -> dict[str, Any]:
+        """Send ``names`` (``NAME`` or ``NAME@REF``; default: everything) and the objects the
+        remote lacks. Raises RemoteMovedError when the remote took a version number first."""
+        return sync.push(self.repo, remote, names, progress).__dict__
+
+    def pull(
+        self,
+        remote: str | None = None,
+        names: Sequence[str] = (),
+        progress: files.Progress | None = None,
+    ) -> dict[str, Any]:
+        """Fetch families (default: all) and the objects this registry lacks."""
+        report = sync.pull(self.repo, remote, names, progress).__dict__
+        self._write_metadata_file()
+        return report
+
+    @classmethod
+    def clone(
+        cls,
+        url: str,
+        directory: str | os.PathLike[str],
+        endpoint_url: str | None = None,
+        progress: files.Progress | None = None,
+    ) -> ModelRegistry:
+        """A new registry in ``directory`` with everything from the remote at ``url``."""
+        options = {"endpoint_url": endpoint_url} if endpoint_url else None
+        repo, _report = sync.clone(url, Path(directory), options, progress)
+        return cls(repo.root)
 
     def print_summary(self, file: IO[str] | None = None) -> None:
         out = file or sys.stdout

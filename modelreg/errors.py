@@ -52,3 +52,11 @@ class UnsafeModelError(ModelregError):
 
 class UnsafeModelWarning(UserWarning):
     """Registered, but the file's pickle would run code when loaded."""
+
+
+class RemoteError(ModelregError):
+    pass
+
+
+class RemoteMovedError(RemoteError):
+    hint = "run 'modelreg pull' first, then push again"

@@ -91,3 +91,85 @@ def torch_mod():  # type: ignore[no-untyped-def]
 
 def python() -> str:
     return sys.executable
+
+
+# --- a real S3 API server (moto in server mode) on 127.0.0.1 ----------------------------------
+
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_moto(extra_env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    import socket
+    import subprocess
+    import time
+
+    port = _free_port()
+    env = {**os.environ, **S3_ENV, **(extra_env or {})}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("moto server did not start") from None
+            time.sleep(0.1)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def moto_server():  # type: ignore[no-untyped-def]
+    proc, url = start_moto()
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture
+def s3(moto_server: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """AWS settings pointing at the moto server, as a user would set them."""
+    for key, value in S3_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_server)
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    import boto3
+
+    return boto3.client("s3", endpoint_url=moto_server)
+
+
+_buckets = iter(range(10**6))
+
+
+def new_bucket(client) -> str:  # type: ignore[no-untyped-def]
+    name = f"modelreg-test-{os.getpid()}-{next(_buckets)}"
+    client.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(params=["folder", "s3"])
+def remote_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same contract tests run against a folder remote and an S3 remote."""
+    if request.param == "folder":
+        return str(tmp_path / "team-remote")
+    client = request.getfixturevalue("s3")
+    return f"s3://{new_bucket(client)}/team"

@@ -1,94 +1,19 @@
-"""The ``modelreg`` command line: the one module that imports click, and the one place that
-turns errors into messages and exit codes (1 for errors, 2 for usage)."""
+"""Commands that create, find, tag, compare and remove versions."""
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
-from . import __version__, checkout, maintenance, names
-from .api import human_bytes, summary_table, unsafe_warning
-from .errors import ModelregError
-from .refs import yaml_dump
-from .repo import Record, Repository
-
-PROGRESS_MIN_BYTES = 32 << 20
-
-
-class _Group(click.Group):
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (click.exceptions.Exit, click.Abort, click.ClickException):
-            raise
-        except (ModelregError, OSError, EOFError) as e:
-            if os.environ.get("MODELREG_DEBUG") == "1":
-                raise
-            click.echo(f"error: {_one_line(e)}", err=True)
-            ctx.exit(1)
-
-
-def _one_line(e: BaseException) -> str:
-    if isinstance(e, OSError) and e.strerror:
-        where = f": {e.filename}" if e.filename else ""
-        return f"{e.strerror}{where}"
-    return " ".join(str(e).split())
-
-
-def _repo(ctx: click.Context) -> Repository:
-    return Repository.find(ctx.obj.get("cwd"))
-
-
-def _emit_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
-
-
-def _public(rec: Record) -> dict[str, Any]:
-    return {k: v for k, v in rec.items() if k != "type"}
-
-
-@contextlib.contextmanager
-def _progress(label: str, total: int) -> Iterator[Callable[[int], None] | None]:
-    """A bar on a terminal for work big enough to wait for; nothing otherwise."""
-    if total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
-        yield None
-        return
-    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
-        yield bar.update
-
-
-def _size_of(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size if path.exists() else 0
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="modelreg")
-@click.option(
-    "-C",
-    "cwd",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run as if started in this folder.",
-)
-@click.pass_context
-def cli(ctx: click.Context, cwd: Path | None) -> None:
-    """A Git-style, content-addressed registry for model files.
-
-    Refer to a version as NAME@REF, where REF is vN, N, latest or a tag; NAME alone means
-    NAME@latest.
-    """
-    ctx.obj = {"cwd": cwd}
+from .. import checkout, names
+from ..api import human_bytes, summary_table, unsafe_warning
+from ..errors import ModelregError
+from ..refs import yaml_dump
+from ..repo import Record, Repository
+from ._base import _emit_json, _one_line, _progress, _public, _repo, _size_of, cli, json_option
 
 
 @cli.command()
@@ -371,7 +296,7 @@ def checkout_(ctx: click.Context, specs: tuple[str, ...], everything: bool, as_j
 def diff_(ctx: click.Context, spec_a: str, spec_b: str, as_json: bool) -> None:
     """What changed from version A to version B (each NAME[@REF]): metadata, metrics, and
     which tensors changed, were added or removed, read from the stored manifests."""
-    from .diff import diff, render
+    from ..diff import diff, render
 
     result = diff(_repo(ctx), spec_a, spec_b)
     if as_json:
@@ -390,133 +315,3 @@ def rm(ctx: click.Context, spec: str, force: bool) -> None:
     name = spec.partition("@")[0]
     extra = f" and its tags {', '.join(tags)}" if tags else ""
     click.echo(f"Removed {name}@{version}{extra}; run 'modelreg gc' to free its bytes")
-
-
-@cli.command()
-@click.option("-n", "--dry-run", is_flag=True, help="Only say what would be removed.")
-@json_option
-@click.pass_context
-def gc(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
-    """Delete objects no version uses and files left by interrupted writes."""
-    plan = maintenance.gc(_repo(ctx), dry_run=dry_run)
-    if as_json:
-        _emit_json(
-            {
-                "dry_run": dry_run,
-                "objects": plan.objects,
-                "leftovers": [str(p) for p in plan.leftovers],
-                "bytes": plan.bytes,
-            }
-        )
-        return
-    verb = "Would free" if dry_run else "Freed"
-    click.echo(
-        f"{verb} {human_bytes(plan.bytes)}: {len(plan.objects)} objects, "
-        f"{len(plan.leftovers)} leftover temporary files"
-    )
-    if dry_run:
-        for oid in plan.objects:
-            click.echo(f"  {oid}")
-        for p in plan.leftovers:
-            click.echo(f"  {p}")
-
-
-@cli.command()
-@json_option
-@click.pass_context
-def fsck(ctx: click.Context, as_json: bool) -> None:
-    """Verify every object and every ref; exit 1 when anything is damaged or missing."""
-    repo = _repo(ctx)
-    report = maintenance.fsck(repo)
-    if as_json:
-        _emit_json(
-            {
-                "ok": report.ok,
-                "checked": report.checked,
-                "corrupt": report.corrupt,
-                "problems": report.problems,
-                "dangling": report.dangling,
-                "leftovers": report.leftovers,
-            }
-        )
-    else:
-        for oid, users in sorted(report.corrupt.items()):
-            used = f" (used by {', '.join(users)})" if users else " (unused)"
-            click.echo(f"corrupt object {oid} at {repo.objects.path(oid)}{used}")
-        for problem in report.problems:
-            click.echo(problem)
-        click.echo(
-            f"checked {report.checked} objects: {len(report.corrupt)} corrupt, "
-            f"{len(report.problems)} missing, {report.dangling} unused, "
-            f"{report.leftovers} leftover temporary files"
-        )
-    if not report.ok:
-        ctx.exit(1)
-
-
-@cli.command()
-@click.option(
-    "--scan",
-    "scan_path",
-    type=click.Path(path_type=Path),
-    help="Estimate what registering the files under this path would add; writes "
-    "nothing and works outside a registry too.",
-)
-@json_option
-@click.pass_context
-def stats(ctx: click.Context, scan_path: Path | None, as_json: bool) -> None:
-    """Logical size of all versions against what the store really uses, and what removing
-    each version would free."""
-    if scan_path is not None:
-        _scan(ctx, scan_path, as_json)
-        return
-    s = maintenance.stats(_repo(ctx))
-    if as_json:
-        _emit_json({**s.__dict__, "dedup_ratio": s.dedup_ratio})
-        return
-    click.echo(f"families        {s.families}")
-    click.echo(f"versions        {s.versions}")
-    click.echo(f"logical size    {human_bytes(s.logical_bytes)}  (as plain copies)")
-    click.echo(f"stored size     {human_bytes(s.stored_bytes)}  in {s.objects} objects")
-    click.echo(f"disk used       {human_bytes(s.disk_bytes)}  (.modelreg/, as du counts)")
-    click.echo(f"dedup ratio     {s.dedup_ratio:.2f}x")
-    if s.freeable:
-        click.echo("\nbytes only this version uses (what 'rm' then 'gc' would free):")
-        for label, size in sorted(s.freeable.items()):
-            click.echo(f"  {label:<40} {human_bytes(size)}")
-
-
-def _scan(ctx: click.Context, path: Path, as_json: bool) -> None:
-    from .chunking import ChunkParams
-
-    try:
-        repo: Repository | None = _repo(ctx)
-    except ModelregError:
-        repo = None
-    params = repo.chunk_params if repo else ChunkParams()
-    est = maintenance.scan(path, params, repo.objects if repo else None)
-    if as_json:
-        _emit_json({**est.__dict__, "in_registry": str(repo.root) if repo else None})
-        return
-    where = f"registry {repo.root}" if repo else "an empty registry"
-    click.echo(f"{est.files} files, {human_bytes(est.logical_bytes)} as they are")
-    click.echo(f"whole-file dedup would store  {human_bytes(est.file_dedup_bytes)}")
-    click.echo(f"modelreg would add            {human_bytes(est.modelreg_bytes)}  (to {where})")
-
-
-@cli.command()
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run here instead of in a new temporary folder.",
-)
-def demo(directory: Path | None) -> None:
-    """Register ResNet-18 and MobileNetV2 and walk through the commands (needs torch)."""
-    from .demo import run_demo
-
-    run_demo(directory, click.echo)
-
-
-def main() -> None:
-    cli(prog_name="modelreg")

@@ -1,0 +1,95 @@
+"""The command group, its error handling and the helpers every command uses.
+
+This package is the only code that imports click, and ``_Group.invoke`` is the one place that
+turns errors into messages and exit codes (1 for errors, 2 for usage)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import ModelregError
+from ..repo import Record, Repository
+
+PROGRESS_MIN_BYTES = 32 << 20
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.Abort, click.ClickException):
+            raise
+        except (ModelregError, OSError, EOFError) as e:
+            if os.environ.get("MODELREG_DEBUG") == "1":
+                raise
+            click.echo(f"error: {_one_line(e)}", err=True)
+            ctx.exit(1)
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        where = f": {e.filename}" if e.filename else ""
+        return f"{e.strerror}{where}"
+    return " ".join(str(e).split())
+
+
+def _repo(ctx: click.Context) -> Repository:
+    return Repository.find(ctx.obj.get("cwd"))
+
+
+def _emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def _public(rec: Record) -> dict[str, Any]:
+    return {k: v for k, v in rec.items() if k != "type"}
+
+
+@contextlib.contextmanager
+def _progress(label: str, total: int) -> Iterator[Callable[[int], None] | None]:
+    """A bar on a terminal for work big enough to wait for; nothing otherwise."""
+    if total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+def _size_of(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.exists() else 0
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="modelreg")
+@click.option(
+    "-C",
+    "cwd",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run as if started in this folder.",
+)
+@click.pass_context
+def cli(ctx: click.Context, cwd: Path | None) -> None:
+    """A Git-style, content-addressed registry for model files.
+
+    Refer to a version as NAME@REF, where REF is vN, N, latest or a tag; NAME alone means
+    NAME@latest.
+    """
+    ctx.obj = {"cwd": cwd}
+
+
+def main() -> None:
+    cli(prog_name="modelreg")

@@ -1,0 +1,138 @@
+"""Commands for team registries: remote, push, pull, clone."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import click
+
+from .. import remote_config, sync
+from ..api import human_bytes
+from ._base import _emit_json, _repo, cli, json_option
+
+
+@contextlib.contextmanager
+def _transfer_bar(label: str) -> Iterator[Callable[[int], None] | None]:
+    """A byte counter on a terminal (the total is not known before the listing)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=None, label=label, file=sys.stderr) as bar:  # type: ignore[var-annotated]
+        yield bar.update
+
+
+def _report(report: sync.TransferReport, verb: str, as_json: bool) -> None:
+    if as_json:
+        _emit_json(report.__dict__)
+        return
+    click.echo(
+        f"{verb} {report.objects} objects ({human_bytes(report.bytes)}) "
+        f"{'to' if verb == 'Sent' else 'from'} {report.remote}"
+    )
+    for label in report.versions:
+        click.echo(f"  {label}")
+    for old, new in report.renumbered:
+        click.echo(f"  renumbered your unpublished {old} as {new}")
+    for tag in report.tags:
+        click.echo(f"  tag {tag}")
+    if not report.versions and not report.renumbered and not report.tags:
+        click.echo("  refs already up to date")
+
+
+@cli.group()
+def remote() -> None:
+    """Manage remotes: s3://BUCKET/PREFIX or a folder path."""
+
+
+@remote.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.option(
+    "--endpoint-url",
+    help="An S3-compatible endpoint (MinIO, R2, ...); defaults to "
+    "AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL or AWS itself.",
+)
+@click.pass_context
+def remote_add(ctx: click.Context, name: str, url: str, endpoint_url: str | None) -> None:
+    """Add a remote called NAME at URL."""
+    stored = remote_config.add(_repo(ctx), name, url, endpoint_url)
+    click.echo(f"Added remote {name} -> {stored}")
+
+
+@remote.command("list")
+@json_option
+@click.pass_context
+def remote_list(ctx: click.Context, as_json: bool) -> None:
+    """List remotes."""
+    known = remote_config.remotes(_repo(ctx))
+    if as_json:
+        _emit_json(known)
+        return
+    for name, entry in sorted(known.items()):
+        extra = f"  (endpoint {entry['endpoint_url']})" if entry.get("endpoint_url") else ""
+        click.echo(f"{name}\t{entry['url']}{extra}")
+
+
+@remote.command("remove")
+@click.argument("name")
+@click.pass_context
+def remote_remove(ctx: click.Context, name: str) -> None:
+    """Forget the remote NAME (nothing on the remote is touched)."""
+    remote_config.remove(_repo(ctx), name)
+    click.echo(f"Removed remote {name}")
+
+
+def _split_remote(
+    repo_remotes: Mapping[str, object], args: tuple[str, ...]
+) -> tuple[str | None, tuple[str, ...]]:
+    """The first argument is a remote when it names one, as in 'git push origin main'."""
+    if args and args[0] in repo_remotes:
+        return args[0], args[1:]
+    return None, args
+
+
+@cli.command()
+@click.argument("args", nargs=-1, metavar="[REMOTE] [NAME[@REF]]...")
+@json_option
+@click.pass_context
+def push(ctx: click.Context, args: tuple[str, ...], as_json: bool) -> None:
+    """Send versions (default: all) and the objects the remote lacks."""
+    repo = _repo(ctx)
+    name, specs = _split_remote(remote_config.remotes(repo), args)
+    with _transfer_bar("push") as bar:
+        report = sync.push(repo, name, specs, progress=bar)
+    _report(report, "Sent", as_json)
+
+
+@cli.command()
+@click.argument("args", nargs=-1, metavar="[REMOTE] [NAME]...")
+@json_option
+@click.pass_context
+def pull(ctx: click.Context, args: tuple[str, ...], as_json: bool) -> None:
+    """Fetch families (default: all) and the objects this registry lacks."""
+    repo = _repo(ctx)
+    name, families = _split_remote(remote_config.remotes(repo), args)
+    with _transfer_bar("pull") as bar:
+        report = sync.pull(repo, name, families, progress=bar)
+    _report(report, "Received", as_json)
+
+
+@cli.command()
+@click.argument("url")
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.option("--endpoint-url", help="An S3-compatible endpoint for this remote.")
+@json_option
+def clone(url: str, directory: Path | None, endpoint_url: str | None, as_json: bool) -> None:
+    """Make a new registry in DIRECTORY from the remote at URL (remote 'origin')."""
+    dest = directory or Path(url.rstrip("/").rsplit("/", 1)[-1] or "registry")
+    options = {"endpoint_url": endpoint_url} if endpoint_url else None
+    with _transfer_bar("clone") as bar:
+        repo, report = sync.clone(url, dest, options, progress=bar)
+    if as_json:
+        _emit_json({"root": str(repo.root), **report.__dict__})
+        return
+    click.echo(f"Cloned {url} into {repo.root}")
+    _report(report, "Received", as_json)

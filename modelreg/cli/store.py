@@ -1,0 +1,139 @@
+"""Commands about the store as a whole: gc, fsck, stats, and the demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import maintenance
+from ..api import human_bytes
+from ..errors import ModelregError
+from ..repo import Repository
+from ._base import _emit_json, _repo, cli, json_option
+
+
+@cli.command()
+@click.option("-n", "--dry-run", is_flag=True, help="Only say what would be removed.")
+@json_option
+@click.pass_context
+def gc(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
+    """Delete objects no version uses and files left by interrupted writes."""
+    plan = maintenance.gc(_repo(ctx), dry_run=dry_run)
+    if as_json:
+        _emit_json(
+            {
+                "dry_run": dry_run,
+                "objects": plan.objects,
+                "leftovers": [str(p) for p in plan.leftovers],
+                "bytes": plan.bytes,
+            }
+        )
+        return
+    verb = "Would free" if dry_run else "Freed"
+    click.echo(
+        f"{verb} {human_bytes(plan.bytes)}: {len(plan.objects)} objects, "
+        f"{len(plan.leftovers)} leftover temporary files"
+    )
+    if dry_run:
+        for oid in plan.objects:
+            click.echo(f"  {oid}")
+        for p in plan.leftovers:
+            click.echo(f"  {p}")
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def fsck(ctx: click.Context, as_json: bool) -> None:
+    """Verify every object and every ref; exit 1 when anything is damaged or missing."""
+    repo = _repo(ctx)
+    report = maintenance.fsck(repo)
+    if as_json:
+        _emit_json(
+            {
+                "ok": report.ok,
+                "checked": report.checked,
+                "corrupt": report.corrupt,
+                "problems": report.problems,
+                "dangling": report.dangling,
+                "leftovers": report.leftovers,
+            }
+        )
+    else:
+        for oid, users in sorted(report.corrupt.items()):
+            used = f" (used by {', '.join(users)})" if users else " (unused)"
+            click.echo(f"corrupt object {oid} at {repo.objects.path(oid)}{used}")
+        for problem in report.problems:
+            click.echo(problem)
+        click.echo(
+            f"checked {report.checked} objects: {len(report.corrupt)} corrupt, "
+            f"{len(report.problems)} missing, {report.dangling} unused, "
+            f"{report.leftovers} leftover temporary files"
+        )
+    if not report.ok:
+        ctx.exit(1)
+
+
+@cli.command()
+@click.option(
+    "--scan",
+    "scan_path",
+    type=click.Path(path_type=Path),
+    help="Estimate what registering the files under this path would add; writes "
+    "nothing and works outside a registry too.",
+)
+@json_option
+@click.pass_context
+def stats(ctx: click.Context, scan_path: Path | None, as_json: bool) -> None:
+    """Logical size of all versions against what the store really uses, and what removing
+    each version would free."""
+    if scan_path is not None:
+        _scan(ctx, scan_path, as_json)
+        return
+    s = maintenance.stats(_repo(ctx))
+    if as_json:
+        _emit_json({**s.__dict__, "dedup_ratio": s.dedup_ratio})
+        return
+    click.echo(f"families        {s.families}")
+    click.echo(f"versions        {s.versions}")
+    click.echo(f"logical size    {human_bytes(s.logical_bytes)}  (as plain copies)")
+    click.echo(f"stored size     {human_bytes(s.stored_bytes)}  in {s.objects} objects")
+    click.echo(f"disk used       {human_bytes(s.disk_bytes)}  (.modelreg/, as du counts)")
+    click.echo(f"dedup ratio     {s.dedup_ratio:.2f}x")
+    if s.freeable:
+        click.echo("\nbytes only this version uses (what 'rm' then 'gc' would free):")
+        for label, size in sorted(s.freeable.items()):
+            click.echo(f"  {label:<40} {human_bytes(size)}")
+
+
+def _scan(ctx: click.Context, path: Path, as_json: bool) -> None:
+    from ..chunking import ChunkParams
+
+    try:
+        repo: Repository | None = _repo(ctx)
+    except ModelregError:
+        repo = None
+    params = repo.chunk_params if repo else ChunkParams()
+    est = maintenance.scan(path, params, repo.objects if repo else None)
+    if as_json:
+        _emit_json({**est.__dict__, "in_registry": str(repo.root) if repo else None})
+        return
+    where = f"registry {repo.root}" if repo else "an empty registry"
+    click.echo(f"{est.files} files, {human_bytes(est.logical_bytes)} as they are")
+    click.echo(f"whole-file dedup would store  {human_bytes(est.file_dedup_bytes)}")
+    click.echo(f"modelreg would add            {human_bytes(est.modelreg_bytes)}  (to {where})")
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run here instead of in a new temporary folder.",
+)
+def demo(directory: Path | None) -> None:
+    """Register ResNet-18 and MobileNetV2 and walk through the commands (needs torch)."""
+    from ..demo import run_demo
+
+    run_demo(directory, click.echo)

@@ -1,0 +1,62 @@
+"""What a remote is: a place that holds objects and refs, with compare-and-swap on refs.
+
+Layout, the same in a folder and under an S3 prefix::
+
+    <remote>/
+      modelreg-remote.yaml      format marker, written on first push
+      objects/ab/cdef...        the same objects as .modelreg/objects, byte for byte
+      refs/<name>.yaml          the family's refs, in the local format
+
+A remote is deliberately dumb: it stores bytes under keys. Verifying objects, merging refs
+and renumbering are the job of ``modelreg.sync``, so the folder and S3 remotes stay twins that
+pass one contract suite.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+MARKER = "modelreg-remote.yaml"
+MARKER_BODY = b"format: 1\nhash: xxh3-128\n"
+
+
+def object_key(oid: str) -> str:
+    return f"objects/{oid[:2]}/{oid[2:]}"
+
+
+def ref_key(name: str) -> str:
+    return f"refs/{name}.yaml"
+
+
+class Remote(ABC):
+    url: str
+
+    @abstractmethod
+    def check(self, create: bool) -> None:
+        """Fail clearly if the remote cannot be used; with ``create``, mark it as a remote."""
+
+    @abstractmethod
+    def list_objects(self) -> set[str]:
+        """Ids of every object on the remote."""
+
+    @abstractmethod
+    def put_object(self, oid: str, data: bytes) -> None:
+        """Store an object (idempotent: the same id always means the same bytes)."""
+
+    @abstractmethod
+    def get_object(self, oid: str) -> bytes:
+        """The object's bytes as stored; the caller verifies them."""
+
+    @abstractmethod
+    def list_refs(self) -> list[str]:
+        """Family names that have a refs file."""
+
+    @abstractmethod
+    def read_ref(self, name: str) -> tuple[bytes, str] | None:
+        """(content, token) of a family's refs, or None. The token is what ``write_ref``
+        compares against."""
+
+    @abstractmethod
+    def write_ref(self, name: str, data: bytes, token: str | None) -> None:
+        """Replace the refs only if they are still at ``token`` (None: only if absent);
+        otherwise raise RemoteMovedError."""

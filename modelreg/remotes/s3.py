@@ -1,0 +1,198 @@
+"""A remote in an S3-compatible bucket (AWS S3, MinIO, Cloudflare R2, ...).
+
+Credentials, region and endpoint come from the standard AWS environment and config files
+(``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``, ...);
+a remote's own ``endpoint_url`` overrides them. Refs change only by conditional writes:
+``If-None-Match: *`` to create, ``If-Match: <etag>`` to replace.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from ..errors import NotFoundError, RemoteError, RemoteMovedError
+from ..hashing import is_oid
+from .base import MARKER, MARKER_BODY, Remote, object_key, ref_key
+
+T = TypeVar("T")
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_DENIED = {
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "403",
+    "InvalidToken",
+    "ExpiredToken",
+    "AllAccessDisabled",
+}
+
+
+class S3Remote(Remote):
+    def __init__(self, bucket: str, prefix: str, endpoint_url: str | None = None) -> None:
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError:
+            raise RemoteError("S3 remotes need boto3", hint="pip install 'modelreg[s3]'") from None
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        config = Config(
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
+            max_pool_connections=32,
+        )
+        self.client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+        self.endpoint = self.client.meta.endpoint_url
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Turn botocore's failures into one line that says what to fix."""
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            EndpointConnectionError,
+            NoCredentialsError,
+        )
+
+        try:
+            yield
+        except ClientError as e:
+            code = str(e.response.get("Error", {}).get("Code", ""))
+            if code == "NoSuchBucket" or (code == "404" and what == "opening the bucket"):
+                raise RemoteError(
+                    f"bucket {self.bucket!r} does not exist ({self.url})",
+                    hint="create it, or fix the remote's URL",
+                ) from None
+            if code in _DENIED:
+                raise RemoteError(
+                    f"access denied to {self.url} while {what} ({code})",
+                    hint="check the AWS credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE)",
+                ) from None
+            raise RemoteError(f"S3 error while {what} at {self.url}: {code or e}") from None
+        except NoCredentialsError:
+            raise RemoteError(
+                f"no AWS credentials for {self.url}",
+                hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE",
+            ) from None
+        except EndpointConnectionError:
+            raise RemoteError(
+                f"cannot reach the S3 endpoint {self.endpoint}",
+                hint="check the network and the endpoint URL (--endpoint-url, AWS_ENDPOINT_URL_S3)",
+            ) from None
+        except BotoCoreError as e:
+            raise RemoteError(f"S3 failure while {what} at {self.url}: {e}") from None
+
+    def _call(self, what: str, fn: Callable[..., T], **kwargs: Any) -> T:
+        with self._errors(what):
+            return fn(Bucket=self.bucket, **kwargs)
+        raise AssertionError("unreachable")
+
+    def _missing(self, e: Exception) -> bool:
+        from botocore.exceptions import ClientError
+
+        return isinstance(e, ClientError) and str(e.response.get("Error", {}).get("Code")) in (
+            "NoSuchKey",
+            "404",
+        )
+
+    def _get(self, key: str) -> tuple[bytes, str] | None:
+        from botocore.exceptions import ClientError
+
+        with self._errors(f"reading {key}"):
+            try:
+                r = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+            except ClientError as e:
+                if self._missing(e):
+                    return None
+                raise
+            return r["Body"].read(), str(r["ETag"])
+        raise AssertionError("unreachable")
+
+    def check(self, create: bool) -> None:
+        self._call("opening the bucket", self.client.head_bucket)
+        if self._get(MARKER) is not None:
+            return
+        if not create:
+            raise RemoteError(
+                f"{self.url} is not a modelreg remote", hint="check the URL, or push to it first"
+            )
+        listed = self._call(
+            "listing the prefix", self.client.list_objects_v2, Prefix=self.prefix, MaxKeys=1
+        )
+        if listed.get("KeyCount", 0):
+            raise RemoteError(
+                f"{self.url} is not empty and not a modelreg remote", hint="choose an empty prefix"
+            )
+        self._call(
+            "marking the remote", self.client.put_object, Key=self.prefix + MARKER, Body=MARKER_BODY
+        )
+
+    def list_objects(self) -> set[str]:
+        found: set[str] = set()
+        base = self.prefix + "objects/"
+        paginator = self.client.get_paginator("list_objects_v2")
+        with self._errors("listing objects"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=base):
+                for item in page.get("Contents", []):
+                    rest = item["Key"][len(base) :].replace("/", "")
+                    if is_oid(rest):
+                        found.add(rest)
+        return found
+
+    def put_object(self, oid: str, data: bytes) -> None:
+        self._call(
+            f"uploading object {oid}",
+            self.client.put_object,
+            Key=self.prefix + object_key(oid),
+            Body=data,
+        )
+
+    def get_object(self, oid: str) -> bytes:
+        got = self._get(object_key(oid))
+        if got is None:
+            raise NotFoundError(
+                f"object {oid} is missing on remote {self.url}",
+                hint="push it again from a registry that has it",
+            )
+        return got[0]
+
+    def list_refs(self) -> list[str]:
+        base = self.prefix + "refs/"
+        names: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        with self._errors("listing refs"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=base):
+                for item in page.get("Contents", []):
+                    key = item["Key"][len(base) :]
+                    if key.endswith(".yaml") and "/" not in key:
+                        names.append(key[: -len(".yaml")])
+        return sorted(names)
+
+    def read_ref(self, name: str) -> tuple[bytes, str] | None:
+        return self._get(ref_key(name))
+
+    def write_ref(self, name: str, data: bytes, token: str | None) -> None:
+        from botocore.exceptions import ClientError
+
+        condition = {"IfMatch": token} if token else {"IfNoneMatch": "*"}
+        with self._errors(f"updating the refs of {name!r}"):
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=self.prefix + ref_key(name), Body=data, **condition
+                )
+            except ClientError as e:
+                status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                code = str(e.response.get("Error", {}).get("Code", ""))
+                if status in (409, 412) or code in (
+                    "PreconditionFailed",
+                    "ConditionalRequestConflict",
+                ):
+                    raise RemoteMovedError(
+                        f"the remote {self.url} moved: refs of {name!r} changed"
+                    ) from None
+                raise
