@@ -6,8 +6,8 @@ import builtins
 import os
 import sys
 import warnings
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO, Any
 
 from . import _fs, checkout, files, loading, remote_config, sync
