@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from modelreg import ModelRegistry
-from modelreg.errors import CorruptObjectError, RemoteMovedError
-from modelreg.hashing import hash_file
+from modelreg.errors import CorruptObjectError, RemoteError, RemoteMovedError
+from modelreg.hashing import hash_file, oid_of
 from modelreg.maintenance import fsck
 from modelreg.remotes import open_remote
 from modelreg.remotes.base import object_key
@@ -210,3 +210,45 @@ def test_cli_remote_push_pull_clone(
     assert r.exit_code == 0
     r = run("push")
     assert r.exit_code == 1 and "this registry has no remote" in r.stderr
+
+
+def test_a_published_version_that_changed_on_the_remote_is_an_error(
+    tmp_path: Path, remote_url: str
+) -> None:
+    alice = registry(tmp_path / "alice")
+    alice.register("m", write_bytes(tmp_path / "a.bin", 10_000, seed=1))
+    alice.register("m", write_bytes(tmp_path / "b.bin", 10_000, seed=2))
+    alice.add_remote("origin", remote_url)
+    alice.push()
+    remote = open_remote(remote_url)
+    data, token = remote.read_ref("m")  # type: ignore[misc]
+    refs = alice.repo.family("m")
+    swapped = data.replace(refs.versions["v1"].encode(), b"X" * 32)
+    swapped = swapped.replace(refs.versions["v2"].encode(), refs.versions["v1"].encode())
+    swapped = swapped.replace(b"X" * 32, refs.versions["v2"].encode())
+    remote.write_ref("m", swapped, token)
+    with pytest.raises(Exception, match=r"m@v1 names a record of m@v2"):
+        alice.pull()
+
+
+def test_a_published_version_rewritten_on_the_remote_is_refused(
+    tmp_path: Path, remote_url: str
+) -> None:
+    from modelreg.objects import canonical_json
+
+    alice = registry(tmp_path / "alice")
+    alice.register("m", write_bytes(tmp_path / "a.bin", 10_000, seed=1))
+    alice.add_remote("origin", remote_url)
+    alice.push()
+    remote = open_remote(remote_url)
+    old = alice.repo.family("m").versions["v1"]
+    forged = alice.repo.record(old)
+    forged["description"] = "rewritten after publication"
+    body = canonical_json(forged)
+    new = oid_of(body)
+    remote.put_object(new, body)
+    data, token = remote.read_ref("m")  # type: ignore[misc]
+    remote.write_ref("m", data.replace(old.encode(), new.encode()), token)
+    with pytest.raises(RemoteError, match="m@v1 differs from the copy on the remote"):
+        alice.pull()
+    assert alice.repo.family("m").versions["v1"] == old
