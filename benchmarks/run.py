@@ -294,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     figures["checkout"] = checkout_figures(work, big, reps)
     figures["startup"] = startup_figures(work / "seq-registry", max(reps, 3))
     figures["scale"] = scale_figures(work, families, versions, reps)
+    from .push import push_figures  # it builds on the helpers above
+
+    figures["push"] = push_figures(work, seq, reps)
 
     targets = []
     for label, (section, key), limit in TARGETS:

@@ -13,7 +13,7 @@ def test_benchmark_smoke_run_reports_every_figure(tmp_path: Path, torch_mod, cap
     out = tmp_path / "results.json"
     assert run.main(["--smoke", "--workdir", str(tmp_path / "work"), "--out", str(out)]) == 0
     results = json.loads(out.read_text())
-    assert set(results["figures"]) == {"sequence", "big_pair", "checkout", "startup", "scale"}
+    assert set(results["figures"]) == {"sequence", "big_pair", "checkout", "startup", "scale", "push"}
     for t in results["targets"]:
         assert t["value"] > 0 and isinstance(t["met"], bool)
     assert len(results["targets"]) == len(run.TARGETS)
@@ -23,3 +23,6 @@ def test_benchmark_smoke_run_reports_every_figure(tmp_path: Path, torch_mod, cap
     assert results["figures"]["scale"]["versions"] == 60
     assert "targets:" in capsys.readouterr().out
     assert not (tmp_path / "work").exists()
+    push = results["figures"]["push"]
+    # v1..v4 share most tensors: pushing them sends far less than the files
+    assert push["folder_bytes_sent"] < 0.75 * push["whole_bytes"]
