@@ -13,7 +13,14 @@ def test_benchmark_smoke_run_reports_every_figure(tmp_path: Path, torch_mod, cap
     out = tmp_path / "results.json"
     assert run.main(["--smoke", "--workdir", str(tmp_path / "work"), "--out", str(out)]) == 0
     results = json.loads(out.read_text())
-    assert set(results["figures"]) == {"sequence", "big_pair", "checkout", "startup", "scale", "push"}
+    assert set(results["figures"]) == {
+        "sequence",
+        "big_pair",
+        "checkout",
+        "startup",
+        "scale",
+        "push",
+    }
     for t in results["targets"]:
         assert t["value"] > 0 and isinstance(t["met"], bool)
     assert len(results["targets"]) == len(run.TARGETS)

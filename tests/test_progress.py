@@ -10,8 +10,13 @@ from pathlib import Path
 
 def _run_on_a_terminal(args: list[str], cwd: Path) -> tuple[int, str]:
     primary, secondary = os.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "modelreg", *args], cwd=cwd,
-                            stdin=secondary, stdout=secondary, stderr=secondary)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelreg", *args],
+        cwd=cwd,
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+    )
     os.close(secondary)
     chunks = []
     while True:
@@ -34,8 +39,13 @@ def test_register_and_get_show_a_bar_on_a_terminal_only(repo_dir: Path) -> None:
     rc, screen = _run_on_a_terminal(["get", "big"], repo_dir)
     assert rc == 0 and "checkout big@v1" in screen and "100%" in screen
 
-    quiet = subprocess.run([sys.executable, "-m", "modelreg", "register", "big", str(big)],
-                           cwd=repo_dir, capture_output=True, text=True, check=True)
+    quiet = subprocess.run(
+        [sys.executable, "-m", "modelreg", "register", "big", str(big)],
+        cwd=repo_dir,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert quiet.stderr == "" and quiet.stdout.strip() == "Registered big@v2 (40.0 MiB)"
     (repo_dir / "small.bin").write_bytes(b"x" * 1000)
     rc, screen = _run_on_a_terminal(["register", "small", "small.bin"], repo_dir)
