@@ -232,3 +232,17 @@ def test_debug_env_shows_the_traceback(
     monkeypatch.setenv("MODELREG_DEBUG", "1")
     with pytest.raises(NotFoundError):
         run("get", "nope")
+
+
+def test_an_unexpected_failure_is_still_one_line(
+    repo_dir: Path, run: CliRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelreg import maintenance
+
+    def broken(repo: object) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(maintenance, "stats", broken)
+    r = run("stats")
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1
+    assert "error: internal error (KeyError: 'boom'); rerun with MODELREG_DEBUG=1" in r.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,25 @@ def test_register_and_get_show_a_bar_on_a_terminal_only(repo_dir: Path) -> None:
     (repo_dir / "small.bin").write_bytes(b"x" * 1000)
     rc, screen = _run_on_a_terminal(["register", "small", "small.bin"], repo_dir)
     assert rc == 0 and "%" not in screen  # a moment's work shows no bar
+
+
+def test_push_and_pull_count_objects_on_a_terminal(repo_dir: Path, tmp_path: Path) -> None:
+    (repo_dir / "m.bin").write_bytes(os.urandom(3 << 20))
+    modelreg = [sys.executable, "-m", "modelreg"]
+    subprocess.run(
+        [*modelreg, "register", "m", "m.bin"], cwd=repo_dir, check=True, capture_output=True
+    )
+    subprocess.run(
+        [*modelreg, "remote", "add", "origin", str(tmp_path / "remote")],
+        cwd=repo_dir,
+        check=True,
+        capture_output=True,
+    )
+    rc, screen = _run_on_a_terminal(["push"], repo_dir)
+    assert rc == 0 and re.search(r"\rpush: \d+ objects, 3\.0 MiB\r?\n", screen), screen
+    rc, screen = _run_on_a_terminal(
+        ["clone", str(tmp_path / "remote"), str(tmp_path / "c")], tmp_path
+    )
+    assert rc == 0 and re.search(r"\rclone: \d+ objects, 3\.0 MiB\r?\n", screen), screen
+    quiet = subprocess.run([*modelreg, "pull"], cwd=repo_dir, capture_output=True, text=True)
+    assert quiet.returncode == 0 and quiet.stderr == ""

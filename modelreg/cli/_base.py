@@ -28,10 +28,20 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.Abort, click.ClickException):
             raise
-        except (ModelregError, OSError, EOFError) as e:
+        except KeyboardInterrupt:
+            click.echo("interrupted; nothing half-written is visible (see 'modelreg gc')", err=True)
+            ctx.exit(130)
+        except Exception as e:
             if os.environ.get("MODELREG_DEBUG") == "1":
                 raise
-            click.echo(f"error: {_one_line(e)}", err=True)
+            if isinstance(e, (ModelregError, OSError, EOFError)):
+                click.echo(f"error: {_one_line(e)}", err=True)
+            else:
+                click.echo(
+                    f"error: internal error ({type(e).__name__}: {_one_line(e)}); rerun with "
+                    "MODELREG_DEBUG=1 for the traceback and report it",
+                    err=True,
+                )
             ctx.exit(1)
 
 

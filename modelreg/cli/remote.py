@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -16,12 +17,32 @@ from ._base import _emit_json, _repo, cli, json_option
 
 @contextlib.contextmanager
 def _transfer_bar(label: str) -> Iterator[Callable[[int], None] | None]:
-    """A byte counter on a terminal (the total is not known before the listing)."""
+    """A running count of objects and bytes on a terminal (a pull learns what it needs level
+    by level, so there is no total to draw a bar against); nothing elsewhere."""
     if not sys.stderr.isatty():
         yield None
         return
-    with click.progressbar(length=None, label=label, file=sys.stderr) as bar:  # type: ignore[var-annotated]
-        yield bar.update
+    done = {"objects": 0, "bytes": 0, "shown": 0.0}
+
+    def update(size: int) -> None:
+        done["objects"] += 1
+        done["bytes"] += size
+        now = time.monotonic()
+        if now - done["shown"] >= 0.1:
+            done["shown"] = now
+            click.echo(
+                f"\r{label}: {done['objects']} objects, {human_bytes(done['bytes'])}",
+                err=True,
+                nl=False,
+            )
+
+    try:
+        yield update
+    finally:
+        if done["objects"]:
+            click.echo(
+                f"\r{label}: {done['objects']} objects, {human_bytes(done['bytes'])}", err=True
+            )
 
 
 def _report(report: sync.TransferReport, verb: str, as_json: bool) -> None:

@@ -206,7 +206,7 @@ def families(ctx: click.Context, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def summary(ctx: click.Context, as_json: bool) -> None:
-    """A table of every version, with the registry's size."""
+    """Family and version counts, and a table of every version."""
     repo = _repo(ctx)
     rows = [_public(r) for r in repo.versions()]
     if as_json:
