@@ -125,29 +125,35 @@ def chunk_ids(manifest: dict[str, Any]) -> list[str]:
     return [p["o"] for p in manifest["parts"] if "o" in p]
 
 
-def walk_dir(root: Path) -> list[tuple[str, Path]]:
+def walk_dir(
+    root: Path, _outer: Path | None = None, _seen: frozenset[Path] = frozenset()
+) -> list[tuple[str, Path]]:
     """Regular files under ``root`` as (relative posix path, path), sorted.
 
-    A symlink that resolves outside ``root`` is refused; one inside it is stored as the file
-    it points to, since checkouts hold plain files.
+    A symlink that resolves outside the registered folder is refused; one inside it is stored
+    as the file (or folder) it points to, since checkouts hold plain files. A folder link that
+    leads back to a folder being walked is refused as a loop.
     """
     real_root = root.resolve()
+    outer = _outer or root
+    if real_root in _seen:
+        raise UnsafePathError(f"{root} is a symlink loop", hint="remove the link and retry")
+    seen = _seen | {real_root}
     found: list[tuple[str, Path]] = []
     for folder, dirs, files in os.walk(root, followlinks=False):
         for name in list(dirs):
             p = Path(folder, name)
             if p.is_symlink():
-                _check_inside(p, real_root, root)
+                _check_inside(p, outer.resolve(), outer)
                 dirs.remove(name)
                 files.append(name)
         for name in files:
             p = Path(folder, name)
             if p.is_symlink():
-                _check_inside(p, real_root, root)
+                _check_inside(p, outer.resolve(), outer)
                 if p.is_dir():
-                    found.extend(
-                        (f"{p.relative_to(root).as_posix()}/{rel}", sub) for rel, sub in walk_dir(p)
-                    )
+                    prefix = p.relative_to(root).as_posix()
+                    found.extend((f"{prefix}/{rel}", sub) for rel, sub in walk_dir(p, outer, seen))
                     continue
             if not stat.S_ISREG(p.stat().st_mode):
                 raise UnsafePathError(f"{p} is not a regular file; remove it or register files")
@@ -161,7 +167,7 @@ def _check_inside(link: Path, real_root: Path, root: Path) -> None:
     if target != real_root and real_root not in target.parents:
         raise UnsafePathError(
             f"{link} is a symlink to {target}, outside {root}",
-            hint="copy the file into the directory or register it separately",
+            hint="copy the file into the folder (cp -L copies what links point to)",
         )
 
 

@@ -98,7 +98,8 @@ class FamilyRefs:
     def from_yaml(cls, name: str, text: bytes, where: Path) -> FamilyRefs:
         try:
             raw = yaml_load(text)
-            assert isinstance(raw, dict) and raw.get("name") == name
+            if not isinstance(raw, dict) or raw.get("name") != name:
+                raise ValueError("not the refs of this family")
             refs = cls(
                 name=name,
                 versions={str(k): str(v) for k, v in (raw.get("versions") or {}).items()},
@@ -107,7 +108,8 @@ class FamilyRefs:
             )
             for version, oid in refs.versions.items():
                 names.check_version(version)
-                assert is_oid(oid)
+                if not is_oid(oid):
+                    raise ValueError(f"bad object id {oid!r}")
             for tag, version in refs.tags.items():
                 names.check_tag(tag)
                 names.check_version(version)

@@ -22,7 +22,8 @@ def _edit(repo: Repository, change: Callable[[dict[str, Any]], None]) -> None:
         repo.dir / "locks" / "config.lock", "the config lock", repo.refs.lock_timeout
     ):
         config = yaml_load(path.read_bytes())
-        assert isinstance(config, dict)
+        if not isinstance(config, dict):
+            raise ModelregError(f"{path} is damaged", hint="restore it; it is YAML")
         config.setdefault("remotes", {})
         change(config["remotes"])
         _fs.atomic_write(path, yaml_dump(config).encode())

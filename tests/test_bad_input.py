@@ -167,3 +167,23 @@ def test_registering_a_fifo_is_refused(repo_dir: Path, run) -> None:
     os.mkfifo(model / "pipe")
     r = run("register", "d", model)
     assert r.exit_code == 1 and "is not a regular file" in r.stderr
+
+
+def test_a_symlink_loop_inside_a_directory_model_is_refused(repo_dir: Path, run) -> None:
+    model = repo_dir / "dirmodel"
+    (model / "sub").mkdir(parents=True)
+    (model / "w.bin").write_bytes(b"w" * 10)
+    os.symlink("..", model / "sub" / "back")
+    r = run("register", "d", model)
+    assert r.exit_code == 1 and "is a symlink loop" in r.stderr
+
+
+def test_a_symlinked_folder_inside_the_model_is_stored_as_files(repo_dir: Path, run) -> None:
+    model = repo_dir / "dirmodel"
+    (model / "real").mkdir(parents=True)
+    (model / "real" / "w.bin").write_bytes(b"w" * 10)
+    os.symlink("real", model / "alias")
+    assert run("register", "d", model).exit_code == 0
+    folder = Path(run("get", "d").stdout.strip())
+    assert (folder / "alias" / "w.bin").read_bytes() == b"w" * 10
+    assert not (folder / "alias").is_symlink()
