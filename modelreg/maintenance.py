@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import _fs, files
 from .chunking import ChunkParams
-from .errors import ModelregError, NotFoundError
+from .errors import CorruptObjectError, ModelregError, NotFoundError
 from .hashing import oid_of
 from .objects import ObjectStore
 from .repo import Repository
@@ -24,42 +24,22 @@ def reachable(repo: Repository) -> tuple[dict[str, set[str]], list[str]]:
     problems met on the way (a missing or unreadable object)."""
     users: dict[str, set[str]] = {}
     problems: list[str] = []
-
-    def need(oid: str, label: str) -> bool:
-        users.setdefault(oid, set()).add(label)
-        if not repo.objects.exists(oid):
-            problems.append(f"{label}: missing object {oid}")
-            return False
-        return True
-
-    def walk_manifest(oid: str, label: str) -> None:
-        if need(oid, label):
-            try:
-                manifest = repo.objects.get_json(oid)
-            except ModelregError:
-                return  # reported as corrupt by the object scan
-            for chunk in files.chunk_ids(manifest):
-                need(chunk, label)
-
     for refs in repo.refs:
         for version, oid in refs.versions.items():
             label = f"{refs.name}@{version}"
-            if not need(oid, label):
-                continue
-            try:
-                rec = repo.record(oid)
-            except ModelregError:
-                continue
-            if rec["kind"] == "file":
-                walk_manifest(rec["root"], label)
-            elif need(rec["root"], label):
-                try:
-                    tree = files.load_tree(repo.objects, rec["root"])
-                except ModelregError as e:
+
+            def need(oid: str, label: str = label) -> bool:
+                users.setdefault(oid, set()).add(label)
+                if not repo.objects.exists(oid):
+                    problems.append(f"{label}: missing object {oid}")
+                    return False
+                return True
+
+            def unreadable(e: ModelregError, label: str = label) -> None:
+                if not isinstance(e, CorruptObjectError):  # those the object scan names
                     problems.append(f"{label}: {e}")
-                    continue
-                for entry in tree["entries"].values():
-                    walk_manifest(entry["manifest"], label)
+
+            repo.walk_version(oid, need, unreadable)
     return users, problems
 
 

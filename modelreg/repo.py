@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
@@ -158,6 +158,39 @@ class Repository:
         if version == refs.latest():
             rec["tags"] = ["latest", *rec["tags"]]
         return rec
+
+    def walk_version(
+        self,
+        record_oid: str,
+        visit: Callable[[str], bool],
+        on_error: Callable[[ModelregError], None],
+    ) -> None:
+        """Call ``visit`` on every object one version needs: its record, manifest or tree,
+        the tree's manifests, their chunks. It descends only where ``visit`` returns True;
+        an object that cannot be read goes to ``on_error`` (which may raise) and is not
+        descended into."""
+        try:
+            if not visit(record_oid):
+                return
+            rec = self.record(record_oid)
+            if not visit(rec["root"]):
+                return
+            manifests = [rec["root"]]
+            if rec["kind"] == "dir":
+                tree = files.load_tree(self.objects, rec["root"])
+                manifests = [e["manifest"] for e in tree["entries"].values()]
+                manifests = [m for m in manifests if visit(m)]
+        except ModelregError as e:
+            on_error(e)
+            return
+        for m in manifests:
+            try:
+                chunks = files.chunk_ids(self.objects.get_json(m))
+            except ModelregError as e:
+                on_error(e)
+                continue
+            for chunk in chunks:
+                visit(chunk)
 
     def versions(self, name: str | None = None) -> Iterator[Record]:
         families = [self.family(name)] if name is not None else list(self.refs)

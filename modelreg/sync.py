@@ -71,18 +71,17 @@ def _copy(refs: FamilyRefs) -> FamilyRefs:
 
 
 def version_objects(repo: Repository, record_oid: str) -> set[str]:
-    """Every object one version needs: its record, manifest or tree, manifests, chunks."""
-    found = {record_oid}
-    rec = repo.record(record_oid)
-    manifests = [rec["root"]]
-    found.add(rec["root"])
-    if rec["kind"] == "dir":
-        manifests = [
-            e["manifest"] for e in files.load_tree(repo.objects, rec["root"])["entries"].values()
-        ]
-        found.update(manifests)
-    for m in manifests:
-        found.update(files.chunk_ids(repo.objects.get_json(m)))
+    """Every object one version needs; an unreadable one stops the push."""
+    found: set[str] = set()
+
+    def add(oid: str) -> bool:
+        found.add(oid)
+        return True
+
+    def fail(e: ModelregError) -> None:
+        raise e
+
+    repo.walk_version(record_oid, add, fail)
     return found
 
 
