@@ -37,7 +37,8 @@ def check_trust(rec: Record, trust: bool) -> None:
 
 def _model_file(rec: Record, path: Path) -> tuple[Path, str]:
     if rec["kind"] == "file":
-        return path, rec.get("format", "raw")
+        inspected = (rec.get("inspect") or {}).get("format")
+        return path, str(inspected or rec.get("format", "raw"))
     model_files = (rec.get("inspect") or {}).get("model_files") or {}
     if len(model_files) != 1:
         raise ModelregError(

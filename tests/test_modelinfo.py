@@ -136,3 +136,27 @@ def test_a_directory_model_reports_its_worst_file(
     assert info["model_files"] == {"extra.pt": "torch-zip", "model.safetensors": "safetensors"}
     assert info["unsafe_globals"] == {"extra.pt": ["posix.system"]}
     assert not marker.exists()
+
+
+def test_torchscript_and_legacy_checkpoints(repo_dir: Path, torch_mod) -> None:
+    class Tiny(torch_mod.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch_mod.nn.Linear(64, 64)
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return self.fc(x)
+
+    scripted = torch_mod.jit.script(Tiny())
+    jit_path = repo_dir / "tiny_jit.pt"
+    torch_mod.jit.save(scripted, str(jit_path))
+    legacy = repo_dir / "legacy.pt"
+    torch_mod.save(small_state_dict(), legacy, _use_new_zipfile_serialization=False)
+    registry = ModelRegistry(".")
+    jit_info = registry.register("jit", jit_path)["inspect"]
+    assert jit_info["format"] == "torchscript" and jit_info["safety"] == "unknown"
+    old = registry.register("legacy", legacy)["inspect"]
+    assert old == {"format": "pickle", "safety": "safe"}
+    for name, path in (("jit", jit_path), ("legacy", legacy)):
+        assert Path(registry.get(name)["file_path"]).read_bytes() == path.read_bytes()
+    assert isinstance(registry.load("legacy"), dict)
