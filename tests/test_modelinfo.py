@@ -138,6 +138,7 @@ def test_a_directory_model_reports_its_worst_file(
     assert not marker.exists()
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit is deprecated upstream
 def test_torchscript_and_legacy_checkpoints(repo_dir: Path, torch_mod) -> None:
     class Tiny(torch_mod.nn.Module):
         def __init__(self) -> None:
