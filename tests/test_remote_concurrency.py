@@ -156,3 +156,46 @@ def test_a_push_killed_halfway_resumes_with_only_the_missing_objects(
     for n in (1, 20, 40):
         got = Path(clone.get("big", f"v{n}")["file_path"])
         assert hash_file(got) == hash_file(tmp_path / f"{n - 1}.bin")
+
+
+KILLED_PULL = textwrap.dedent(
+    """
+    import sys
+    from modelreg import ModelRegistry
+    ModelRegistry(sys.argv[1]).pull()
+    """
+)
+
+
+def test_a_pull_killed_halfway_resumes_and_publishes_refs_last(
+    tmp_path: Path, remote_url: str
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    registry = ModelRegistry(src)
+    for i in range(40):
+        registry.register("big", write_bytes(tmp_path / f"{i}.bin", 2_000_000, seed=i))
+    registry.add_remote("origin", remote_url)
+    registry.push()
+    total = len(open_remote(remote_url).list_objects())
+
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    mirror = ModelRegistry(dst)
+    mirror.add_remote("origin", remote_url)
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_PULL, str(dst)])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(mirror.repo.objects)) < 45:
+        time.sleep(0.002)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    have = len(list(mirror.repo.objects))
+    assert 0 < have < total
+    assert mirror.list_families() == []  # no ref before all its objects are in
+    assert fsck(mirror.repo).ok
+
+    report = mirror.pull()
+    assert report["objects"] == total - have
+    assert len(mirror.list("big")) == 40
+    assert hash_file(Path(mirror.get("big", "v40")["file_path"])) == hash_file(tmp_path / "39.bin")
+    assert fsck(mirror.repo).ok
