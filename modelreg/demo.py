@@ -27,8 +27,10 @@ def _import_torch() -> tuple[object, object]:
     return torch, torchvision
 
 
-def _build(name: str, echo: Echo) -> tuple[object, str]:
-    """A torchvision model: cached pretrained weights when present, else a seeded init."""
+def _build(name: str, echo: Echo) -> tuple[object, str, dict[str, float]]:
+    """A torchvision model: cached pretrained weights when present, else a seeded init; with
+    metrics that are true of it (torchvision's published ImageNet accuracy for the
+    pretrained weights, chance level for a random init)."""
     torch, torchvision = _import_torch()
     builder = getattr(torchvision.models, name)  # type: ignore[attr-defined]
     weights_enum = {"resnet18": "ResNet18_Weights", "mobilenet_v2": "MobileNet_V2_Weights"}[name]
@@ -36,10 +38,13 @@ def _build(name: str, echo: Echo) -> tuple[object, str]:
     cache = Path(torch.hub.get_dir()) / "checkpoints"  # type: ignore[attr-defined]
     if (cache / Path(weights.url).name).is_file():
         echo(f"  {name}: pretrained weights found in the local torch cache")
-        return builder(weights=weights), "pretrained (local torch cache)"
+        published = weights.meta["_metrics"]["ImageNet-1K"]
+        metrics = {"acc@1": published["acc@1"] / 100, "acc@5": published["acc@5"] / 100}
+        return builder(weights=weights), "pretrained (local torch cache)", metrics
     torch.manual_seed(0)  # type: ignore[attr-defined]
     echo(f"  {name}: no pretrained weights cached here, so random weights (seed 0)")
-    return builder(weights=None), "random init, seed 0"
+    chance = {"acc@1": 0.001, "acc@5": 0.005}  # 1 and 5 of 1,000 classes
+    return builder(weights=None), "random init, seed 0 (chance-level accuracy)", chance
 
 
 def run_demo(directory: Path | None, echo: Echo) -> Path:
@@ -56,8 +61,8 @@ def run_demo(directory: Path | None, echo: Echo) -> Path:
     files.mkdir(exist_ok=True)
 
     echo("1. Building models")
-    resnet, resnet_origin = _build("resnet18", echo)
-    mobilenet, mobile_origin = _build("mobilenet_v2", echo)
+    resnet, resnet_origin, resnet_metrics = _build("resnet18", echo)
+    mobilenet, mobile_origin, mobile_metrics = _build("mobilenet_v2", echo)
 
     echo("\n2. Registering")
     path = files / "resnet18.pth"
@@ -71,7 +76,7 @@ def run_demo(directory: Path | None, echo: Echo) -> Path:
         "resnet18",
         path,
         architecture="torchvision.models.resnet18",
-        metrics={"accuracy": 0.6976, "f1": 0.69},
+        metrics=resnet_metrics,
         description=f"ResNet-18, {resnet_origin}",
         **common,
     )
@@ -83,7 +88,7 @@ def run_demo(directory: Path | None, echo: Echo) -> Path:
         "resnet18",
         path2,
         architecture="torchvision.models.resnet18",
-        metrics={"accuracy": 0.6976, "f1": 0.69},
+        metrics=resnet_metrics,
         description="the same weights saved again (torch.save gives new bytes each time)",
         tags=["production"],
         **common,
@@ -99,7 +104,7 @@ def run_demo(directory: Path | None, echo: Echo) -> Path:
         "mobilenet_v2",
         path3,
         architecture="torchvision.models.mobilenet_v2",
-        metrics={"accuracy": 0.7188},
+        metrics=mobile_metrics,
         description=f"MobileNetV2, {mobile_origin}",
         **common,
     )
