@@ -35,3 +35,35 @@ def test_demo_runs_offline_and_v2_costs_almost_nothing(tmp_path: Path, torch_mod
     added_line = next(x for x in out.splitlines() if "resnet18@v2" in x and "added only" in x)
     assert "KiB" in added_line  # tens of MiB registered, well under a MiB stored
     assert fsck(registry.repo).ok
+
+
+def test_demo_uses_weights_already_in_the_torch_cache(tmp_path: Path, torch_mod) -> None:
+    """The pretrained branch, offline: files placed where torch.hub keeps downloads."""
+    import os
+
+    import torchvision
+
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    for builder, weights in (
+        (torchvision.models.resnet18, torchvision.models.ResNet18_Weights),
+        (torchvision.models.mobilenet_v2, torchvision.models.MobileNet_V2_Weights),
+    ):
+        torch_mod.manual_seed(1)
+        name = Path(weights.DEFAULT.url).name
+        torch_mod.save(builder(weights=None).state_dict(), cache / name)
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch")}
+    done = subprocess.run(
+        [sys.executable, "-m", "modelreg", "demo", "--dir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("pretrained weights found in the local torch cache") == 2
+    registry = ModelRegistry(tmp_path / "demo")
+    assert registry.get("resnet18")["metrics"] == {"acc@1": 0.69758, "acc@5": 0.89078}
+    assert registry.get("resnet18", "v1")["description"] == (
+        "ResNet-18, pretrained (local torch cache)"
+    )
