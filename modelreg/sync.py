@@ -260,11 +260,17 @@ def pull_from(
         report.objects += n
         report.bytes += size
 
+    # Versions removed here stay removed: their objects are not fetched again.
+    wanted_versions: dict[str, dict[str, str]] = {}
+    for family, theirs in remote_refs.items():
+        local = repo.refs.read(family)
+        removed = set(local.removed) if local else set()
+        wanted_versions[family] = {v: oid for v, oid in theirs.versions.items() if v not in removed}
     with repo.gc_lock(shared=True):
-        step(oid for r in remote_refs.values() for oid in r.versions.values())
+        step(oid for versions in wanted_versions.values() for oid in versions.values())
         roots = []
-        for family, theirs in remote_refs.items():
-            for v, oid in theirs.versions.items():
+        for family, versions in wanted_versions.items():
+            for v, oid in versions.items():
                 rec = repo.record(oid)
                 if rec.get("name") != family or rec.get("version") != v:
                     raise CorruptObjectError(

@@ -252,3 +252,20 @@ def test_a_published_version_rewritten_on_the_remote_is_refused(
     with pytest.raises(RemoteError, match="m@v1 differs from the copy on the remote"):
         alice.pull()
     assert alice.repo.family("m").versions["v1"] == old
+
+
+def test_a_version_removed_here_is_not_fetched_again(tmp_path: Path, remote_url: str) -> None:
+    alice = registry(tmp_path / "alice")
+    alice.register("m", write_bytes(tmp_path / "a.bin", 10_000, seed=1))
+    alice.register("m", write_bytes(tmp_path / "b.bin", 300_000, seed=2))
+    alice.add_remote("origin", remote_url)
+    alice.push()
+    bob = ModelRegistry.clone(remote_url, tmp_path / "bob")
+    bob.remove("m", "v2")
+    from modelreg.maintenance import gc
+
+    freed = gc(bob.repo).bytes
+    assert freed >= 300_000
+    again = bob.pull()
+    assert again["objects"] == 0 and again["versions"] == []
+    assert [r["version"] for r in bob.list("m")] == ["v1"]
