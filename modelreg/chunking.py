@@ -29,8 +29,8 @@ Span = tuple[int, int, "str | None"]  # offset, length, name (None for bytes bet
 class ChunkParams:
     inline_max: int = 4096  # pieces up to this size live inside the manifest, not as files
     split: int = 4 << 20  # a tensor larger than this is cut in pieces of this size
-    cdc_min: int = 256 << 10
-    cdc_avg_bits: int = 20  # a cut is found every 2**bits bytes on average past cdc_min
+    cdc_min: int = 1 << 20
+    cdc_avg_bits: int = 19  # a cut is found every 2**bits bytes on average past cdc_min
     cdc_max: int = 4 << 20
 
     @classmethod
@@ -158,13 +158,14 @@ def span_pieces(f: IO[bytes], spans: list[Span], params: ChunkParams) -> Iterato
 
 
 # --- content-defined chunking -------------------------------------------------------------
-# A rolling polynomial hash over a 48-byte window, evaluated for a whole block at once with
-# numpy (prefix sums of g[b_j] * M**-j, then rescaled), so the per-byte work happens in C.
-# A cut falls after a window whose hash has its top ``cdc_avg_bits`` bits all zero.
+# A rolling hash over a 48-byte window: the sum of a random 32-bit value per byte ("gear"),
+# wrapping at 2**32, computed for a whole block at once as a difference of numpy prefix sums,
+# so the per-byte work happens in C. A cut falls after a window whose hash has its top
+# ``cdc_avg_bits`` bits all zero, at least ``cdc_min`` and at most ``cdc_max`` bytes in.
 
 _WINDOW = 48
-_MULT = 0x9E3779B1
-_SCAN = 1 << 20
+_SCAN = 1 << 19
+_READ = 16 << 20
 
 
 class _RollingHash:
@@ -174,40 +175,27 @@ class _RollingHash:
         self.np = np
         gear = [xxhash.xxh32_intdigest(bytes([b]), seed=0x6D6F64) for b in range(256)]
         self.gear = np.array(gear, dtype=np.uint32)
-        n = _SCAN + _WINDOW
-        self.pow = self._powers(_MULT, n)
-        self.inv_pow = self._powers(pow(_MULT, -1, 1 << 32), n)
-
-    def _powers(self, base: int, n: int) -> Any:
-        np = self.np
-        a = np.full(n, base, dtype=np.uint32)
-        a[0] = 1
-        return np.cumprod(a, dtype=np.uint32)
 
     def cuts(self, window: memoryview, bits: int) -> Any:
-        """Positions p (relative to the window's start + _WINDOW) where a cut may fall."""
+        """Offsets, counted from the window's start + _WINDOW, after which a cut may fall."""
         np = self.np
-        x = np.frombuffer(window, dtype=np.uint8)
-        n = len(x)
-        t = self.gear[x] * self.inv_pow[:n]
-        q = np.zeros(n + 1, dtype=np.uint32)
-        np.cumsum(t, dtype=np.uint32, out=q[1:])
-        h = (q[_WINDOW:] - q[:-_WINDOW]) * self.pow[_WINDOW - 1 : n]
-        return np.flatnonzero((h >> np.uint32(32 - bits)) == 0)
+        sums = np.cumsum(self.gear[np.frombuffer(window, dtype=np.uint8)], dtype=np.uint32)
+        h = sums[_WINDOW:] - sums[:-_WINDOW]  # the window ending at each byte past the first
+        return np.flatnonzero(h < np.uint32(1 << (32 - bits))) + 1
 
 
 _rolling: _RollingHash | None = None
 
 
-def _find_cut(buf: bytearray, params: ChunkParams) -> int:
+def _find_cut(view: memoryview, params: ChunkParams) -> int:
+    """Length of the next chunk at the start of ``view``."""
     global _rolling
-    if len(buf) <= params.cdc_min:
-        return len(buf)
+    if len(view) <= params.cdc_min:
+        return len(view)
     if _rolling is None:
         _rolling = _RollingHash()
-    limit = min(len(buf), params.cdc_max)
-    view = memoryview(buf)
-    start = params.cdc_min  # first allowed cut position
+    limit = min(len(view), params.cdc_max)
+    start = params.cdc_min  # the first place a cut may fall
     while start < limit:
         end = min(limit, start + _SCAN)
         found = _rolling.cuts(view[start - _WINDOW : end], params.cdc_avg_bits)
@@ -217,18 +205,27 @@ def _find_cut(buf: bytearray, params: ChunkParams) -> int:
     return limit
 
 
-def cdc_pieces(f: IO[bytes], params: ChunkParams) -> Iterator[bytes]:
+def cdc_pieces(f: IO[bytes], params: ChunkParams) -> Iterator[memoryview]:
+    """Content-defined chunks, as views of one buffer that stay valid until the next one is
+    asked for. The buffer is refilled only when less than ``cdc_max`` is left in it."""
     f.seek(0)
-    buf = bytearray()
+    buf = bytearray(max(_READ, 2 * params.cdc_max))
+    view = memoryview(buf)
+    pos = end = 0
     at_eof = False
     while True:
-        while not at_eof and len(buf) < params.cdc_max:
-            block = f.read(params.cdc_max)
-            if not block:
-                at_eof = True
-            buf += block
-        if not buf:
+        if not at_eof and end - pos < params.cdc_max:
+            view[: end - pos] = view[pos:end]
+            end -= pos
+            pos = 0
+            while end < len(buf):
+                n = f.readinto(view[end:])  # type: ignore[attr-defined]
+                if not n:
+                    at_eof = True
+                    break
+                end += n
+        if pos == end:
             return
-        cut = _find_cut(buf, params)
-        yield bytes(buf[:cut])
-        del buf[:cut]
+        cut = _find_cut(view[pos:end], params)
+        yield view[pos : pos + cut]
+        pos += cut
