@@ -43,41 +43,39 @@ class ChunkParams:
 
 
 def plan(f: IO[bytes], size: int) -> tuple[str, list[Span] | None]:
-    """Return (format, spans covering the whole file) or (format, None) for CDC."""
+    """Return (format, spans covering the whole file), or ("raw", None) for CDC."""
     f.seek(0)
     head = f.read(8)
-    f.seek(0)
-    spans: list[Span] | None = None
-    fmt = "raw"
+    fmt, spans = "raw", None
     if head[:4] == b"PK\x03\x04":
-        fmt, spans = _zip_spans(f, size)
+        spans = _zip_spans(f)
+        names = [name for _s, _n, name in spans or []]
+        torch = any(n is not None and (n == "data.pkl" or n.endswith("/data.pkl")) for n in names)
+        fmt = "torch-zip" if torch else "zip"
     elif len(head) == 8:
         spans = _safetensors_spans(f, size, struct.unpack("<Q", head)[0])
-        if spans is not None:
-            fmt = "safetensors"
+        fmt = "safetensors"
+    filled = _fill_gaps(spans, size) if spans is not None else None
     f.seek(0)
-    if spans is None:
-        return ("raw" if fmt in ("raw", "zip?") else fmt), None
-    return fmt, _fill_gaps(spans, size)
+    return (fmt, filled) if filled is not None else ("raw", None)
 
 
-def _zip_spans(f: IO[bytes], size: int) -> tuple[str, list[Span] | None]:
+def _zip_spans(f: IO[bytes]) -> list[Span] | None:
+    """Each member's data, located through the zip's own directory and local headers."""
     try:
         infos = zipfile.ZipFile(f).infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-        return "zip?", None
+        return None
     spans: list[Span] = []
     for info in infos:
         f.seek(info.header_offset)
         local = f.read(30)
         if len(local) != 30 or local[:4] != b"PK\x03\x04":
-            return "zip?", None
+            return None
         name_len, extra_len = struct.unpack("<HH", local[26:30])
         start = info.header_offset + 30 + name_len + extra_len
         spans.append((start, info.compress_size, info.filename))
-    names = [s[2] for s in spans]
-    torch = any(n is not None and (n == "data.pkl" or n.endswith("/data.pkl")) for n in names)
-    return ("torch-zip" if torch else "zip"), spans
+    return spans
 
 
 def _safetensors_spans(f: IO[bytes], size: int, header_len: int) -> list[Span] | None:

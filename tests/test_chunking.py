@@ -135,3 +135,22 @@ def test_objects_written_while_reading_ahead_match_their_ids(tmp_path: Path, tor
     for oid in store:
         assert oid_of(store.path(oid).read_bytes()) == oid
     assert b"".join(bytes(p) for p in files.iter_file(store, manifest)) == path.read_bytes()
+
+
+def test_a_zip_whose_members_overlap_is_cut_as_raw(tmp_path: Path) -> None:
+    """A zip directory can lie; a plan that does not tile the file is dropped, not trusted."""
+    import zipfile
+
+    path = tmp_path / "odd.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("a/data.pkl", b"x" * 5000)
+        zf.writestr("a/data/0", b"y" * 5000)
+    fmt, spans = plan_of(path)
+    assert fmt == "torch-zip" and spans is not None
+    data = bytearray(path.read_bytes())
+    # point the second member's directory entry at the first member's local header
+    last_entry = data.rfind(b"PK\x01\x02")
+    data[last_entry + 42 : last_entry + 46] = (0).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    assert plan_of(path) == ("raw", None)
+    roundtrip(tmp_path, path)
