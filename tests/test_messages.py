@@ -90,3 +90,25 @@ def test_a_pickle_that_cannot_be_read_is_of_unknown_safety(repo_dir: Path) -> No
     path.write_bytes(b"\x80\x02" + b"0" * 10)  # POP on an empty stack
     info = ModelRegistry(".").register("b", path)["inspect"]
     assert info == {"format": "pickle", "safety": "unknown", "note": "the pickle could not be read"}
+
+
+def test_a_writer_that_cannot_get_the_family_lock_says_which(
+    repo_dir: Path, run: CliRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelreg import _fs
+    from modelreg.repo import Repository
+
+    run("register", "m", write_bytes(repo_dir / "m.bin", 10))
+    monkeypatch.setenv("MODELREG_LOCK_TIMEOUT", "0.2")
+    held = Repository(repo_dir).refs.lock("m")
+    with held:
+        r = run("register", "m", repo_dir / "m.bin")
+        assert r.exit_code == 1
+        assert "gave up after 0.2s waiting for the write lock of model 'm'" in r.stderr
+        assert "another modelreg process is writing" in r.stderr
+        assert run("get", "m").exit_code == 0  # readers take no lock
+    gc_held = _fs.FileLock(repo_dir / ".modelreg" / "locks" / "gc.lock", "gc", 1)
+    with gc_held:
+        r = run("register", "m", repo_dir / "m.bin")
+        assert r.exit_code == 1 and "waiting for a running gc to finish" in r.stderr
+    assert [v["version"] for v in ModelRegistry(".").list("m")] == ["v1"]
