@@ -98,6 +98,9 @@ def test_a_pickle_that_would_run_code_never_runs(
 
     r = run("register", "evil", path)
     assert r.exit_code == 0 and "warning: evil@v2 is marked unsafe" in r.stderr
+    assert "UNSAFE     its pickle would run code" in run("log", "evil").stdout
+    assert "UNSAFE" not in run("log", "good").stdout
+    assert "contents   torch-zip, 6 tensors" in run("log", "good").stdout
     shown = json.loads(run("show", "evil", "--json").stdout)
     assert shown["inspect"]["safety"] == "unsafe"
     assert run("get", "evil").exit_code == 0

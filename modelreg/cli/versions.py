@@ -184,6 +184,16 @@ def log(ctx: click.Context, name: str, as_json: bool) -> None:
             click.echo(f"  git        {r['git_commit'][:12]}{dirty}")
         if r.get("metrics"):
             click.echo("  metrics    " + " ".join(f"{k}={v}" for k, v in r["metrics"].items()))
+        inspected = r.get("inspect") or {}
+        if inspected.get("tensors"):
+            click.echo(
+                f"  contents   {inspected['format']}, {inspected['tensors']} tensors, "
+                f"{inspected['parameters']:,} parameters"
+            )
+        if inspected.get("safety") == "unsafe":
+            click.echo(
+                click.style("  UNSAFE     its pickle would run code; load() refuses it", fg="red")
+            )
         if r.get("description"):
             click.echo(f"  {r['description']}")
         click.echo("")
