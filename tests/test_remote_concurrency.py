@@ -113,26 +113,33 @@ def test_four_pushers_that_pull_and_retry_lose_nothing(tmp_path: Path, remote_ur
     assert fsck(final.repo).ok
 
 
-KILLED_PUSH = textwrap.dedent(
+TRANSFER = textwrap.dedent(
     """
     import sys
     from modelreg import ModelRegistry
-    ModelRegistry(sys.argv[1]).push()
+    getattr(ModelRegistry(sys.argv[1]), sys.argv[2])()
     """
 )
 
 
-def test_a_push_killed_halfway_resumes_with_only_the_missing_objects(
-    tmp_path: Path, remote_url: str
-) -> None:
+def _forty_versions(tmp_path: Path, remote_url: str) -> ModelRegistry:
+    """A registry of 40 versions of 2 MB each, with the remote added: enough transfer for a
+    SIGKILL to land in the middle of it."""
     src = tmp_path / "src"
     src.mkdir()
     registry = ModelRegistry(src)
     for i in range(40):
         registry.register("big", write_bytes(tmp_path / f"{i}.bin", 2_000_000, seed=i))
     registry.add_remote("origin", remote_url)
+    return registry
+
+
+def test_a_push_killed_halfway_resumes_with_only_the_missing_objects(
+    tmp_path: Path, remote_url: str
+) -> None:
+    registry = _forty_versions(tmp_path, remote_url)
     remote = open_remote(remote_url)
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_PUSH, str(src)])
+    proc = subprocess.Popen([sys.executable, "-c", TRANSFER, str(registry.root), "push"])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -159,24 +166,10 @@ def test_a_push_killed_halfway_resumes_with_only_the_missing_objects(
         assert hash_file(got) == hash_file(tmp_path / f"{n - 1}.bin")
 
 
-KILLED_PULL = textwrap.dedent(
-    """
-    import sys
-    from modelreg import ModelRegistry
-    ModelRegistry(sys.argv[1]).pull()
-    """
-)
-
-
 def test_a_pull_killed_halfway_resumes_and_publishes_refs_last(
     tmp_path: Path, remote_url: str
 ) -> None:
-    src = tmp_path / "src"
-    src.mkdir()
-    registry = ModelRegistry(src)
-    for i in range(40):
-        registry.register("big", write_bytes(tmp_path / f"{i}.bin", 2_000_000, seed=i))
-    registry.add_remote("origin", remote_url)
+    registry = _forty_versions(tmp_path, remote_url)
     registry.push()
     total = len(open_remote(remote_url).list_objects())
 
@@ -184,7 +177,7 @@ def test_a_pull_killed_halfway_resumes_and_publishes_refs_last(
     dst.mkdir()
     mirror = ModelRegistry(dst)
     mirror.add_remote("origin", remote_url)
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_PULL, str(dst)])
+    proc = subprocess.Popen([sys.executable, "-c", TRANSFER, str(dst), "pull"])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(mirror.repo.objects)) < 45:
         time.sleep(0.002)
