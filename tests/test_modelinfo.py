@@ -164,3 +164,26 @@ def test_torchscript_and_legacy_checkpoints(repo_dir: Path, torch_mod) -> None:
     for name, path in (("jit", jit_path), ("legacy", legacy)):
         assert Path(registry.get(name)["file_path"]).read_bytes() == path.read_bytes()
     assert isinstance(registry.load("legacy"), dict)
+
+
+def test_records_written_before_inspection_existed_still_work(
+    repo_dir: Path, run: CliRun, torch_mod
+) -> None:
+    """A foundation-era record has no `inspect`: everything still reads it."""
+    from modelreg.objects import canonical_json
+
+    registry = ModelRegistry(".")
+    registry.register("m", save_torch(repo_dir / "a.pt", small_state_dict()))
+    registry.register("m", save_torch(repo_dir / "b.pt", small_state_dict(seed=1)))
+    repo = registry.repo
+    for version in ("v1", "v2"):
+        rec = repo.record(repo.family("m").versions[version])
+        del rec["inspect"]
+        oid = repo.objects.add(canonical_json(rec))
+        repo.refs.update("m", lambda refs, v=version, o=oid: refs.versions.__setitem__(v, o))
+    assert "inspect" not in registry.get("m")
+    assert run("show", "m").exit_code == 0
+    assert "UNSAFE" not in run("log", "m").stdout
+    assert json.loads(run("diff", "m@v1", "m@v2", "--json").stdout)["tensors"]["unchanged"] == 2
+    assert isinstance(registry.load("m"), dict)
+    assert run("fsck").exit_code == 0
