@@ -36,13 +36,26 @@ def _build(name: str, echo: Echo) -> tuple[object, str, dict[str, float]]:
     weights_enum = {"resnet18": "ResNet18_Weights", "mobilenet_v2": "MobileNet_V2_Weights"}[name]
     weights = getattr(torchvision.models, weights_enum).DEFAULT  # type: ignore[attr-defined]
     cache = Path(torch.hub.get_dir()) / "checkpoints"  # type: ignore[attr-defined]
-    if (cache / Path(weights.url).name).is_file():
-        echo(f"  {name}: pretrained weights found in the local torch cache")
-        published = weights.meta["_metrics"]["ImageNet-1K"]
-        metrics = {"acc@1": published["acc@1"] / 100, "acc@5": published["acc@5"] / 100}
-        return builder(weights=weights), "pretrained (local torch cache)", metrics
+    cached = cache / Path(weights.url).name
+    if cached.is_file():
+        # Loaded here with weights_only=True rather than by torchvision's own loader, which
+        # does not ask for it: a file in the cache is never executed.
+        model = builder(weights=None)
+        try:
+            state = torch.load(cached, weights_only=True, map_location="cpu")  # type: ignore[attr-defined]
+            model.load_state_dict(state)
+        except Exception as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            echo(f"  {name}: cached weights {cached} not used ({reason[:120]})")
+        else:
+            echo(f"  {name}: pretrained weights found in the local torch cache")
+            published = weights.meta["_metrics"]["ImageNet-1K"]
+            metrics = {"acc@1": published["acc@1"] / 100, "acc@5": published["acc@5"] / 100}
+            return model, "pretrained (local torch cache)", metrics
     torch.manual_seed(0)  # type: ignore[attr-defined]
-    echo(f"  {name}: no pretrained weights cached here, so random weights (seed 0)")
+    echo(
+        f"  {name}: no usable pretrained weights in the local torch cache, so random weights (seed 0)"
+    )
     chance = {"acc@1": 0.001, "acc@5": 0.005}  # 1 and 5 of 1,000 classes
     return builder(weights=None), "random init, seed 0 (chance-level accuracy)", chance
 

@@ -67,3 +67,28 @@ def test_demo_uses_weights_already_in_the_torch_cache(tmp_path: Path, torch_mod)
     assert registry.get("resnet18", "v1")["description"] == (
         "ResNet-18, pretrained (local torch cache)"
     )
+
+
+def test_demo_never_runs_a_hostile_file_in_the_torch_cache(tmp_path: Path, torch_mod) -> None:
+    import os
+
+    from .test_modelinfo import Evil
+
+    marker = tmp_path / "MARKER_was_executed"
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch_mod.save({"payload": Evil(marker)}, cache / "resnet18-f37072fd.pth")
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch")}
+    done = subprocess.run(
+        [sys.executable, "-m", "modelreg", "demo", "--dir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "resnet18: cached weights" in done.stdout and "not used" in done.stdout
+    assert (
+        "resnet18: no usable pretrained weights in the local torch cache, so random" in done.stdout
+    )
+    assert not marker.exists()
