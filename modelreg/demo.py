@@ -54,7 +54,8 @@ def _build(name: str, echo: Echo) -> tuple[object, str, dict[str, float]]:
             return model, "pretrained (local torch cache)", metrics
     torch.manual_seed(0)  # type: ignore[attr-defined]
     echo(
-        f"  {name}: no usable pretrained weights in the local torch cache, so random weights (seed 0)"
+        f"  {name}: no usable pretrained weights in the local torch cache, "
+        "so random weights (seed 0)"
     )
     chance = {"acc@1": 0.001, "acc@5": 0.005}  # 1 and 5 of 1,000 classes
     return builder(weights=None), "random init, seed 0 (chance-level accuracy)", chance
