@@ -60,9 +60,7 @@ def store_file(
                 parts.append({"b": base64.b64encode(piece).decode()})
             else:
                 oid = oid_of(piece)
-                parts.append(
-                    {"o": oid if store.exists(oid) else store.add(piece, oid), "n": len(piece)}
-                )
+                parts.append({"o": store.add(piece, oid), "n": len(piece)})
             progress(len(piece))
     if total != size:
         raise EOFError(f"{path} changed size while it was being read")

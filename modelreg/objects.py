@@ -75,8 +75,12 @@ class ObjectStore:
     def add(self, data: bytes | memoryview, oid: str | None = None) -> str:
         oid = oid or oid_of(data)
         final = self.path(oid)
-        if final.exists():
-            return oid
+        try:
+            if os.stat(final).st_size == len(data):
+                return oid  # stored already; damage that keeps the size is fsck's to find
+        except FileNotFoundError:
+            pass
+        # Absent, or present with the wrong size (truncated): write it, which repairs it.
         if final.parent.name not in self._fans:
             final.parent.mkdir(parents=True, exist_ok=True)
             self._fans.add(final.parent.name)

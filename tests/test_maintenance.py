@@ -162,3 +162,16 @@ def test_stats_scan_estimates_without_writing(
     assert r.exit_code == 0 and "to an empty registry" in r.stdout
     r = run("stats", "--scan", tmp_path / "nope")
     assert r.exit_code == 1 and "no such file or folder" in r.stderr
+
+
+def test_registering_the_file_again_repairs_a_truncated_object(repo_dir: Path, run: CliRun) -> None:
+    repo = _populated(repo_dir)
+    rec = repo.lookup("m@v1")
+    chunk = repo.objects.get_json(rec["root"])["parts"][0]["o"]
+    path = repo.objects.path(chunk)
+    os.chmod(path, 0o644)
+    path.write_bytes(path.read_bytes()[:100])
+    assert run("fsck").exit_code == 1
+    run("register", "m", repo_dir / "a.pt")
+    assert run("fsck").exit_code == 0
+    assert oct(path.stat().st_mode & 0o777) == "0o444"
