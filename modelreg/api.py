@@ -134,6 +134,7 @@ class ModelRegistry:
 
     def remove(self, name: str, version: str, force: bool = False) -> str:
         removed, _tags = self.repo.remove(f"{name}@{version}", force=force)
+        checkout.discard(self.repo, name, removed, self.checkout_root)
         self._write_metadata_file()
         return removed
 

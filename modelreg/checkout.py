@@ -124,6 +124,20 @@ def materialize(
     return result
 
 
+def discard(
+    repo: Repository, name: str, version: str, checkout_root: Path | None = None
+) -> Path | None:
+    """Delete the checkout of a removed version (a derived, read-only copy); return it."""
+    folder = _fs.safe_join(checkout_root or repo.checkout_root, f"{name}/{version}")
+    _StatCache(repo, folder).path.unlink(missing_ok=True)
+    if not folder.is_dir():
+        return None
+    shutil.rmtree(folder)
+    with contextlib.suppress(OSError):
+        folder.parent.rmdir()  # the family's folder, once it holds no version
+    return folder
+
+
 def _rebuild(
     repo: Repository, manifest_oid: str, target: Path, progress: files.Progress | None
 ) -> None:

@@ -146,7 +146,9 @@ def test_metadata_file_is_kept_current(project: Path) -> None:
     assert set(view["models"]["m"]) == {"v1", "v2"}
     assert view["models"]["m"]["v1"]["metrics"] == {"acc": 0.5}
     assert view["models"]["m"]["v1"]["tags"] == ["production"]
+    checked_out = Path(registry.get("m", "v2")["file_path"])
     registry.remove("m", "v2")
+    assert not checked_out.exists() and not checked_out.parent.exists()
     view = yaml.safe_load((project / "registry.yaml").read_text())
     assert set(view["models"]["m"]) == {"v1"}
 

@@ -122,8 +122,12 @@ def test_checkout_one_family_and_all(repo_dir: Path, run: CliRun) -> None:
 def test_rm_then_gc_frees_bytes_and_numbers_are_not_reused(repo_dir: Path, run: CliRun) -> None:
     run("register", "m", write_bytes(repo_dir / "a.pt", 100_000, seed=1))
     run("register", "m", write_bytes(repo_dir / "b.pt", 100_000, seed=2))
+    run("checkout", "m")
     r = run("rm", "m@v2")
     assert r.exit_code == 0 and "Removed m@v2" in r.stdout
+    assert f"and its checkout {repo_dir / 'models' / 'm' / 'v2'}" in r.stdout
+    assert not (repo_dir / "models" / "m" / "v2").exists()
+    assert (repo_dir / "models" / "m" / "v1" / "a.pt").is_file()
     dry = run("gc", "--dry-run")
     assert dry.exit_code == 0 and "Would free" in dry.stdout
     plan = json.loads(run("gc", "--dry-run", "--json").stdout)

@@ -320,8 +320,11 @@ def diff_(ctx: click.Context, spec_a: str, spec_b: str, as_json: bool) -> None:
 @click.option("-f", "--force", is_flag=True, help="Also delete tags pointing at it.")
 @click.pass_context
 def rm(ctx: click.Context, spec: str, force: bool) -> None:
-    """Remove one version from the registry; 'modelreg gc' frees its bytes."""
-    version, tags = _repo(ctx).remove(spec, force=force)
+    """Remove one version from the registry and its checkout; 'modelreg gc' frees its bytes."""
+    repo = _repo(ctx)
+    version, tags = repo.remove(spec, force=force)
     name = spec.partition("@")[0]
     extra = f" and its tags {', '.join(tags)}" if tags else ""
-    click.echo(f"Removed {name}@{version}{extra}; run 'modelreg gc' to free its bytes")
+    folder = checkout.discard(repo, name, version)
+    gone = f" and its checkout {folder}" if folder else ""
+    click.echo(f"Removed {name}@{version}{extra}{gone}; run 'modelreg gc' to free its bytes")
