@@ -151,8 +151,3 @@ def check_relpath(relpath: str) -> str:
 
 def safe_join(root: Path, relpath: str) -> Path:
     return root.joinpath(*check_relpath(relpath).split("/"))
-
-
-def make_writable(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.chmod(path, 0o644)
