@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from . import _fs, checkout, files, loading, remote_config, sync
+from . import _fs, checkout, files, loading, modelinfo, remote_config, sync
 from .errors import UnsafeModelWarning
 from .refs import yaml_dump
 from .repo import DEFAULT_CHECKOUT_DIR, Record, Repository, find_root
@@ -208,11 +208,9 @@ def unsafe_warning(rec: Record) -> str | None:
     info = rec.get("inspect") or {}
     if info.get("safety") != "unsafe":
         return None
-    flagged = info.get("unsafe_globals")
-    shown = ", ".join(flagged) if isinstance(flagged, list) else str(flagged)
     return (
         f"{rec['name']}@{rec['version']} is marked unsafe: loading its pickle would import "
-        f"{shown}; load() refuses it without trust=True"
+        f"{modelinfo.flagged_globals(info)}; load() refuses it without trust=True"
     )
 
 

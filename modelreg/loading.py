@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelregError, UnsafeModelError
-from .modelinfo import UNSAFE
+from .modelinfo import UNSAFE, flagged_globals
 from .repo import Record
 
 TORCHVISION_PREFIX = "torchvision.models."
@@ -27,10 +27,8 @@ def _label(rec: Record) -> str:
 def check_trust(rec: Record, trust: bool) -> None:
     info = rec.get("inspect") or {}
     if info.get("safety") == UNSAFE and not trust:
-        flagged = info.get("unsafe_globals") or []
-        shown = ", ".join(flagged) if isinstance(flagged, list) else str(flagged)
         raise UnsafeModelError(
-            f"{_label(rec)} is marked unsafe: its pickle imports {shown}",
+            f"{_label(rec)} is marked unsafe: its pickle imports {flagged_globals(info)}",
             hint="pass trust=True to hand it to torch.load(weights_only=True) anyway",
         )
 

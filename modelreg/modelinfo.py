@@ -213,6 +213,12 @@ def combine(per_file: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def flagged_globals(info: dict[str, Any]) -> str:
+    """The globals that made a summary unsafe, as one line (per file for a folder)."""
+    flagged = info.get("unsafe_globals") or []
+    return ", ".join(flagged) if isinstance(flagged, list) else str(flagged)
+
+
 def summarize(store: ObjectStore, manifest: dict[str, Any]) -> dict[str, Any]:
     return analyze(store, manifest)[0]
 
