@@ -37,10 +37,22 @@ def test_demo_runs_offline_and_v2_costs_almost_nothing(tmp_path: Path, torch_mod
     assert fsck(registry.repo).ok
 
 
-def test_demo_uses_weights_already_in_the_torch_cache(tmp_path: Path, torch_mod) -> None:
-    """The pretrained branch, offline: files placed where torch.hub keeps downloads."""
+def _run_demo(target: Path, torch_home: Path) -> subprocess.CompletedProcess[str]:
+    """`modelreg demo` in a child process whose torch hub cache is ``torch_home``."""
     import os
 
+    env = {**os.environ, "TORCH_HOME": str(torch_home)}
+    return subprocess.run(
+        [sys.executable, "-m", "modelreg", "demo", "--dir", str(target)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+def test_demo_uses_weights_already_in_the_torch_cache(tmp_path: Path, torch_mod) -> None:
+    """The pretrained branch, offline: files placed where torch.hub keeps downloads."""
     import torchvision
 
     cache = tmp_path / "torch" / "hub" / "checkpoints"
@@ -52,14 +64,7 @@ def test_demo_uses_weights_already_in_the_torch_cache(tmp_path: Path, torch_mod)
         torch_mod.manual_seed(1)
         name = Path(weights.DEFAULT.url).name
         torch_mod.save(builder(weights=None).state_dict(), cache / name)
-    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch")}
-    done = subprocess.run(
-        [sys.executable, "-m", "modelreg", "demo", "--dir", str(tmp_path / "demo")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    done = _run_demo(tmp_path / "demo", torch_home=tmp_path / "torch")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("pretrained weights found in the local torch cache") == 2
     registry = ModelRegistry(tmp_path / "demo")
@@ -70,22 +75,13 @@ def test_demo_uses_weights_already_in_the_torch_cache(tmp_path: Path, torch_mod)
 
 
 def test_demo_never_runs_a_hostile_file_in_the_torch_cache(tmp_path: Path, torch_mod) -> None:
-    import os
-
     from .test_modelinfo import Evil
 
     marker = tmp_path / "MARKER_was_executed"
     cache = tmp_path / "torch" / "hub" / "checkpoints"
     cache.mkdir(parents=True)
     torch_mod.save({"payload": Evil(marker)}, cache / "resnet18-f37072fd.pth")
-    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch")}
-    done = subprocess.run(
-        [sys.executable, "-m", "modelreg", "demo", "--dir", str(tmp_path / "demo")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    done = _run_demo(tmp_path / "demo", torch_home=tmp_path / "torch")
     assert done.returncode == 0, done.stderr
     assert "resnet18: cached weights" in done.stdout and "not used" in done.stdout
     assert (
