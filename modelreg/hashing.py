@@ -8,7 +8,7 @@ from pathlib import Path
 import xxhash
 
 ALGORITHM = "xxh3-128"
-OID_RE = re.compile(r"^[0-9a-f]{32}$")
+OID_RE = re.compile(r"[0-9a-f]{32}")
 READ_SIZE = 4 << 20
 
 
@@ -21,7 +21,7 @@ def new_hasher() -> xxhash.xxh3_128:
 
 
 def is_oid(text: str) -> bool:
-    return bool(OID_RE.match(text))
+    return bool(OID_RE.fullmatch(text))
 
 
 def hash_file(path: Path) -> str:

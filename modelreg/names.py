@@ -6,9 +6,9 @@ import re
 
 from .errors import InvalidNameError
 
-FAMILY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-VERSION_RE = re.compile(r"^v([1-9][0-9]{0,8})$")
-TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
+FAMILY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+VERSION_RE = re.compile(r"v([1-9][0-9]{0,8})")
+TAG_RE = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")
 LATEST = "latest"
 
 
@@ -17,7 +17,7 @@ def _shown(text: str) -> str:
 
 
 def check_family(name: str) -> str:
-    if not isinstance(name, str) or not FAMILY_RE.match(name):
+    if not isinstance(name, str) or not FAMILY_RE.fullmatch(name):
         raise InvalidNameError(
             f"invalid model name {_shown(str(name))}",
             hint="use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit",
@@ -26,7 +26,7 @@ def check_family(name: str) -> str:
 
 
 def check_version(version: str) -> str:
-    if not isinstance(version, str) or not VERSION_RE.match(version):
+    if not isinstance(version, str) or not VERSION_RE.fullmatch(version):
         raise InvalidNameError(
             f"invalid version {_shown(str(version))}", hint="versions look like v1, v2, ..."
         )
@@ -38,7 +38,12 @@ def version_number(version: str) -> int:
 
 
 def check_tag(tag: str) -> str:
-    if not isinstance(tag, str) or not TAG_RE.match(tag) or tag == LATEST or VERSION_RE.match(tag):
+    if (
+        not isinstance(tag, str)
+        or not TAG_RE.fullmatch(tag)
+        or tag == LATEST
+        or VERSION_RE.fullmatch(tag)
+    ):
         raise InvalidNameError(
             f"invalid tag {_shown(str(tag))}",
             hint="use 1-64 letters, digits, '.', '_' or '-', starting with a letter; "
@@ -53,7 +58,7 @@ def normalize_ref(ref: str) -> str:
         raise InvalidNameError("empty version or tag", hint="use vN, N, latest or a tag name")
     if ref.isdigit() and ref.isascii():
         return check_version(f"v{int(ref)}") if int(ref) > 0 else check_version(ref)
-    if ref == LATEST or VERSION_RE.match(ref):
+    if ref == LATEST or VERSION_RE.fullmatch(ref):
         return ref
     return check_tag(ref)
 

@@ -63,7 +63,7 @@ class FamilyRefs:
         """Map a normalized ref (vN, latest or a tag) to an existing version of this family."""
         if ref == names.LATEST:
             version = self.latest()
-        elif names.VERSION_RE.match(ref):
+        elif names.VERSION_RE.fullmatch(ref):
             version = ref
         else:
             version = self.tags.get(ref)

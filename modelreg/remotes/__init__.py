@@ -10,11 +10,11 @@ from ..errors import InvalidNameError
 from .base import Remote
 from .folder import FolderRemote
 
-REMOTE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
+REMOTE_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")
 
 
 def check_remote_name(name: str) -> str:
-    if not REMOTE_NAME_RE.match(name):
+    if not REMOTE_NAME_RE.fullmatch(name):
         raise InvalidNameError(
             f"invalid remote name {name!r}",
             hint="use letters, digits, '.', '_' or '-', starting with a letter",
@@ -28,7 +28,7 @@ def normalize_url(url: str) -> str:
         from .s3 import BUCKET_RE
 
         bucket, _, _prefix = url[len("s3://") :].partition("/")
-        if not BUCKET_RE.match(bucket):
+        if not BUCKET_RE.fullmatch(bucket):
             raise InvalidNameError(
                 f"invalid S3 bucket name {bucket!r} in {url!r}",
                 hint="bucket names are 3-63 lowercase letters, digits, '.' or '-'",

@@ -18,7 +18,7 @@ from ..hashing import is_oid
 from .base import MARKER, MARKER_BODY, Remote, object_key, ref_key
 
 T = TypeVar("T")
-BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _DENIED = {
     "AccessDenied",
     "InvalidAccessKeyId",
