@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
 import os
 import secrets
 import time
@@ -27,6 +28,20 @@ TMP_PREFIX = ".tmp-"
 def tmp_name(final: Path) -> Path:
     """A per-process, unguessable temporary name beside ``final``."""
     return final.with_name(f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}-{final.name}")
+
+
+@functools.cache
+def umask() -> int:
+    """The process's umask, read once. Files get ``mode & ~umask`` like the folders do, so a
+    registry in a shared group folder (umask 002) or a private one (077) is what its owner
+    asked for."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"Umask:"):
+                return int(line.split()[1], 8)
+    current = os.umask(0o022)  # no reader elsewhere: set and restore at once
+    os.umask(current)
+    return current
 
 
 def syncfs(path: Path) -> bool:
@@ -65,7 +80,7 @@ def atomic_writer(final: Path, mode: int = 0o644, durable: bool = True) -> Itera
         if durable:
             os.fsync(f.fileno())
         f.close()
-        os.chmod(tmp, mode)
+        os.chmod(tmp, mode & ~umask())
         os.replace(tmp, final)
         if durable:
             fsync_dir(final.parent)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import datetime as dt
 import os
 import sys
 import warnings
@@ -11,9 +12,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import _fs, checkout, files, loading, modelinfo, remote_config, sync
-from .errors import UnsafeModelWarning
+from .errors import UnrecognizedFormatWarning, UnsafeModelWarning
 from .refs import yaml_dump
 from .repo import DEFAULT_CHECKOUT_DIR, Record, Repository, find_root
+from .views import version_view
 
 
 class ModelRegistry:
@@ -68,8 +70,13 @@ class ModelRegistry:
         tags: list[str] | tuple[str, ...] = (),
         parent: str | None = None,
         progress: files.Progress | None = None,
+        params: dict[str, Any] | None = None,
+        inherit: bool = True,
     ) -> dict[str, Any]:
-        """Store a file or folder as the next version of ``name``; returns its info."""
+        """Store a file or folder as the next version of ``name``; returns its info.
+
+        Unless ``inherit=False``, framework, dataset, architecture, input_shape and params not
+        given here are taken from the parent version (by default the family's latest)."""
         rec = self.repo.register(
             name,
             Path(model_path),
@@ -77,6 +84,8 @@ class ModelRegistry:
             tags=tags,
             parent=parent,
             progress=progress,
+            inherit=inherit,
+            params=params,
             framework=framework,
             metrics=metrics,
             description=description,
@@ -88,6 +97,9 @@ class ModelRegistry:
         warning = unsafe_warning(rec)
         if warning:
             warnings.warn(warning, UnsafeModelWarning, stacklevel=2)
+        unknown = format_warning(rec)
+        if unknown:
+            warnings.warn(unknown, UnrecognizedFormatWarning, stacklevel=2)
         return self._info(rec)
 
     def get(self, name: str, version: str = "latest") -> dict[str, Any]:
@@ -96,6 +108,7 @@ class ModelRegistry:
         result = checkout.materialize(self.repo, rec, self.checkout_root)
         info = self._info(rec)
         info["file_path"] = str(result.path)
+        info["checked_out"] = True
         return info
 
     def load(
@@ -184,13 +197,12 @@ class ModelRegistry:
             print(f"Registry at {self.root}: no models yet.", file=out)
             return
         families = self.list_families()
-        print(f"Registry at {self.root}: {len(families)} families, {len(rows)} versions", file=out)
+        counts = f"{plural(len(families), 'family')}, {plural(len(rows), 'version')}"
+        print(f"Registry at {self.root}: {counts}", file=out)
         print(summary_table(rows), file=out)
 
     def _info(self, rec: Record) -> dict[str, Any]:
-        info = {k: v for k, v in rec.items() if k not in ("type", "root")}
-        info["file_path"] = str(checkout.destination(self.repo, rec, self.checkout_root))
-        return info
+        return version_view(self.repo, rec, self.checkout_root)
 
     def _write_metadata_file(self) -> None:
         if self.metadata_file is None:
@@ -214,6 +226,27 @@ def unsafe_warning(rec: Record) -> str | None:
     )
 
 
+RECOGNISED = ("torch-zip", "torchscript", "safetensors", "pickle")
+
+
+def format_warning(rec: Record) -> str | None:
+    """Said when nothing in a version was recognised as a model file: it is still stored,
+    but as plain bytes, with no tensor table, safety check or tensor-level dedup."""
+    info = rec.get("inspect") or {}
+    if rec["kind"] == "dir":
+        if info.get("model_files"):
+            return None
+        what = f"{rec['source']}/ holds no file"
+    else:
+        if info.get("format") in RECOGNISED:
+            return None
+        what = f"{rec['source']} is not a file"
+    return (
+        f"{what} in a recognised model format (torch checkpoint, safetensors); "
+        "stored as plain bytes"
+    )
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
@@ -222,8 +255,30 @@ def human_bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+def plural(n: int, word: str) -> str:
+    """'1 family', '2 families', '0 versions'."""
+    if n == 1:
+        return f"1 {word}"
+    if word.endswith("y") and word[-2:-1] not in "aeiou":
+        return f"{n:,} {word[:-1]}ies"
+    return f"{n:,} {word}{'es' if word.endswith(('s', 'x', 'ch', 'sh')) else 's'}"
+
+
+def utc_time(iso: str | None) -> str:
+    """An ISO timestamp as 'YYYY-MM-DD HH:MM:SS UTC' (records are written in UTC)."""
+    if not iso:
+        return "unknown"
+    try:
+        moment = dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def summary_table(rows: list[dict[str, Any]]) -> str:
-    headers = ["NAME", "VERSION", "TAGS", "SIZE", "METRICS", "REGISTERED"]
+    headers = ["NAME", "VERSION", "TAGS", "SIZE", "METRICS", "REGISTERED (UTC)"]
     table = [headers]
     for r in rows:
         metrics = " ".join(f"{k}={v}" for k, v in sorted((r.get("metrics") or {}).items()))
@@ -234,7 +289,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
                 ",".join(r.get("tags") or []),
                 human_bytes(r["size"]),
                 metrics,
-                r["registered_at"][:19].replace("T", " "),
+                utc_time(r.get("registered_at")).removesuffix(" UTC"),
             ]
         )
     widths = [max(len(row[i]) for row in table) for i in range(len(headers))]

@@ -143,3 +143,8 @@ def render(d: dict[str, Any]) -> list[str]:
     if len(lines) == 1:
         lines.append("no differences")
     return lines
+
+
+def tensors_of(repo: Repository, rec: Record) -> dict[str, modelinfo.Tensor]:
+    """Every tensor of a version by name (``path:name`` in a folder), read from its manifests."""
+    return _tensors(repo, rec)

@@ -22,7 +22,11 @@ class NotARegistryError(ModelregError):
     hint = "run 'modelreg init' first, or cd into a registry"
 
 
-class InvalidNameError(ModelregError):
+class InvalidInputError(ModelregError):
+    """What the caller gave cannot be stored as it is (empty, wrong type, not a number...)."""
+
+
+class InvalidNameError(InvalidInputError):
     pass
 
 
@@ -52,6 +56,10 @@ class UnsafeModelError(ModelregError):
 
 class UnsafeModelWarning(UserWarning):
     """Registered, but the file's pickle would run code when loaded."""
+
+
+class UnrecognizedFormatWarning(UserWarning):
+    """Registered, but as plain bytes: no file in it is a model format modelreg reads."""
 
 
 class RemoteError(ModelregError):

@@ -22,8 +22,10 @@ from typing import Any
 
 from . import chunking
 from ._fs import check_relpath
-from .errors import CorruptObjectError, UnsafePathError
+from .errors import CorruptObjectError, InvalidInputError, UnsafePathError
 from .hashing import new_hasher, oid_of
+from .ignore import FILENAME as IGNORE_FILE
+from .ignore import IgnoreRules
 from .objects import Mapped, ObjectStore
 
 READ_AHEAD = 2
@@ -123,41 +125,61 @@ def chunk_ids(manifest: dict[str, Any]) -> list[str]:
     return [p["o"] for p in manifest["parts"] if "o" in p]
 
 
-def walk_dir(
-    root: Path, _outer: Path | None = None, _seen: frozenset[Path] = frozenset()
-) -> list[tuple[str, Path]]:
+def walk_dir(root: Path, exclude: frozenset[Path] = frozenset()) -> list[tuple[str, Path]]:
     """Regular files under ``root`` as (relative posix path, path), sorted.
 
-    A symlink that resolves outside the registered folder is refused; one inside it is stored
-    as the file (or folder) it points to, since checkouts hold plain files. A folder link that
-    leads back to a folder being walked is refused as a loop.
+    Left out: folders whose resolved path is in ``exclude`` (a registry's own store and
+    checkouts), and what ``root/.modelregignore`` names (that file too). A symlink that
+    resolves outside the registered folder is refused; one inside it is stored as the file (or
+    folder) it points to, since checkouts hold plain files. A folder link that leads back to a
+    folder being walked is refused as a loop.
     """
+    return sorted(_walk(root, root, "", frozenset(), exclude, IgnoreRules.of_folder(root)))
+
+
+def _walk(
+    root: Path,
+    outer: Path,
+    prefix: str,
+    seen: frozenset[Path],
+    exclude: frozenset[Path],
+    rules: IgnoreRules,
+) -> list[tuple[str, Path]]:
     real_root = root.resolve()
-    outer = _outer or root
-    if real_root in _seen:
+    if real_root in seen:
         raise UnsafePathError(f"{root} is a symlink loop", hint="remove the link and retry")
-    seen = _seen | {real_root}
+    seen = seen | {real_root}
     found: list[tuple[str, Path]] = []
-    for folder, dirs, files in os.walk(root, followlinks=False):
+
+    def rel_of(p: Path) -> str:
+        return prefix + p.relative_to(root).as_posix()
+
+    for folder, dirs, names in os.walk(root, followlinks=False):
         for name in list(dirs):
             p = Path(folder, name)
-            if p.is_symlink():
+            if p.resolve() in exclude or rules.ignored(rel_of(p), is_dir=True):
+                dirs.remove(name)
+            elif p.is_symlink():
                 _check_inside(p, outer.resolve(), outer)
                 dirs.remove(name)
-                files.append(name)
-        for name in files:
+                names.append(name)
+        for name in names:
             p = Path(folder, name)
+            rel = rel_of(p)
+            if rel == IGNORE_FILE:
+                continue
             if p.is_symlink():
                 _check_inside(p, outer.resolve(), outer)
                 if p.is_dir():
-                    prefix = p.relative_to(root).as_posix()
-                    found.extend((f"{prefix}/{rel}", sub) for rel, sub in walk_dir(p, outer, seen))
+                    if not rules.ignored(rel, is_dir=True):
+                        found.extend(_walk(p, outer, f"{rel}/", seen, exclude, rules))
                     continue
+            if rules.ignored(rel, is_dir=False):
+                continue
             if not stat.S_ISREG(p.stat().st_mode):
                 raise UnsafePathError(f"{p} is not a regular file; remove it or register files")
-            rel = p.relative_to(root).as_posix()
             found.append((check_relpath(rel), p))
-    return sorted(found)
+    return found
 
 
 def _check_inside(link: Path, real_root: Path, root: Path) -> None:
@@ -174,11 +196,18 @@ def store_tree(
     root: Path,
     params: chunking.ChunkParams,
     progress: Progress = _no_progress,
+    exclude: frozenset[Path] = frozenset(),
 ) -> tuple[str, dict[str, Any]]:
+    listed = walk_dir(root, exclude)
+    if not listed:
+        raise InvalidInputError(
+            f"{root} holds no files to register",
+            hint=f"put the model's files in it (and check its {IGNORE_FILE})",
+        )
     entries: dict[str, Any] = {}
     whole = new_hasher()
     size = 0
-    for rel, path in walk_dir(root):
+    for rel, path in listed:
         oid, manifest = store_file(store, path, params, progress)
         entries[rel] = {"manifest": oid, "size": manifest["size"], "hash": manifest["hash"]}
         whole.update(f"{rel}\0{manifest['hash']}\n".encode())

@@ -27,8 +27,10 @@ def check_family(name: str) -> str:
 
 def check_version(version: str) -> str:
     if not isinstance(version, str) or not VERSION_RE.fullmatch(version):
+        zero = isinstance(version, str) and re.fullmatch(r"v?0+", version) is not None
         raise InvalidNameError(
-            f"invalid version {_shown(str(version))}", hint="versions look like v1, v2, ..."
+            f"invalid version {_shown(str(version))}",
+            hint="versions start at v1" if zero else "versions look like v1, v2, ...",
         )
     return version
 

@@ -63,6 +63,7 @@ class ObjectStore:
         self.root = root
         self._pending: list[Path] = []
         self._fans: set[str] = set()  # fan-out folders known to exist
+        self.added_bytes = 0  # bytes of the objects this instance wrote (what a register cost)
 
     def path(self, oid: str) -> Path:
         if not is_oid(oid):
@@ -90,6 +91,7 @@ class ObjectStore:
             final.parent.mkdir(parents=True, exist_ok=True)
             _fs.atomic_write(final, data, mode=0o444, durable=False)
         self._pending.append(final)
+        self.added_bytes += len(data)
         return oid
 
     def add_json(self, obj: Any) -> str:

@@ -15,18 +15,19 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
+import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from . import _fs, files, gitinfo, modelinfo, names
+from . import _fs, files, gitinfo, metadata, modelinfo, names
 from .chunking import ChunkParams
 from .errors import (
     AlreadyExistsError,
     CorruptObjectError,
+    InvalidInputError,
     InvalidNameError,
     ModelregError,
     NotARegistryError,
@@ -40,16 +41,6 @@ DIRNAME = ".modelreg"
 FORMAT = 1
 DEFAULT_CHECKOUT_DIR = "models"
 Record = dict[str, Any]
-
-# Metadata a caller may set, and the type each must have.
-USER_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "framework": str,
-    "dataset": str,
-    "architecture": str,
-    "description": str,
-    "metrics": dict,
-    "input_shape": (list, tuple),
-}
 
 
 def find_root(start: Path) -> Path | None:
@@ -208,18 +199,19 @@ class Repository:
         tags: list[str] | tuple[str, ...] = (),
         parent: str | None = None,
         progress: files.Progress | None = None,
-        **metadata: Any,
+        inherit: bool = True,
+        **fields: Any,
     ) -> Record:
+        """Store ``path`` as a new version. Unless ``inherit`` is False, descriptive fields
+        not given (``metadata.INHERITED``) are taken from the parent version."""
         names.check_family(name)
         if version is not None:
-            names.check_version(names.normalize_ref(str(version)))
-            version = names.normalize_ref(str(version))
+            version = names.check_version(names.normalize_ref(str(version)))
         for tag in tags:
             names.check_tag(tag)
-        meta = check_metadata(metadata)
+        meta = metadata.check_metadata(fields)
         path = Path(path)
-        if not path.exists():
-            raise NotFoundError(f"no such file or folder: {path}", hint="check the path")
+        kind = self._source_kind(path)
         if parent is not None and "@" not in parent:
             parent = f"{name}@{names.normalize_ref(parent)}"
         with self.gc_lock(shared=True), ThreadPoolExecutor(1) as side:
@@ -229,11 +221,12 @@ class Repository:
                 prefs, pversion = self.resolve(parent)
                 parent_name = f"{prefs.name}@{pversion}"
             step = progress or (lambda n: None)
-            if path.is_dir():
-                kind = "dir"
-                root_oid, body = files.store_tree(self.objects, path, self.chunk_params, step)
+            if kind == "dir":
+                mine = frozenset({self.dir.resolve(), self.checkout_root.resolve()})
+                root_oid, body = files.store_tree(
+                    self.objects, path, self.chunk_params, step, exclude=mine
+                )
             else:
-                kind = "file"
                 root_oid, body = files.store_file(self.objects, path, self.chunk_params, step)
             durable = side.submit(self.objects.sync)  # the flush waits on the disk, not the GIL
             inspected = self.inspect(kind, body)
@@ -251,7 +244,6 @@ class Repository:
                 "git_commit": commit,
                 "git_dirty": dirty,
                 "inspect": inspected,
-                **meta,
             }
 
             def publish(refs: FamilyRefs) -> Record:
@@ -263,10 +255,15 @@ class Repository:
                         hint=f"omit the version to get the next one ({refs.next_version()})",
                     )
                 latest = refs.latest()
+                lineage = parent_name or (f"{name}@{latest}" if latest else None)
+                given = meta
+                if inherit and lineage is not None:
+                    given = metadata.inherit(meta, self._parent_record(lineage, refs))
                 record = {
                     **base,
+                    **given,
                     "version": chosen,
-                    "parent": parent_name or (f"{name}@{latest}" if latest else None),
+                    "parent": lineage,
                     "registered_at": dt.datetime.now(dt.timezone.utc).isoformat(),
                 }
                 oid = self.objects.add_json(record)
@@ -278,6 +275,45 @@ class Repository:
 
             record = self.refs.update(name, publish)
         return self.lookup(f"{name}@{record['version']}")
+
+    def _source_kind(self, path: Path) -> str:
+        """'file' or 'dir'; refuses what cannot or must not be registered, before any work."""
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise NotFoundError(f"no such file or folder: {path}", hint="check the path") from None
+        real = path.resolve()
+        store = self.dir.resolve()
+        if real == store or store in real.parents:
+            raise InvalidInputError(
+                f"{path} is inside the registry's own store {self.dir}",
+                hint="register model files, not modelreg's objects",
+            )
+        if real == self.checkout_root.resolve():
+            raise InvalidInputError(
+                f"{path} is the checkout folder, which holds every version",
+                hint="register a model file or one version's folder",
+            )
+        if stat.S_ISDIR(st.st_mode):
+            return "dir"
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidInputError(
+                f"{path} is not a regular file (a device, pipe or socket)",
+                hint="register a model file or a folder",
+            )
+        if st.st_size == 0:
+            raise InvalidInputError(
+                f"{path} is empty", hint="check that the file was written completely"
+            )
+        return "file"
+
+    def _parent_record(self, spec: str, own: FamilyRefs) -> Record | None:
+        """The parent's record; ``own`` is the locked refs of the family being written."""
+        pname, _, pversion = spec.partition("@")
+        refs = own if pname == own.name else self.refs.read(pname)
+        if refs is None or pversion not in refs.versions:
+            return None
+        return self.record(refs.versions[pversion])
 
     def inspect(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         """What a file (or every file of a folder) holds, read without executing it."""
@@ -338,40 +374,3 @@ class Repository:
             return version, tagged
 
         return self.refs.update(name, drop)
-
-
-def check_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, given in metadata.items():
-        value: Any = given
-        if key not in USER_FIELDS:
-            raise InvalidNameError(
-                f"unknown metadata field {key!r}", hint=f"use one of {', '.join(USER_FIELDS)}"
-            )
-        if value is None:
-            continue
-        if not isinstance(value, USER_FIELDS[key]):
-            raise InvalidNameError(f"metadata field {key!r} has the wrong type")
-        if key == "metrics":
-            value = {
-                str(k): _check_metric(str(k), v) for k, v in cast(dict[Any, Any], value).items()
-            }
-        if key == "input_shape":
-            if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value):
-                raise InvalidNameError(
-                    f"input_shape {list(value)!r} must be whole numbers",
-                    hint="e.g. 1,3,224,224",
-                )
-            value = list(value)
-        out[key] = value
-    return out
-
-
-def _check_metric(key: str, value: Any) -> float | int | str:
-    if not key or any(ord(c) < 32 for c in key):
-        raise InvalidNameError(f"invalid metric name {key!r}")
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise InvalidNameError(f"metric {key!r} must be a number or a string")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidNameError(f"metric {key!r} is {value}", hint="give a finite number")
-    return value

@@ -162,7 +162,7 @@ def test_print_summary_shows_a_row_per_version(
     registry.register("resnet18", write_bytes(project / "r.pt", 10), metrics={"accuracy": 0.9})
     registry.print_summary()
     out = capsys.readouterr().out
-    assert "1 families, 1 versions" in out
+    assert "1 family, 1 version" in out
     assert "resnet18" in out and "accuracy=0.9" in out and "latest" in out
 
 

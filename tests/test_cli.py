@@ -32,7 +32,7 @@ def test_register_get_show_list_log_round_trip(repo_dir: Path, run: CliRun) -> N
         "acc=0.91",
         "--metric",
         "epochs=3",
-        "--metric",
+        "--param",
         "note=ok",
         "--dataset",
         "ImageNet",
@@ -46,13 +46,15 @@ def test_register_get_show_list_log_round_trip(repo_dir: Path, run: CliRun) -> N
         "production",
     )
     assert r.exit_code == 0, r.output
-    assert r.stdout.strip() == "Registered resnet18@v1 (1000 B)"
+    assert r.stdout.startswith("Registered resnet18@v1 (1000 B; ")
+    assert r.stdout.strip().endswith(" new in the store)")
     r = run("get", "resnet18")
     path = Path(r.stdout.strip())
     assert path == repo_dir / "models" / "resnet18" / "v1" / "m.pt"
     assert path.read_bytes() == model.read_bytes()
     shown = json.loads(run("show", "resnet18@production", "--json").stdout)
-    assert shown["metrics"] == {"acc": 0.91, "epochs": 3, "note": "ok"}
+    assert shown["metrics"] == {"acc": 0.91, "epochs": 3}
+    assert shown["params"] == {"note": "ok"}
     assert shown["input_shape"] == [1, 3, 224, 224]
     assert shown["tags"] == ["latest", "production"]
     assert "description: first" in run("show", "resnet18@1").stdout

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from modelreg import ModelRegistry
-from modelreg.errors import InvalidNameError, ModelregError
+from modelreg.errors import InvalidInputError, ModelregError
 
 from .conftest import CliRun, write_bytes
 
@@ -16,17 +16,26 @@ from .conftest import CliRun, write_bytes
     ("kwargs", "message"),
     [
         ({"metrics": {"": 1.0}}, "invalid metric name ''"),
-        ({"metrics": {"acc": [1, 2]}}, "metric 'acc' must be a number or a string"),
+        ({"metrics": {"acc": [1, 2]}}, "metric 'acc' must be a number, not a list"),
+        ({"metrics": {"acc": "high"}}, "metric 'acc' must be a number, not 'high'; put text in"),
+        ({"metrics": {"acc": "0,92"}}, "write decimals with a point"),
         ({"metrics": {"acc": float("inf")}}, "metric 'acc' is inf"),
-        ({"metrics": "acc=1"}, "metadata field 'metrics' has the wrong type"),
+        ({"metrics": {"acc": 10**5000}}, "metric 'acc' is too large (16610 bits)"),
+        ({"metrics": {1: 0.5, "1": 0.6}}, "metric name 1 is an int; names must be strings"),
+        ({"metrics": {"a\ud800": 1.0}}, "is not valid Unicode (a lone surrogate)"),
+        ({"metrics": "acc=1"}, "metadata field 'metrics' must be a dict, not a str"),
+        ({"params": {"lr": [1]}}, "param 'lr' must be text, a number or a bool, not a list"),
+        ({"params": {"note": "\udfff"}}, "param 'note' holds text that is not valid Unicode"),
+        ({"description": "caf\udce9"}, "description holds text that is not valid Unicode"),
         ({"input_shape": [1, "3"]}, "input_shape [1, '3'] must be whole numbers"),
         ({"input_shape": [1, -3]}, "input_shape [1, -3] must be whole numbers"),
-        ({"framework": 3}, "metadata field 'framework' has the wrong type"),
+        ({"input_shape": [2**64]}, "an input_shape dimension is too large"),
+        ({"framework": 3}, "metadata field 'framework' must be a str, not an int"),
     ],
 )
 def test_bad_metadata_through_the_api(repo_dir: Path, kwargs: dict, message: str) -> None:
     registry = ModelRegistry(".")
-    with pytest.raises(InvalidNameError) as caught:
+    with pytest.raises(InvalidInputError) as caught:
         registry.register("m", write_bytes(repo_dir / "m.bin", 10), **kwargs)
     assert message in str(caught.value)
     assert registry.list_families() == []

@@ -181,7 +181,7 @@ def test_records_written_before_inspection_existed_still_work(
         del rec["inspect"]
         oid = repo.objects.add(canonical_json(rec))
         repo.refs.update("m", lambda refs, v=version, o=oid: refs.versions.__setitem__(v, o))
-    assert "inspect" not in registry.get("m")
+    assert registry.get("m")["inspect"] == {}
     assert run("show", "m").exit_code == 0
     assert "UNSAFE" not in run("log", "m").stdout
     assert json.loads(run("diff", "m@v1", "m@v2", "--json").stdout)["tensors"]["unchanged"] == 2

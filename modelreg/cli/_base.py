@@ -18,6 +18,7 @@ import click
 from .. import __version__
 from ..errors import ModelregError
 from ..repo import Record, Repository
+from ..views import version_view
 
 PROGRESS_MIN_BYTES = 32 << 20
 
@@ -60,8 +61,8 @@ def _emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
-def _public(rec: Record) -> dict[str, Any]:
-    return {k: v for k, v in rec.items() if k != "type"}
+def _public(repo: Repository, rec: Record) -> dict[str, Any]:
+    return version_view(repo, rec)
 
 
 @contextlib.contextmanager

@@ -9,10 +9,18 @@ from typing import Any
 import click
 
 from .. import checkout, names
-from ..api import human_bytes, summary_table, unsafe_warning
-from ..errors import ModelregError
+from ..api import (
+    format_warning,
+    human_bytes,
+    plural,
+    summary_table,
+    unsafe_warning,
+    utc_time,
+)
+from ..errors import InvalidInputError, ModelregError
 from ..refs import yaml_dump
 from ..repo import Record, Repository
+from ..similar import find_same
 from ._base import _emit_json, _one_line, _progress, _public, _repo, _size_of, cli, json_option
 
 
@@ -27,16 +35,30 @@ def init(ctx: click.Context, directory: Path | None) -> None:
     click.echo(f"{verb} modelreg registry in {repo.dir}")
 
 
-def _parse_metrics(pairs: tuple[str, ...]) -> dict[str, Any]:
-    metrics: dict[str, Any] = {}
+def _pairs(option: str, pairs: tuple[str, ...]) -> dict[str, str]:
+    """KEY=VALUE options as a dict; a key given twice is refused, not silently dropped."""
+    out: dict[str, str] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--metric")
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=option)
+        if key in out:
+            raise InvalidInputError(
+                f"{option} {key} is given twice ({out[key]} and {raw})", hint="give it once"
+            )
+        out[key] = raw
+    return out
+
+
+def _parse_metrics(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """Numbers as numbers; anything else stays text, which the registry then refuses with a
+    message that says what to do."""
+    metrics: dict[str, Any] = {}
+    for key, raw in _pairs("--metric", pairs).items():
         value: Any = raw
         with contextlib.suppress(ValueError):
             value = float(raw)
-            if value.is_integer() and raw.lstrip("+-").isdigit():
+            if raw.strip().lstrip("+-").isdigit():
                 value = int(raw)
         metrics[key] = value
     return metrics
@@ -60,6 +82,13 @@ def _parse_shape(text: str | None) -> list[int] | None:
 @click.option(
     "--metric", "metrics", multiple=True, metavar="KEY=VALUE", help="A metric; repeat for more."
 )
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A hyper-parameter or other text, kept as given; repeat for more.",
+)
 @click.option("--dataset")
 @click.option("--architecture", help="e.g. torchvision.models.resnet18")
 @click.option("--input-shape", help="e.g. 1,3,224,224")
@@ -70,6 +99,11 @@ def _parse_shape(text: str | None) -> list[int] | None:
     "--parent",
     help="The version this one derives from (NAME@REF or vN); defaults to the family's latest.",
 )
+@click.option(
+    "--no-inherit",
+    is_flag=True,
+    help="Do not take framework, dataset, architecture, input shape and params from the parent.",
+)
 @json_option
 @click.pass_context
 def register(
@@ -78,6 +112,7 @@ def register(
     path: Path,
     framework: str | None,
     metrics: tuple[str, ...],
+    params: tuple[str, ...],
     dataset: str | None,
     architecture: str | None,
     input_shape: str | None,
@@ -85,6 +120,7 @@ def register(
     version: str | None,
     tags: tuple[str, ...],
     parent: str | None,
+    no_inherit: bool,
     as_json: bool,
 ) -> None:
     """Store the file or folder PATH as the next version of NAME."""
@@ -97,20 +133,28 @@ def register(
             tags=tags,
             parent=parent,
             progress=bar,
+            inherit=not no_inherit,
             framework=framework,
             metrics=_parse_metrics(metrics) or None,
+            params=_pairs("--param", params) or None,
             dataset=dataset,
             architecture=architecture,
             input_shape=_parse_shape(input_shape),
             description=description,
         )
-    warning = unsafe_warning(rec)
-    if warning:
-        click.echo(f"warning: {warning}", err=True)
+    for warning in (unsafe_warning(rec), format_warning(rec)):
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
+    same = find_same(repo, rec)
+    if same:
+        click.echo(f"note: {same[0]} as {same[1]}", err=True)
     if as_json:
-        _emit_json(_public(rec))
+        _emit_json(_public(repo, rec))
     else:
-        click.echo(f"Registered {rec['name']}@{rec['version']} ({human_bytes(rec['size'])})")
+        click.echo(
+            f"Registered {rec['name']}@{rec['version']} ({human_bytes(rec['size'])}; "
+            f"{human_bytes(repo.objects.added_bytes)} new in the store)"
+        )
 
 
 def _materialize(repo: Repository, rec: Record) -> checkout.CheckoutResult:
@@ -134,12 +178,12 @@ def get(ctx: click.Context, spec: str) -> None:
 def show(ctx: click.Context, spec: str, as_json: bool) -> None:
     """Print every recorded field of one version."""
     repo = _repo(ctx)
-    rec = _public(repo.lookup(spec))
-    rec["file_path"] = str(checkout.destination(repo, rec))
+    rec = _public(repo, repo.lookup(spec))
     if as_json:
         _emit_json(rec)
     else:
-        click.echo(yaml_dump(rec).rstrip())
+        shown = {k: v for k, v in rec.items() if v not in (None, {}, []) and k != "schema"}
+        click.echo(yaml_dump(shown).rstrip())
 
 
 @cli.command("list")
@@ -151,7 +195,7 @@ def list_(ctx: click.Context, name: str | None, as_json: bool) -> None:
     repo = _repo(ctx)
     if name is not None:
         names.check_family(name)
-    rows = [_public(r) for r in repo.versions(name)]
+    rows = [_public(repo, r) for r in repo.versions(name)]
     if as_json:
         _emit_json(rows)
     elif rows:
@@ -167,7 +211,7 @@ def list_(ctx: click.Context, name: str | None, as_json: bool) -> None:
 def log(ctx: click.Context, name: str, as_json: bool) -> None:
     """The history of NAME, newest first."""
     repo = _repo(ctx)
-    rows = [_public(r) for r in repo.versions(names.check_family(name))][::-1]
+    rows = [_public(repo, r) for r in repo.versions(names.check_family(name))][::-1]
     if as_json:
         _emit_json(rows)
         return
@@ -175,7 +219,8 @@ def log(ctx: click.Context, name: str, as_json: bool) -> None:
         tags = f" ({', '.join(r['tags'])})" if r["tags"] else ""
         click.echo(click.style(f"{r['name']}@{r['version']}{tags}", fg="yellow"))
         click.echo(
-            f"  registered {r['registered_at']}  {human_bytes(r['size'])}  from {r['source']}"
+            f"  registered {utc_time(r['registered_at'])}  {human_bytes(r['size'])}  "
+            f"from {r['source']}"
         )
         if r.get("parent"):
             click.echo(f"  parent     {r['parent']}")
@@ -218,11 +263,12 @@ def families(ctx: click.Context, as_json: bool) -> None:
 def summary(ctx: click.Context, as_json: bool) -> None:
     """Family and version counts, and a table of every version."""
     repo = _repo(ctx)
-    rows = [_public(r) for r in repo.versions()]
+    rows = [_public(repo, r) for r in repo.versions()]
     if as_json:
         _emit_json({"root": str(repo.root), "families": repo.families(), "versions": rows})
         return
-    click.echo(f"Registry at {repo.root}: {len(repo.families())} families, {len(rows)} versions")
+    counts = f"{plural(len(repo.families()), 'family')}, {plural(len(rows), 'version')}"
+    click.echo(f"Registry at {repo.root}: {counts}")
     if rows:
         click.echo(summary_table(rows))
 
