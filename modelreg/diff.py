@@ -16,6 +16,7 @@ COMPARED = (
     "dataset",
     "architecture",
     "input_shape",
+    "params",
     "description",
     "size",
     "content_hash",

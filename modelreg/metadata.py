@@ -136,6 +136,8 @@ def inherit(given: dict[str, Any], parent: Mapping[str, Any] | None) -> dict[str
     for key in INHERITED:
         if key not in out and parent.get(key) not in (None, {}, []):
             out[key] = parent[key]
+    if "params" in given and isinstance(parent.get("params"), dict):
+        out["params"] = {**parent["params"], **given["params"]}  # change lr, keep the rest
     return out
 
 

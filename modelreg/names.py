@@ -8,6 +8,7 @@ from .errors import InvalidNameError
 
 FAMILY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 VERSION_RE = re.compile(r"v([1-9][0-9]{0,8})")
+VERSION_LIKE_RE = re.compile(r"v[0-9]+")  # reserved for versions, valid or not
 TAG_RE = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")
 LATEST = "latest"
 
@@ -60,8 +61,10 @@ def normalize_ref(ref: str) -> str:
         raise InvalidNameError("empty version or tag", hint="use vN, N, latest or a tag name")
     if ref.isdigit() and ref.isascii():
         return check_version(f"v{int(ref)}") if int(ref) > 0 else check_version(ref)
-    if ref == LATEST or VERSION_RE.fullmatch(ref):
+    if ref == LATEST:
         return ref
+    if VERSION_LIKE_RE.fullmatch(ref):
+        return check_version(ref)
     return check_tag(ref)
 
 

@@ -16,6 +16,7 @@ one family serialize on ``locks/<name>.lock``; the lock is what makes version nu
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class FamilyRefs:
     versions: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
+    removed_at: dict[str, str] = field(default_factory=dict)  # vN -> when (ISO, UTC)
 
     def latest(self) -> str | None:
         return max(self.versions, key=names.version_number) if self.versions else None
@@ -68,11 +70,20 @@ class FamilyRefs:
         else:
             version = self.tags.get(ref)
             if version is None:
+                close = difflib.get_close_matches(ref, self.tags, n=1)
                 known = ", ".join(sorted(self.tags)) or "none"
                 raise NotFoundError(
                     f"{self.name} has no tag {ref!r}",
-                    hint=f"its tags: {known}; see 'modelreg list {self.name}'",
+                    hint=f"did you mean {close[0]}?" if close else f"its tags: {known}",
                 )
+        if version is not None and version in self.removed:
+            when = self.removed_at.get(version)
+            raise NotFoundError(
+                f"{self.name}@{version} was removed"
+                + (f" on {when[:19].replace('T', ' ')} UTC" if when else ""),
+                hint="a removed version is gone for good (its number is not reused); "
+                f"see 'modelreg log {self.name}'",
+            )
         if version is None or version not in self.versions:
             raise NotFoundError(
                 f"{self.name} has no version {version or ref}",
@@ -92,6 +103,8 @@ class FamilyRefs:
             "tags": dict(sorted(self.tags.items())),
             "removed": sorted(self.removed, key=names.version_number),
         }
+        if self.removed_at:
+            body["removed_at"] = dict(sorted(self.removed_at.items()))
         return yaml_dump(body, sort_keys=False).encode()
 
     @classmethod
@@ -105,6 +118,7 @@ class FamilyRefs:
                 versions={str(k): str(v) for k, v in (raw.get("versions") or {}).items()},
                 tags={str(k): str(v) for k, v in (raw.get("tags") or {}).items()},
                 removed=[str(v) for v in raw.get("removed") or []],
+                removed_at={str(k): str(v) for k, v in (raw.get("removed_at") or {}).items()},
             )
             for version, oid in refs.versions.items():
                 names.check_version(version)
@@ -112,6 +126,8 @@ class FamilyRefs:
                     raise ValueError(f"bad object id {oid!r}")
             for tag, version in refs.tags.items():
                 names.check_tag(tag)
+                names.check_version(version)
+            for version in [*refs.removed, *refs.removed_at]:
                 names.check_version(version)
         except Exception:
             raise CorruptObjectError(f"refs file {where} is damaged") from None
@@ -138,9 +154,12 @@ class RefStore:
     def get(self, name: str) -> FamilyRefs:
         refs = self.read(name)
         if refs is None:
+            close = difflib.get_close_matches(name, self.families(), n=1)
             raise NotFoundError(
                 f"no model named {name!r} in this registry",
-                hint="see 'modelreg families' for the names it holds",
+                hint=f"did you mean {close[0]}?"
+                if close
+                else "see 'modelreg families' for the names it holds",
             )
         return refs
 

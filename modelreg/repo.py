@@ -79,6 +79,7 @@ class Repository:
         self.objects = ObjectStore(self.dir / "objects")
         self.refs = RefStore(self.dir / "refs", self.dir / "locks", lock_timeout())
         self.checkout_root = root / str(config.get("checkout_dir", DEFAULT_CHECKOUT_DIR))
+        self.gitignored: list[str] = []  # what init added to .gitignore
 
     # --- opening --------------------------------------------------------------------------
     @classmethod
@@ -101,7 +102,31 @@ class Repository:
         }
         (directory / "locks" / "gc.lock").touch()
         _fs.atomic_write(directory / "config.yaml", yaml_dump(config).encode())
-        return cls(root), True
+        repo = cls(root)
+        repo.gitignored = repo.ignore_in_git()
+        return repo, True
+
+    def ignore_in_git(self) -> list[str]:
+        """Inside a Git work tree, list the store and the checkout folder in the root's
+        ``.gitignore`` (once): model bytes belong in modelreg, not in Git. Returns what it
+        added. Git itself is not run (see gitinfo.py for why)."""
+        if not any((folder / ".git").exists() for folder in (self.root, *self.root.parents)):
+            return []
+        path = self.root / ".gitignore"
+        try:
+            text = path.read_text(encoding="utf-8")
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            text, mode = "", 0o644
+        present = {line.strip().strip("/") for line in text.splitlines()}
+        wanted = [f"/{DIRNAME}/", f"/{self.checkout_root.relative_to(self.root).as_posix()}/"]
+        missing = [entry for entry in wanted if entry.strip("/") not in present]
+        if missing:
+            lead = "" if not text or text.endswith("\n") else "\n"
+            block = "# modelreg: the store and checkouts (the registry's bytes stay out of Git)\n"
+            block += "".join(f"{m}\n" for m in missing)
+            _fs.atomic_write(path, (text + lead + block).encode(), mode=mode)
+        return missing
 
     @classmethod
     def find(cls, start: Path | None = None) -> Repository:
@@ -371,6 +396,7 @@ class Repository:
                 del refs.tags[tag]
             del refs.versions[version]
             refs.removed.append(version)
+            refs.removed_at[version] = dt.datetime.now(dt.timezone.utc).isoformat()
             return version, tagged
 
         return self.refs.update(name, drop)

@@ -176,12 +176,35 @@ def test_rm_needs_an_explicit_version(repo_dir: Path, run: CliRun) -> None:
         (["tag", "m@v1", "v2"], "invalid tag 'v2'"),
         (["tag", "-d", "m", "nope"], "m has no tag 'nope'"),
         (["log", "a/b"], "invalid model name 'a/b'"),
+        (["get", "m@v0"], "invalid version 'v0'; versions start at v1"),
+        (["get", "mm"], "no model named 'mm' in this registry; did you mean m?"),
+        (["register", "m", "/dev/zero"], "/dev/zero is not a regular file"),
+        (["register", "m", "empty.pt"], "empty.pt is empty"),
+        (["register", "m", "emptydir"], "emptydir holds no files to register"),
+        (["register", "m", "onlyignored"], "onlyignored holds no files to register"),
+        (["register", "m", ".modelreg"], "is inside the registry's own store"),
+        (["register", "m", ".modelreg/objects"], "is inside the registry's own store"),
+        (
+            ["register", "m", "a.pt", "--metric", "accuracy=high"],
+            "metric 'accuracy' must be a number, not 'high'; put text in a param instead",
+        ),
+        (["register", "m", "a.pt", "--metric", "accuracy=0,92"], "write decimals with a point"),
+        (
+            ["register", "m", "a.pt", "--metric", "acc=1", "--metric", "acc=2"],
+            "--metric acc is given twice",
+        ),
+        (["register", "m", "a.pt", "--param", "lr=1", "--param", "lr=2"], "--param lr is given"),
     ],
 )
 def test_bad_input_gives_one_line_exit_1_and_changes_nothing(
     repo_dir: Path, run: CliRun, args: list[str], message: str
 ) -> None:
     write_bytes(repo_dir / "a.pt", 10)
+    (repo_dir / "empty.pt").touch()
+    (repo_dir / "emptydir").mkdir()
+    (repo_dir / "onlyignored").mkdir()
+    write_bytes(repo_dir / "onlyignored" / "x.tmp", 10)
+    (repo_dir / "onlyignored" / ".modelregignore").write_text("*.tmp\n")
     run("register", "m", "a.pt")
     before = tree_snapshot(repo_dir)
     r = run(*args)

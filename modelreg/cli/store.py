@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .. import maintenance
-from ..api import human_bytes
+from ..api import human_bytes, plural
 from ..errors import ModelregError
 from ..repo import Repository
 from ._base import _emit_json, _repo, cli, json_option
@@ -32,8 +32,8 @@ def gc(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
         return
     verb = "Would free" if dry_run else "Freed"
     click.echo(
-        f"{verb} {human_bytes(plan.bytes)}: {len(plan.objects)} objects, "
-        f"{len(plan.leftovers)} leftover temporary files"
+        f"{verb} {human_bytes(plan.bytes)}: {plural(len(plan.objects), 'object')}, "
+        f"{plural(len(plan.leftovers), 'leftover temporary file')}"
     )
     if dry_run:
         for oid in plan.objects:

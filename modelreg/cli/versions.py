@@ -33,6 +33,9 @@ def init(ctx: click.Context, directory: Path | None) -> None:
     repo, created = Repository.init(target)
     verb = "Initialized empty" if created else "Already a"
     click.echo(f"{verb} modelreg registry in {repo.dir}")
+    added = repo.gitignored if created else repo.ignore_in_git()
+    if added:
+        click.echo(f"Added {', '.join(added)} to {repo.root / '.gitignore'}")
 
 
 def _pairs(option: str, pairs: tuple[str, ...]) -> dict[str, str]:
