@@ -222,3 +222,21 @@ def test_a_torch_checkpoint_gets_no_format_warning(repo_dir: Path, torch_mod) ->
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ModelRegistry(".").register("m", repo_dir / "a.pt")
+
+
+def test_the_readme_tour_v2_still_loads_as_a_module(repo_dir: Path, torch_mod) -> None:  # type: ignore[no-untyped-def]
+    import torchvision
+
+    torch_mod.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None)
+    torch_mod.save(model.state_dict(), repo_dir / "resnet18.pth")
+    model.fc.bias.data += 1
+    torch_mod.save(model.state_dict(), repo_dir / "resnet18_ft.pth")
+    registry = ModelRegistry(".")
+    registry.register(
+        "resnet18", "resnet18.pth", architecture="torchvision.models.resnet18", framework="pytorch"
+    )
+    registry.register("resnet18", "resnet18_ft.pth", metrics={"accuracy": 0.94})  # as README
+    loaded = registry.load("resnet18")
+    assert isinstance(loaded, torch_mod.nn.Module)
+    assert torch_mod.equal(loaded.fc.bias, model.fc.bias)
