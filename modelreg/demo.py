@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelregError
+from .repo import DIRNAME, Repository
 
 Echo = Callable[[str], None]
 
@@ -61,7 +62,26 @@ def _build(name: str, echo: Echo) -> tuple[object, str, dict[str, float]]:
     return builder(weights=None), "random init, seed 0 (chance-level accuracy)", chance
 
 
+def check_new_or_empty(directory: Path) -> None:
+    """The demo registers random-init models and moves ``production``: run in someone's
+    registry (or among their files) it would mix those into real work, so it only writes
+    into a folder it can call its own."""
+    hint = "pass a new or empty folder to --dir, or leave --dir out for a temporary one"
+    if directory.exists() and not directory.is_dir():
+        raise ModelregError(f"--dir {directory} is a file, not a folder", hint=hint)
+    if directory.is_dir():
+        if (directory / DIRNAME).exists():
+            raise ModelregError(
+                f"--dir {directory} is already a modelreg registry; the demo never writes into one",
+                hint=hint,
+            )
+        if any(directory.iterdir()):
+            raise ModelregError(f"--dir {directory} is not empty", hint=hint)
+
+
 def run_demo(directory: Path | None, echo: Echo) -> Path:
+    if directory is not None:
+        check_new_or_empty(directory)
     torch, _ = _import_torch()
     from . import ModelRegistry
     from .api import human_bytes
@@ -69,6 +89,9 @@ def run_demo(directory: Path | None, echo: Echo) -> Path:
 
     workdir = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="modelreg-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    # Created here, not found by walking up: a new folder inside someone's registry gets
+    # its own registry rather than adding the demo's versions to theirs.
+    Repository.init(workdir)
     echo(f"Demo registry in {workdir}\n")
     registry = ModelRegistry(workdir, metadata_file=workdir / "registry.yaml")
     files = workdir / "checkpoints"

@@ -4,12 +4,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from modelreg import ModelRegistry
 from modelreg.maintenance import fsck
 
+from .conftest import CliRun, tree_snapshot, write_bytes
+
+NEW_OR_EMPTY = "pass a new or empty folder to --dir, or leave --dir out for a temporary one"
+
 
 def test_demo_runs_offline_and_v2_costs_almost_nothing(tmp_path: Path, torch_mod) -> None:
-    target = tmp_path / "demo"
+    outer = ModelRegistry(tmp_path / "project")
+    outer.register("resnet18", write_bytes(tmp_path / "project" / "w.pt", 5000))
+    before = tree_snapshot(tmp_path / "project")
+    target = tmp_path / "project" / "demo"  # new, but inside someone's registry
     done = subprocess.run(
         [sys.executable, "-m", "modelreg", "demo", "--dir", str(target)],
         capture_output=True,
@@ -35,6 +44,9 @@ def test_demo_runs_offline_and_v2_costs_almost_nothing(tmp_path: Path, torch_mod
     added_line = next(x for x in out.splitlines() if "resnet18@v2" in x and "added only" in x)
     assert "KiB" in added_line  # tens of MiB registered, well under a MiB stored
     assert fsck(registry.repo).ok
+    assert registry.root == target
+    after = tree_snapshot(tmp_path / "project")
+    assert {k: v for k, v in after.items() if not k.startswith("demo/")} == before
 
 
 def _run_demo(target: Path, torch_home: Path) -> subprocess.CompletedProcess[str]:
@@ -88,3 +100,40 @@ def test_demo_never_runs_a_hostile_file_in_the_torch_cache(tmp_path: Path, torch
         "resnet18: no usable pretrained weights in the local torch cache, so random" in done.stdout
     )
     assert not marker.exists()
+
+
+def _refused(run: CliRun, target: Path, root: Path, problem: str) -> None:
+    before = tree_snapshot(root)
+    r = run("demo", "--dir", target)
+    assert r.exit_code == 1
+    assert r.stderr == f"error: --dir {target} {problem}; {NEW_OR_EMPTY}\n"
+    assert r.stdout == ""
+    assert tree_snapshot(root) == before
+
+
+def test_demo_refuses_an_existing_registry_and_leaves_it_as_it_was(
+    tmp_path: Path, run: CliRun
+) -> None:
+    registry = ModelRegistry(tmp_path / "project")
+    registry.register(
+        "resnet18", write_bytes(tmp_path / "project" / "w.pt", 5000), tags=["production"]
+    )
+    _refused(
+        run,
+        tmp_path / "project",
+        tmp_path,
+        "is already a modelreg registry; the demo never writes into one",
+    )
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_demo_refuses_a_folder_that_is_not_empty(tmp_path: Path, run: CliRun, hidden: bool) -> None:
+    target = tmp_path / "work"
+    target.mkdir()
+    write_bytes(target / (".notes" if hidden else "notes.txt"), 10)
+    _refused(run, target, tmp_path, "is not empty")
+
+
+def test_demo_refuses_a_file(tmp_path: Path, run: CliRun) -> None:
+    target = write_bytes(tmp_path / "model.pt", 10)
+    _refused(run, target, tmp_path, "is a file, not a folder")

@@ -129,8 +129,8 @@ def _scan(ctx: click.Context, path: Path, as_json: bool) -> None:
 @click.option(
     "--dir",
     "directory",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run here instead of in a new temporary folder.",
+    type=click.Path(path_type=Path),
+    help="Run here (a new or empty folder) instead of in a new temporary folder.",
 )
 def demo(directory: Path | None) -> None:
     """Register ResNet-18 and MobileNetV2 and walk through the commands (needs torch)."""
