@@ -129,11 +129,12 @@ def _scan(ctx: click.Context, path: Path, as_json: bool) -> None:
 @click.option(
     "--dir",
     "directory",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run here instead of in a new temporary folder.",
+    type=click.Path(path_type=Path),
+    help="Run here (a new or empty folder) instead of in a new temporary folder.",
 )
 def demo(directory: Path | None) -> None:
-    """Register ResNet-18 and MobileNetV2 and walk through the commands (needs torch)."""
+    """Fine-tune ResNet-18's head on a small synthetic task, register before and after, and
+    walk through the commands (offline; needs torch)."""
     from ..demo import run_demo
 
     run_demo(directory, click.echo)
