@@ -74,7 +74,7 @@ def test_a_corrupt_object_never_replaces_a_good_checkout(repo_dir: Path) -> None
     with pytest.raises(CorruptObjectError, match="cannot check out m@v1"):
         registry.get("m", "v1")
     assert not good.exists()
-    assert [p.name for p in good.parent.iterdir()] == []
+    assert not good.parent.exists() or not any(good.parent.iterdir())
 
 
 def test_missing_object_is_reported_by_fsck_with_its_version(repo_dir: Path, run: CliRun) -> None:
