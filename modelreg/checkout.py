@@ -19,24 +19,21 @@ restores size and mtime is still seen; ``verify`` rehashes every file regardless
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import shutil
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, NamedTuple
 
-from . import _fs, files
+from . import _fs, _nofollow, files
 from .errors import CorruptObjectError, ModelregError, NotFoundError
-from .hashing import READ_SIZE, new_hasher, oid_of
+from .hashing import new_hasher, oid_of
 from .repo import Record, Repository
 
 MAX_BYTES_ENV = "MODELREG_MAX_CHECKOUT_BYTES"
 MAX_BYTES_KEY = "checkout.max_bytes"
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -180,81 +177,6 @@ class _StatCache:
         _fs.atomic_write(self.path, json.dumps(self.entries).encode(), durable=False)
 
 
-# --- the tree, opened without following links -----------------------------------------------
-
-
-class _Tree:
-    """Folders under the checkout root, each opened relative to its parent with
-    ``O_NOFOLLOW``. ``folder(parts, create=True)`` replaces a link or file standing where a
-    folder belongs; ``create=False`` reports it as absent instead."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._fds: dict[tuple[str, ...], int] = {}
-
-    def __enter__(self) -> _Tree:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
-
-    def folder(self, parts: tuple[str, ...], create: bool) -> int | None:
-        if parts in self._fds:
-            return self._fds[parts]
-        if not parts:
-            if create:
-                self.root.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                return None
-        else:
-            parent = self.folder(parts[:-1], create)
-            if parent is None:
-                return None
-            found = _open_real_dir(parent, parts[-1], create)
-            if found is None:
-                return None
-            fd = found
-        self._fds[parts] = fd
-        return fd
-
-
-def _open_real_dir(parent: int, name: str, create: bool) -> int | None:
-    try:
-        return os.open(name, _DIR_FLAGS, dir_fd=parent)
-    except FileNotFoundError:
-        if not create:
-            return None
-    except OSError as e:
-        if e.errno not in (errno.ELOOP, errno.ENOTDIR):
-            raise
-        if not create:
-            return None
-        os.unlink(name, dir_fd=parent)  # a link (never followed) or a file
-    os.mkdir(name, 0o777, dir_fd=parent)
-    return os.open(name, _DIR_FLAGS, dir_fd=parent)
-
-
-def _lstat(fd: int, name: str) -> os.stat_result | None:
-    try:
-        return os.stat(name, dir_fd=fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
-
-
-def _hash_at(fd: int, name: str) -> str:
-    h = new_hasher()
-    with open(os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd), "rb") as f:
-        while block := f.read(READ_SIZE):
-            h.update(block)
-    return h.hexdigest()
-
-
 # --- materializing --------------------------------------------------------------------------
 
 
@@ -277,7 +199,7 @@ def materialize(
         _check_limit(repo, label, expected)
         result = CheckoutResult(destination(repo, rec, checkout_root))
         cache = _StatCache(repo, folder)
-        with _Tree(root) as tree:
+        with _nofollow.Tree(root) as tree:
             stale = [
                 rel
                 for rel, entry in sorted(expected.items())
@@ -290,17 +212,17 @@ def materialize(
                     fd = tree.folder((*base, *dirs), create=True)
                     assert fd is not None
                     _rebuild(repo, rel, expected[rel], fd, name, progress)
-                    st = _lstat(fd, name)
+                    st = _nofollow.lstat_at(fd, name)
                     if st is not None:
                         cache.remember(rel, st, expected[rel].hash)
                     result.written.append(rel)
             except BaseException:
-                _prune_empty(tree, base)
+                _nofollow.prune_empty(tree, base)
                 raise
             if rec["kind"] == "dir":
                 vfd = tree.folder(base, create=True)  # an empty folder model is an empty folder
                 assert vfd is not None
-                result.removed = sorted(_remove_strays(vfd, "", set(expected)))
+                result.removed = sorted(_nofollow.remove_strays(vfd, "", set(expected)))
         cache.save()
     except (CorruptObjectError, NotFoundError) as e:
         raise CorruptObjectError(
@@ -317,7 +239,7 @@ def materialize(
 
 
 def _intact(
-    tree: _Tree,
+    tree: _nofollow.Tree,
     base: tuple[str, ...],
     rel: str,
     entry: _Entry,
@@ -329,14 +251,14 @@ def _intact(
     _fs.check_relpath(rel)
     *dirs, name = rel.split("/")
     fd = tree.folder((*base, *dirs), create=False)
-    st = _lstat(fd, name) if fd is not None else None
+    st = _nofollow.lstat_at(fd, name) if fd is not None else None
     if st is None or not stat.S_ISREG(st.st_mode) or st.st_size != entry.size:
         return False
     if not verify and cache.fresh(rel, st, entry.hash):
         return True
     assert fd is not None
     result.checked += 1
-    if _hash_at(fd, name) != entry.hash:
+    if _nofollow.hash_at(fd, name) != entry.hash:
         return False
     cache.remember(rel, st, entry.hash)
     return True
@@ -373,45 +295,13 @@ def _rebuild(
                     f"{rel} rebuilt from its chunks does not match its recorded hash {entry.hash}"
                 )
             os.fchmod(out.fileno(), 0o444)
-        in_the_way = _lstat(folder, name)
+        in_the_way = _nofollow.lstat_at(folder, name)
         if in_the_way is not None and stat.S_ISDIR(in_the_way.st_mode):
             shutil.rmtree(name, dir_fd=folder)
         os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp, dir_fd=folder)
-
-
-def _prune_empty(tree: _Tree, base: tuple[str, ...]) -> None:
-    """After a failed first checkout, drop the version and family folders it made (only if
-    they are empty), so a refused version leaves no trace in the tree."""
-    for depth in range(len(base), 0, -1):
-        parent = tree.folder(base[: depth - 1], create=False)
-        if parent is not None:
-            with contextlib.suppress(OSError):
-                os.rmdir(base[depth - 1], dir_fd=parent)
-
-
-def _remove_strays(folder: int, prefix: str, keep: set[str]) -> list[str]:
-    """Entries in a directory checkout that the version does not hold (a user added them, or
-    a link stands where a file was): removed, never followed."""
-    removed = []
-    with os.scandir(folder) as entries:
-        found = list(entries)
-    for entry in found:
-        rel = prefix + entry.name
-        if entry.is_dir(follow_symlinks=False):
-            sub = os.open(entry.name, _DIR_FLAGS, dir_fd=folder)
-            try:
-                removed.extend(_remove_strays(sub, rel + "/", keep))
-            finally:
-                os.close(sub)
-            with contextlib.suppress(OSError):
-                os.rmdir(entry.name, dir_fd=folder)
-        elif rel not in keep or not entry.is_file(follow_symlinks=False):
-            os.unlink(entry.name, dir_fd=folder)
-            removed.append(rel)
-    return removed
 
 
 def discard(
@@ -424,9 +314,9 @@ def discard(
     root = checkout_root or repo.checkout_root
     folder = _fs.safe_join(root, f"{name}/{version}")
     _StatCache(repo, folder).path.unlink(missing_ok=True)
-    with _Tree(root) as tree:
+    with _nofollow.Tree(root) as tree:
         family = tree.folder((name,), create=False)
-        st = _lstat(family, version) if family is not None else None
+        st = _nofollow.lstat_at(family, version) if family is not None else None
         if family is None or st is None:
             return None
         if stat.S_ISDIR(st.st_mode):
