@@ -1,10 +1,19 @@
 """Materializing versions into the checkout tree ``models/<name>/<vN>/``.
 
-Files are rebuilt from verified chunks into a temporary name beside their destination and
-renamed into place only when the whole file matched its recorded hash, so a corrupt object
-never lands in the tree. A stat cache (size, mtime, inode) of what was last written lets an
-unchanged checkout be confirmed without reading it; a file whose stat changed is hashed
-again and rebuilt only when its bytes differ.
+A checkout first plans (which files are missing or differ, whether they fit), then writes.
+Each file is rebuilt from verified chunks into a temporary name beside its destination,
+hashed while it is written, and renamed into place only when the whole file matched the
+manifest's hash, so a corrupt or forged object never lands in the tree.
+
+The checkout root itself may be a symlink (a user may put ``models/`` on another disk on
+purpose); below it nothing is followed. Every folder is opened relative to its parent with
+``O_NOFOLLOW``, so a family folder, version folder or sub-folder that was replaced by a link
+(or a file) is removed and made again as a real folder, and nothing is written or deleted
+through it.
+
+A stat cache (size, mtime, inode, ctime) of what was last written lets an unchanged checkout
+be confirmed without reading it. ctime cannot be set back by a user, so an in-place edit that
+restores size and mtime is still seen; ``verify`` rehashes every file regardless.
 """
 
 from __future__ import annotations
@@ -13,14 +22,19 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from . import _fs, files
+from . import _fs, _nofollow, files
 from .errors import CorruptObjectError, ModelregError, NotFoundError
-from .hashing import hash_file, oid_of
+from .hashing import new_hasher, oid_of
 from .repo import Record, Repository
+
+MAX_BYTES_ENV = "MODELREG_MAX_CHECKOUT_BYTES"
+MAX_BYTES_KEY = "checkout.max_bytes"
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 @dataclass
@@ -28,6 +42,13 @@ class CheckoutResult:
     path: Path
     written: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    checked: int = 0  # files whose bytes were hashed (all of them with verify)
+
+
+class _Entry(NamedTuple):
+    manifest: str
+    size: int
+    hash: str
 
 
 def destination(repo: Repository, rec: Record, checkout_root: Path | None = None) -> Path:
@@ -36,19 +57,98 @@ def destination(repo: Repository, rec: Record, checkout_root: Path | None = None
     return _fs.safe_join(folder, rec["source"]) if rec["kind"] == "file" else folder
 
 
-def _expected(repo: Repository, rec: Record) -> dict[str, dict[str, Any]]:
-    """relative path -> {manifest, size, hash} for every file of the version."""
+def _expected(repo: Repository, rec: Record) -> dict[str, _Entry]:
+    """relative path -> what that file of the version must be."""
     if rec["kind"] == "file":
         _fs.check_relpath(rec["source"])
         manifest = repo.objects.get_json(rec["root"])
-        return {
-            rec["source"]: {
-                "manifest": rec["root"],
-                "size": manifest["size"],
-                "hash": manifest["hash"],
-            }
-        }
-    return dict(files.load_tree(repo.objects, rec["root"])["entries"])
+        if rec.get("content_hash", manifest["hash"]) != manifest["hash"]:
+            raise CorruptObjectError("its record's content_hash is not its manifest's hash")
+        return {rec["source"]: _Entry(rec["root"], manifest["size"], manifest["hash"])}
+    entries = files.load_tree(repo.objects, rec["root"])["entries"]
+    return {rel: _Entry(e["manifest"], e["size"], e["hash"]) for rel, e in entries.items()}
+
+
+# --- limits ---------------------------------------------------------------------------------
+
+
+def parse_size(text: str) -> int | None:
+    """'2000', '500M', '20G', '1.5GiB' -> bytes (binary units); None when not a size."""
+    raw = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = raw[-1:] if raw[-1:] in _UNITS else ""
+    number = raw[: len(raw) - len(unit)].strip()
+    try:
+        value = float(number) if "." in number else int(number)
+    except ValueError:
+        return None
+    if value < 0 or value != value or value == float("inf"):
+        return None
+    return int(value * _UNITS[unit])
+
+
+def max_checkout_bytes(repo: Repository) -> tuple[int, str] | None:
+    """The largest version a checkout may write, and where that limit was set; None: no limit.
+
+    The environment wins over the registry's config, so one command can be let through."""
+    raw: Any = os.environ.get(MAX_BYTES_ENV)
+    where = MAX_BYTES_ENV
+    if raw is None:
+        section = repo.config.get("checkout")
+        raw = section.get("max_bytes") if isinstance(section, dict) else None
+        where = f"{MAX_BYTES_KEY} in {repo.dir / 'config.yaml'}"
+    if raw is None:
+        return None
+    limit = None
+    if isinstance(raw, str):
+        limit = parse_size(raw)
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        limit = raw
+    if limit is None or limit < 0:
+        raise ModelregError(
+            f"{where} is {raw!r}, not a size", hint="give bytes or a size such as 500M or 20G"
+        )
+    return limit, where
+
+
+def _size_text(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    value, unit = n / 1024, "KiB"
+    for bigger in ("MiB", "GiB", "TiB", "PiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.1f} {unit}"
+
+
+def _check_limit(repo: Repository, label: str, expected: dict[str, _Entry]) -> None:
+    found = max_checkout_bytes(repo)
+    total = sum(e.size for e in expected.values())
+    if found is not None and total > found[0]:
+        limit, where = found
+        raise ModelregError(
+            f"{label} is {_size_text(total)}, more than the checkout limit of "
+            f"{_size_text(limit)} ({where})",
+            hint=f"raise the limit (e.g. {MAX_BYTES_ENV}={total}) if you mean to check it out",
+        )
+
+
+def _check_space(label: str, root: Path, needed: int) -> None:
+    """Refuse before writing when the files clearly cannot fit, rather than fail half-way."""
+    if not needed:
+        return
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if needed > free:
+        raise ModelregError(
+            f"{label} needs {_size_text(needed)} in {root} but only {_size_text(free)} is free",
+            hint="free some space, or set checkout_dir in .modelreg/config.yaml to a bigger disk",
+        )
+
+
+# --- the stat cache -------------------------------------------------------------------------
 
 
 class _StatCache:
@@ -58,25 +158,26 @@ class _StatCache:
             self.entries: dict[str, list[Any]] = json.loads(self.path.read_bytes())
         except (FileNotFoundError, ValueError):
             self.entries = {}
+        if not isinstance(self.entries, dict):
+            self.entries = {}
 
     @staticmethod
     def key(st: os.stat_result) -> list[int]:
-        return [st.st_size, st.st_mtime_ns, st.st_ino]
+        return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
 
-    def fresh(self, rel: str, target: Path, want_hash: str) -> bool:
-        try:
-            st = target.stat()
-        except FileNotFoundError:
-            return False
+    def fresh(self, rel: str, st: os.stat_result, want_hash: str) -> bool:
         cached = self.entries.get(rel)
-        return bool(cached and cached[:3] == self.key(st) and cached[3] == want_hash)
+        return isinstance(cached, list) and cached == [*self.key(st), want_hash]
 
-    def remember(self, rel: str, target: Path, digest: str) -> None:
-        self.entries[rel] = [*self.key(target.stat()), digest]
+    def remember(self, rel: str, st: os.stat_result, digest: str) -> None:
+        self.entries[rel] = [*self.key(st), digest]
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _fs.atomic_write(self.path, json.dumps(self.entries).encode(), durable=False)
+
+
+# --- materializing --------------------------------------------------------------------------
 
 
 def materialize(
@@ -84,31 +185,44 @@ def materialize(
     rec: Record,
     checkout_root: Path | None = None,
     progress: files.Progress | None = None,
+    verify: bool = False,
 ) -> CheckoutResult:
+    """Make ``models/<name>/<vN>/`` hold exactly the version's files, writing only those that
+    are missing or differ. With ``verify``, every file is hashed instead of trusting the stat
+    cache."""
     label = f"{rec['name']}@{rec['version']}"
-    folder = (checkout_root or repo.checkout_root) / rec["name"] / rec["version"]
+    root = checkout_root or repo.checkout_root
+    folder = root / rec["name"] / rec["version"]
+    base = (rec["name"], rec["version"])
     try:
         expected = _expected(repo, rec)
+        _check_limit(repo, label, expected)
         result = CheckoutResult(destination(repo, rec, checkout_root))
         cache = _StatCache(repo, folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        for rel, entry in sorted(expected.items()):
-            target = _fs.safe_join(folder, rel)
-            if cache.fresh(rel, target, entry["hash"]):
-                continue
-            if (
-                target.is_file()
-                and target.stat().st_size == entry["size"]
-                and hash_file(target) == entry["hash"]
-            ):
-                cache.remember(rel, target, entry["hash"])
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _rebuild(repo, entry["manifest"], target, progress)
-            cache.remember(rel, target, entry["hash"])
-            result.written.append(rel)
-        if rec["kind"] == "dir":
-            result.removed = _remove_strays(folder, set(expected))
+        with _nofollow.Tree(root) as tree:
+            stale = [
+                rel
+                for rel, entry in sorted(expected.items())
+                if not _intact(tree, base, rel, entry, cache, verify, result)
+            ]
+            _check_space(label, root, sum(expected[rel].size for rel in stale))
+            try:
+                for rel in stale:
+                    *dirs, name = rel.split("/")
+                    fd = tree.folder((*base, *dirs), create=True)
+                    assert fd is not None
+                    _rebuild(repo, rel, expected[rel], fd, name, progress)
+                    st = _nofollow.lstat_at(fd, name)
+                    if st is not None:
+                        cache.remember(rel, st, expected[rel].hash)
+                    result.written.append(rel)
+            except BaseException:
+                _nofollow.prune_empty(tree, base)
+                raise
+            if rec["kind"] == "dir":
+                vfd = tree.folder(base, create=True)  # an empty folder model is an empty folder
+                assert vfd is not None
+                result.removed = sorted(_nofollow.remove_strays(vfd, "", set(expected)))
         cache.save()
     except (CorruptObjectError, NotFoundError) as e:
         raise CorruptObjectError(
@@ -124,44 +238,93 @@ def materialize(
     return result
 
 
-def discard(
-    repo: Repository, name: str, version: str, checkout_root: Path | None = None
-) -> Path | None:
-    """Delete the checkout of a removed version (a derived, read-only copy); return it."""
-    folder = _fs.safe_join(checkout_root or repo.checkout_root, f"{name}/{version}")
-    _StatCache(repo, folder).path.unlink(missing_ok=True)
-    if not folder.is_dir():
-        return None
-    shutil.rmtree(folder)
-    with contextlib.suppress(OSError):
-        folder.parent.rmdir()  # the family's folder, once it holds no version
-    return folder
+def _intact(
+    tree: _nofollow.Tree,
+    base: tuple[str, ...],
+    rel: str,
+    entry: _Entry,
+    cache: _StatCache,
+    verify: bool,
+    result: CheckoutResult,
+) -> bool:
+    """Whether the file at ``rel`` is a real file holding the version's bytes."""
+    _fs.check_relpath(rel)
+    *dirs, name = rel.split("/")
+    fd = tree.folder((*base, *dirs), create=False)
+    st = _nofollow.lstat_at(fd, name) if fd is not None else None
+    if st is None or not stat.S_ISREG(st.st_mode) or st.st_size != entry.size:
+        return False
+    if not verify and cache.fresh(rel, st, entry.hash):
+        return True
+    assert fd is not None
+    result.checked += 1
+    if _nofollow.hash_at(fd, name) != entry.hash:
+        return False
+    cache.remember(rel, st, entry.hash)
+    return True
 
 
 def _rebuild(
-    repo: Repository, manifest_oid: str, target: Path, progress: files.Progress | None
+    repo: Repository,
+    rel: str,
+    entry: _Entry,
+    folder: int,
+    name: str,
+    progress: files.Progress | None,
 ) -> None:
-    manifest = repo.objects.get_json(manifest_oid)
-    if target.is_dir() and not target.is_symlink():
-        shutil.rmtree(target)
-    with _fs.atomic_writer(target, mode=0o444, durable=False) as out:
-        for piece in files.iter_file(repo.objects, manifest):
-            out.write(piece)
-            if progress:
-                progress(len(piece))
+    """Write one file beside its destination, check its whole hash, then rename it in."""
+    manifest = repo.objects.get_json(entry.manifest)
+    if manifest.get("size") != entry.size or manifest.get("hash") != entry.hash:
+        raise CorruptObjectError(f"{rel}: its tree entry does not match its manifest")
+    tmp = _fs.tmp_name(Path(name)).name
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        with open(os.open(tmp, flags, 0o600, dir_fd=folder), "wb") as out:
+            whole = new_hasher()
+            written = 0
+            for piece in files.iter_file(repo.objects, manifest):
+                written += len(piece)
+                if written > entry.size:
+                    raise CorruptObjectError(f"{rel}: its chunks hold more than its recorded size")
+                whole.update(piece)
+                out.write(piece)
+                if progress:
+                    progress(len(piece))
+            if whole.hexdigest() != entry.hash:
+                raise CorruptObjectError(
+                    f"{rel} rebuilt from its chunks does not match its recorded hash {entry.hash}"
+                )
+            os.fchmod(out.fileno(), 0o444)
+        in_the_way = _nofollow.lstat_at(folder, name)
+        if in_the_way is not None and stat.S_ISDIR(in_the_way.st_mode):
+            shutil.rmtree(name, dir_fd=folder)
+        os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=folder)
 
 
-def _remove_strays(folder: Path, keep: set[str]) -> list[str]:
-    """Files in a directory checkout that the version does not hold (a user added them)."""
-    removed = []
-    for dirpath, dirnames, filenames in os.walk(folder, topdown=False):
-        for name in filenames:
-            p = Path(dirpath, name)
-            rel = p.relative_to(folder).as_posix()
-            if rel not in keep:
-                p.unlink()
-                removed.append(rel)
-        for name in dirnames:
-            with contextlib.suppress(OSError):
-                Path(dirpath, name).rmdir()
-    return sorted(removed)
+def discard(
+    repo: Repository, name: str, version: str, checkout_root: Path | None = None
+) -> Path | None:
+    """Delete the checkout of a removed version (a derived, read-only copy); return it.
+
+    A family folder that is a link is not gone through; a version folder that is a link is
+    removed as a link."""
+    root = checkout_root or repo.checkout_root
+    folder = _fs.safe_join(root, f"{name}/{version}")
+    _StatCache(repo, folder).path.unlink(missing_ok=True)
+    with _nofollow.Tree(root) as tree:
+        family = tree.folder((name,), create=False)
+        st = _nofollow.lstat_at(family, version) if family is not None else None
+        if family is None or st is None:
+            return None
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(version, dir_fd=family)
+        else:
+            os.unlink(version, dir_fd=family)
+        top = tree.folder((), create=False)
+        assert top is not None
+        with contextlib.suppress(OSError):
+            os.rmdir(name, dir_fd=top)  # the family's folder, once it holds no version
+    return folder

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,24 +140,46 @@ class Stats:
     disk_bytes: int = 0  # blocks used by .modelreg/, as du counts them
     objects: int = 0
     freeable: dict[str, int] = field(default_factory=dict)  # 'name@vN' -> bytes rm+gc frees
+    checkout_dir: str = ""
+    checkout_bytes: int = 0  # blocks used by the checkout tree, each inode once
+    checkout_files: int = 0
+    checked_out: int = 0  # versions with a folder in the checkout tree
 
     @property
     def dedup_ratio(self) -> float:
         return self.logical_bytes / self.stored_bytes if self.stored_bytes else 1.0
 
+    @property
+    def total_disk_bytes(self) -> int:
+        return self.disk_bytes + self.checkout_bytes
+
 
 def disk_usage(folder: Path) -> int:
-    total = 0
+    return _usage(folder, set())[0]
+
+
+def _usage(folder: Path, seen: set[tuple[int, int]]) -> tuple[int, int]:
+    """(bytes of blocks, regular files) under ``folder``, as du counts them: links are not
+    followed and an inode already in ``seen`` (a hard link) is counted once."""
+    total = files_found = 0
     for dirpath, _dirs, names in os.walk(folder):
-        total += os.lstat(dirpath).st_blocks * 512
-        for name in names:
-            with contextlib.suppress(FileNotFoundError):
-                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
-    return total
+        for path in (dirpath, *(os.path.join(dirpath, name) for name in names)):
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+            files_found += stat.S_ISREG(st.st_mode)
+    return total, files_found
 
 
 def stats(repo: Repository) -> Stats:
-    s = Stats()
+    """What the registry takes, and apart from it what its checkouts take: the checkout tree
+    holds plain copies, so it can double the disk a registry uses."""
+    s = Stats(checkout_dir=str(repo.checkout_root))
     for refs in repo.refs:
         if refs.versions:
             s.families += 1
@@ -164,6 +187,10 @@ def stats(repo: Repository) -> Stats:
             s.versions += 1
             s.logical_bytes += repo.record(oid)["size"]
             s.freeable[f"{refs.name}@{version}"] = 0
+            with contextlib.suppress(OSError):
+                s.checked_out += stat.S_ISDIR(
+                    os.lstat(repo.checkout_root / refs.name / version).st_mode
+                )
     users, _problems = reachable(repo)
     for oid in repo.objects:
         s.objects += 1
@@ -173,7 +200,10 @@ def stats(repo: Repository) -> Stats:
         if len(owners) == 1:
             (owner,) = owners
             s.freeable[owner] += size
-    s.disk_bytes = disk_usage(repo.dir)
+    seen: set[tuple[int, int]] = set()
+    s.disk_bytes, _ = _usage(repo.dir, seen)
+    if repo.checkout_root.is_dir():
+        s.checkout_bytes, s.checkout_files = _usage(repo.checkout_root, seen)
     return s
 
 

@@ -240,7 +240,7 @@ class Repository:
         if parent is not None and "@" not in parent:
             parent = f"{name}@{names.normalize_ref(parent)}"
         with self.gc_lock(shared=True), ThreadPoolExecutor(1) as side:
-            git = side.submit(gitinfo.describe, Path.cwd())  # a subprocess: overlap it
+            git = side.submit(gitinfo.describe, self.root)  # a subprocess: overlap it
             parent_name = None
             if parent is not None:
                 prefs, pversion = self.resolve(parent)

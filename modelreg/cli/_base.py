@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -72,12 +73,28 @@ def _public(repo: Repository, rec: Record) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _progress(label: str, total: int) -> Iterator[Callable[[int], None] | None]:
-    """A bar on a terminal for work big enough to wait for; nothing otherwise."""
+    """A bar on a terminal for work big enough to wait for, saying how many bytes of the
+    total are done and at what rate so far (so a slow disk is told from a hang); nothing
+    otherwise."""
     if total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
         yield None
         return
-    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
-        yield bar.update
+    from ..api import human_bytes
+
+    started = time.monotonic()
+    done = 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        bar.update(n)
+
+    def info(_item: object) -> str:
+        rate = done / max(time.monotonic() - started, 1e-3)
+        return f"{human_bytes(done)}/{human_bytes(total)}  {human_bytes(rate)}/s"
+
+    with click.progressbar(length=total, label=label, file=sys.stderr, item_show_func=info) as bar:
+        yield step
 
 
 def _size_of(path: Path) -> int:

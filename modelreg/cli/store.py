@@ -93,18 +93,30 @@ def stats(ctx: click.Context, scan_path: Path | None, as_json: bool) -> None:
         return
     s = maintenance.stats(_repo(ctx))
     if as_json:
-        _emit_json({**s.__dict__, "dedup_ratio": s.dedup_ratio})
+        _emit_json(
+            {**s.__dict__, "dedup_ratio": s.dedup_ratio, "total_disk_bytes": s.total_disk_bytes}
+        )
         return
     click.echo(f"families        {s.families}")
     click.echo(f"versions        {s.versions}")
     click.echo(f"logical size    {human_bytes(s.logical_bytes)}  (as plain copies)")
     click.echo(f"stored size     {human_bytes(s.stored_bytes)}  in {s.objects} objects")
     click.echo(f"disk used       {human_bytes(s.disk_bytes)}  (.modelreg/, as du counts)")
+    click.echo(
+        f"checkouts       {human_bytes(s.checkout_bytes)}  "
+        f"{_count(s.checked_out, 'version')}, {_count(s.checkout_files, 'file')} in "
+        f"{s.checkout_dir} (plain copies, rebuilt on demand: safe to delete)"
+    )
+    click.echo(f"total on disk   {human_bytes(s.total_disk_bytes)}")
     click.echo(f"dedup ratio     {s.dedup_ratio:.2f}x")
     if s.freeable:
         click.echo("\nbytes only this version uses (what 'rm' then 'gc' would free):")
         for label, size in sorted(s.freeable.items()):
             click.echo(f"  {label:<40} {human_bytes(size)}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _scan(ctx: click.Context, path: Path, as_json: bool) -> None:

@@ -160,18 +160,32 @@ def register(
         )
 
 
-def _materialize(repo: Repository, rec: Record) -> checkout.CheckoutResult:
+def _materialize(repo: Repository, rec: Record, verify: bool = False) -> checkout.CheckoutResult:
     with _progress(f"checkout {rec['name']}@{rec['version']}", rec["size"]) as bar:
-        return checkout.materialize(repo, rec, progress=bar)
+        return checkout.materialize(repo, rec, progress=bar, verify=verify)
 
 
 @cli.command()
 @click.argument("spec", metavar="NAME[@REF]")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Hash every checked-out file instead of trusting its size, times and inode, and "
+    "rebuild any that differ.",
+)
 @click.pass_context
-def get(ctx: click.Context, spec: str) -> None:
+def get(ctx: click.Context, spec: str, verify: bool) -> None:
     """Check out one version if needed and print its path."""
     repo = _repo(ctx)
-    click.echo(str(_materialize(repo, repo.lookup(spec)).path))
+    rec = repo.lookup(spec)
+    result = _materialize(repo, rec, verify=verify)
+    if verify:
+        hashed = f"{result.checked} {'file' if result.checked == 1 else 'files'} hashed"
+        click.echo(
+            f"verified {rec['name']}@{rec['version']}: {hashed}, {len(result.written)} rebuilt",
+            err=True,
+        )
+    click.echo(str(result.path))
 
 
 @cli.command()
