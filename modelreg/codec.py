@@ -72,6 +72,8 @@ def encode(data: bytes | memoryview, itemsize: int | None) -> tuple[str, bytes]:
 
 def decode(encoding: str, stored: bytes | memoryview, size: int) -> bytes:
     """The raw bytes of an object stored as ``encoding``, refused unless exactly ``size`` long."""
+    if size < 0:
+        raise CorruptObjectError(f"object size {size} is negative")
     if encoding == RAW:
         if len(stored) != size:
             raise CorruptObjectError(f"raw object holds {len(stored)} bytes, expected {size}")

@@ -170,6 +170,12 @@ def test_a_frame_without_a_declared_size_is_refused() -> None:
         codec.decode("zstd", frame, 4096)
 
 
+def test_a_negative_size_is_refused() -> None:
+    frame = zstandard.ZstdCompressor(write_content_size=False).compress(b"x" * 4096)
+    with pytest.raises(CorruptObjectError, match="object size -1 is negative"):
+        codec.decode("zstd", frame, -1)
+
+
 def test_raw_of_the_wrong_size_is_refused() -> None:
     with pytest.raises(CorruptObjectError, match="raw object holds 3 bytes, expected 4"):
         codec.decode("raw", b"abc", 4)
