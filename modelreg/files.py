@@ -18,9 +18,9 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from . import chunking
+from . import chunking, hints
 from ._fs import check_relpath
 from .errors import CorruptObjectError, InvalidInputError, UnsafePathError
 from .hashing import new_hasher, oid_of
@@ -54,15 +54,17 @@ def store_file(
             if spans is not None
             else chunking.cdc_pieces(f, params)
         )
+        widths = _span_widths(f, fmt, spans)
         total = 0
         for piece in pieces:
-            whole.update(piece)
-            total += len(piece)
             if len(piece) <= params.inline_max:
                 parts.append({"b": base64.b64encode(piece).decode()})
             else:
                 oid = oid_of(piece)
-                parts.append({"o": store.add(piece, oid), "n": len(piece)})
+                width = widths.at(total, len(piece))
+                parts.append({"o": store.add(piece, oid, itemsize=width), "n": len(piece)})
+            whole.update(piece)
+            total += len(piece)
             progress(len(piece))
     if total != size:
         raise EOFError(f"{path} changed size while it was being read")
@@ -76,6 +78,39 @@ def store_file(
     if spans is not None:
         manifest["spans"] = [[name, start, length] for start, length, name in spans if name]
     return store.add_json(manifest), manifest
+
+
+class _Widths:
+    """The item size of the span holding each piece, looked up in file order."""
+
+    def __init__(self, spans: list[tuple[int, int, int | None]]) -> None:
+        self.spans = spans
+        self.i = 0
+
+    def at(self, start: int, length: int) -> int | None:
+        while self.i < len(self.spans) and self.spans[self.i][1] <= start:
+            self.i += 1
+        if self.i < len(self.spans):
+            begin, end, width = self.spans[self.i]
+            if begin <= start and start + length <= end:
+                return width
+        return None
+
+
+def _span_widths(f: BinaryIO, fmt: str, spans: list[chunking.Span] | None) -> _Widths:
+    """Item sizes of the file's tensor spans, from its own tensor table (hints.py)."""
+    if spans is None:
+        return _Widths([])
+
+    def read(start: int, length: int) -> bytes:
+        f.seek(start)
+        data = f.read(length)
+        f.seek(0)
+        return data
+
+    named = [(name, start, length) for start, length, name in spans if name]
+    widths = hints.span_itemsizes(fmt, named, read)
+    return _Widths([(s, s + n, widths.get(name)) for name, s, n in named if name in widths])
 
 
 def iter_file(store: ObjectStore, manifest: dict[str, Any]) -> Iterator[bytes | memoryview]:

@@ -12,11 +12,11 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import _fs, files
+from . import _fs, codec, files, hints, modelinfo, packs, repack
 from .chunking import ChunkParams
 from .errors import CorruptObjectError, ModelregError, NotFoundError
 from .hashing import oid_of
-from .objects import ObjectStore
+from .objects import Copy, ObjectStore
 from .repo import Repository
 
 
@@ -48,9 +48,11 @@ def reachable(repo: Repository) -> tuple[dict[str, set[str]], list[str]]:
 class FsckReport:
     checked: int = 0
     corrupt: dict[str, list[str]] = field(default_factory=dict)  # oid -> versions using it
+    where: dict[str, str] = field(default_factory=dict)  # oid -> the damaged copy's file
     problems: list[str] = field(default_factory=list)
     dangling: int = 0
     leftovers: int = 0
+    packs: int = 0
 
     @property
     def ok(self) -> bool:
@@ -58,22 +60,25 @@ class FsckReport:
 
 
 def fsck(repo: Repository) -> FsckReport:
+    """Check every copy of every object (loose or packed) and every pack index."""
     report = FsckReport()
     try:
         users, report.problems = reachable(repo)
     except ModelregError as e:
         users, report.problems = {}, [str(e)]
-    for oid in repo.objects:
-        report.checked += 1
+    seen: set[str] = set()
+    for copy in repo.objects.copies():
+        if copy.oid not in seen:
+            seen.add(copy.oid)
+            report.checked += 1
+            report.dangling += copy.oid not in users
         try:
-            data = repo.objects.path(oid).read_bytes()
+            repo.objects.verify(copy)
         except (OSError, ModelregError):
-            report.corrupt[oid] = sorted(users.get(oid, ()))
-            continue
-        if oid_of(data) != oid:
-            report.corrupt[oid] = sorted(users.get(oid, ()))
-        elif oid not in users:
-            report.dangling += 1
+            report.corrupt[copy.oid] = sorted(users.get(copy.oid, ()))
+            report.where.setdefault(copy.oid, copy.where)
+    report.packs = len(repo.objects.pack_names())
+    report.problems += [f"pack-{n}.idx: {why}" for n, why in sorted(repo.objects.damaged.items())]
     report.leftovers = sum(1 for _ in _leftovers(repo))
     return report
 
@@ -90,23 +95,49 @@ def _leftovers(repo: Repository) -> list[Path]:
 
 @dataclass
 class GcPlan:
-    objects: list[str] = field(default_factory=list)
+    objects: list[str] = field(default_factory=list)  # unreachable: dropped
     leftovers: list[Path] = field(default_factory=list)
-    bytes: int = 0
+    bytes: int = 0  # what dropping those frees (compression comes on top)
+    packs: list[str] = field(default_factory=list)  # packs merged into the new one
+    loose: int = 0  # loose objects moved into the new pack
+    compress: int = 0  # raw objects of a known item size offered to the codec
+    kept: int = 0  # objects in the new pack
+    new_pack: str | None = None
+
+    @property
+    def repack(self) -> bool:
+        return bool(self.packs or self.loose or self.objects)
 
 
 def plan_gc(repo: Repository) -> GcPlan:
     users, problems = reachable(repo)
-    if problems:
+    if problems or repo.objects.damaged:
+        first = problems[0] if problems else next(iter(repo.objects.damaged.values()))
         raise ModelregError(
-            f"gc stopped: {problems[0]}", hint="run 'modelreg fsck' and repair the registry first"
+            f"gc stopped: {first}", hint="run 'modelreg fsck' and repair the registry first"
         )
     plan = GcPlan()
-    for oid in repo.objects:
+    firsts: dict[str, Copy] = {}
+    packed_by_gc = False
+    for copy in repo.objects.copies():
+        firsts.setdefault(copy.oid, copy)
+        if copy.kind == "loose":
+            plan.loose += 1
+    names = repo.objects.pack_names()
+    packed_by_gc = len(names) == 1 and bool(repo.objects.pack_flags(names[0]) & packs.FLAG_GC)
+    for oid, copy in firsts.items():
         if oid not in users:
             plan.objects.append(oid)
-            with contextlib.suppress(OSError):
-                plan.bytes += repo.objects.size(oid)
+            plan.bytes += copy.stored
+    plan.objects.sort()
+    if plan.loose or plan.objects or not packed_by_gc:
+        plan.packs = names
+    plan.kept = len(users)
+    if plan.repack:
+        widths = _widths(repo)
+        plan.compress = sum(
+            1 for oid, w in widths.items() if w and firsts[oid].encoding == codec.RAW
+        )
     plan.leftovers = _leftovers(repo)
     for p in plan.leftovers:
         with contextlib.suppress(OSError):
@@ -114,21 +145,62 @@ def plan_gc(repo: Repository) -> GcPlan:
     return plan
 
 
+def _widths(repo: Repository) -> dict[str, int]:
+    """Chunk id -> item size, from each reachable file manifest's spans and tensor table."""
+    widths: dict[str, int] = {}
+    manifests: set[str] = set()
+    for refs in repo.refs:
+        for oid in refs.versions.values():
+            rec = repo.record(oid)
+            if rec["kind"] == "dir":
+                tree = files.load_tree(repo.objects, rec["root"])
+                manifests.update(e["manifest"] for e in tree["entries"].values())
+            else:
+                manifests.add(rec["root"])
+    for m in sorted(manifests):
+        manifest = repo.objects.get_json(m)
+        spans = [(str(n), int(s), int(ln)) for n, s, ln in manifest.get("spans", [])]
+        if not spans:
+            continue
+        stored = modelinfo.StoredFile(repo.objects, manifest)
+        by_span = hints.span_itemsizes(manifest.get("format"), spans, stored.read)
+        pieces = [(pos, n) for pos, n, part in stored.offsets if "o" in part]
+        ids = [part["o"] for _pos, _n, part in stored.offsets if "o" in part]
+        for oid, width in zip(ids, hints.piece_itemsizes(spans, by_span, pieces), strict=True):
+            if width:
+                widths.setdefault(oid, width)
+    return widths
+
+
 def gc(repo: Repository, dry_run: bool = False) -> GcPlan:
-    """Remove what no ref reaches. Writers are held off by the gc lock meanwhile, so an
-    object a running ``register`` has written but not yet published is never taken."""
+    """Drop what no ref reaches, pack everything else into one new pack (compressing the
+    chunks whose dtype the format states), then retire the old packs and loose objects.
+
+    Writers are held off by the gc lock meanwhile, so an object a running ``register`` has
+    written but not yet published is never taken. The new pack is durable and visible
+    before anything old is removed: a gc killed at any moment leaves every object readable
+    (at worst twice, which is harmless)."""
     with repo.gc_lock(shared=False):
         plan = plan_gc(repo)
-        if not dry_run:
-            for oid in plan.objects:
-                repo.objects.remove(oid)
-            for p in plan.leftovers:
-                with contextlib.suppress(FileNotFoundError):
-                    p.unlink()
-            for fan in os.scandir(repo.objects.root):
-                with contextlib.suppress(OSError):
-                    os.rmdir(fan.path)  # only empty fan-out folders go
+        if dry_run:
+            return plan
+        if plan.repack:
+            users, _ = reachable(repo)
+            widths = _widths(repo)
+            loose = [c.oid for c in repo.objects.copies() if c.kind == "loose"]
+            plan.new_pack = repo.objects.write_pack(
+                ((oid, widths.get(oid)) for oid in users), flags=packs.FLAG_GC
+            )
+            repo.objects.retire([n for n in plan.packs if n != plan.new_pack], loose)
+        for p in plan.leftovers:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
     return plan
+
+
+def auto_gc(repo: Repository) -> repack.AutoReport | None:
+    """``gc --auto``: repack only when the store passed its limits (see repack.py)."""
+    return repack.auto(repo.objects, repo.gc_lock(shared=False), repo.gc_limits())
 
 
 @dataclass
@@ -136,7 +208,7 @@ class Stats:
     families: int = 0
     versions: int = 0
     logical_bytes: int = 0  # what the versions would take as plain copies
-    stored_bytes: int = 0  # apparent size of every object
+    stored_bytes: int = 0  # bytes every object takes as stored (compressed or not)
     disk_bytes: int = 0  # blocks used by .modelreg/, as du counts them
     objects: int = 0
     freeable: dict[str, int] = field(default_factory=dict)  # 'name@vN' -> bytes rm+gc frees
@@ -192,11 +264,15 @@ def stats(repo: Repository) -> Stats:
                     os.lstat(repo.checkout_root / refs.name / version).st_mode
                 )
     users, _problems = reachable(repo)
-    for oid in repo.objects:
+    counted: set[str] = set()
+    for copy in repo.objects.copies():
+        if copy.oid in counted:
+            continue  # a second copy (an interrupted gc) is not counted twice
+        counted.add(copy.oid)
         s.objects += 1
-        size = repo.objects.size(oid)
+        size = copy.stored
         s.stored_bytes += size
-        owners = users.get(oid, ())
+        owners = users.get(copy.oid, ())
         if len(owners) == 1:
             (owner,) = owners
             s.freeable[owner] += size
@@ -218,14 +294,21 @@ class _CountingStore(ObjectStore):
     def exists(self, oid: str) -> bool:
         return oid in self.new or (self.existing is not None and self.existing.exists(oid))
 
-    def add(self, data: bytes | memoryview, oid: str | None = None) -> str:
+    def add(
+        self,
+        data: bytes | memoryview,
+        oid: str | None = None,
+        *,
+        itemsize: int | None = None,
+        loose: bool = False,
+    ) -> str:
         oid = oid or oid_of(data)
         if not self.exists(oid):
             self.new[oid] = len(data)
         return oid
 
     def sync(self) -> None:
-        pass
+        return None
 
 
 @dataclass

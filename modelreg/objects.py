@@ -1,10 +1,18 @@
-"""The object store: immutable blobs named by the hash of their bytes.
+"""The object store: immutable blobs named by the hash of their raw bytes.
 
 Layout::
 
     objects/
       ab/
-        cdef0123...      one object; read-only; its XXH3-128 is "ab" + its file name
+        cdef0123...          a loose object; read-only; its XXH3-128 is "ab" + its file name
+      pack/
+        pack-<name>.pack     many objects, each raw or encoded (codec.py)
+        pack-<name>.idx      id -> offset, stored length, raw size, encoding (packs.py)
+
+An id names the raw bytes whatever way they are kept, so the same object may sit loose and
+in packs at once (a gc that was interrupted): every copy is as good as another, and a read
+that finds a damaged copy tries the next. This class is the only code that knows where an
+object's bytes live.
 
 Structured objects (file manifests, trees, version records) are canonical JSON: sorted keys,
 no spaces, so the same content always gets the same id. Chunks are raw bytes.
@@ -16,30 +24,36 @@ import contextlib
 import json
 import mmap
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import _fs
+from . import _fs, codec, packs
 from .errors import CorruptObjectError, NotFoundError
 from .hashing import is_oid, oid_of
 
-# Past this many new objects, one syncfs (the whole file system, as `sync` does) is cheaper
-# than an fsync per file and per folder.
+# Past this many new loose objects, one syncfs (the whole file system, as `sync` does) is
+# cheaper than an fsync per file and per folder.
 SYNCFS_ABOVE = 16
+MAP_ABOVE = 1 << 16  # raw packed objects this large are mapped rather than read
 
 
 class Mapped:
-    """A read-only memory map of a file and a view of it; ``close`` releases both."""
+    """A read-only view of an object's bytes; ``close`` releases the view and its mapping."""
 
-    def __init__(self, fd: int) -> None:
-        self._mm: mmap.mmap | None = None
+    def __init__(self, view: memoryview, mm: mmap.mmap | None = None) -> None:
+        self.view = view
+        self._mm = mm
+
+    @classmethod
+    def of_file(cls, fd: int) -> Mapped:
         if os.fstat(fd).st_size == 0:
-            self.view = memoryview(b"")
-            return
+            return cls(memoryview(b""))
         flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
-        self._mm = mmap.mmap(fd, 0, flags=flags, prot=mmap.PROT_READ)
-        self.view = memoryview(self._mm)
+        mm = mmap.mmap(fd, 0, flags=flags, prot=mmap.PROT_READ)
+        return cls(memoryview(mm), mm)
 
     def close(self) -> None:
         self.view.release()
@@ -51,37 +65,192 @@ def canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+@dataclass(frozen=True)
+class Copy:
+    """One stored copy of an object: loose, in a pack, or in this process's unfinished pack."""
+
+    oid: str
+    kind: str  # "loose", "packed" or "pending"
+    where: str  # the loose file's path, or the pack's file name
+    stored: int  # bytes it takes
+    size: int  # raw bytes
+    encoding: str
+    itemsize: int = 0
+    offset: int = 0  # where its bytes start in that file
+
+
+def _missing(oid: str, why: str = "") -> NotFoundError:
+    return NotFoundError(
+        f"object {oid} is missing{why}",
+        hint="run 'modelreg fsck'; pull it from a remote or re-register",
+    )
+
+
+def _corrupt(oid: str, where: str) -> CorruptObjectError:
+    return CorruptObjectError(f"object {oid} is corrupt (its bytes do not match its id) in {where}")
+
+
 class ObjectStore:
     """Write-once, verify-on-read storage of blobs by id.
 
-    Writes are made durable in batches: ``add`` leaves the new files in the page cache and
-    remembers them; ``sync`` flushes them all. Callers must ``sync`` before publishing a ref
-    that names any of them.
+    Writes are made durable in batches: ``add`` appends to this instance's pack (or writes a
+    loose file) and remembers it; ``sync`` makes everything durable and then visible to other
+    processes. Callers must ``sync`` before publishing a ref that names any of it.
+
+    ``packed=False`` keeps every object loose (the format-1 layout). ``compress`` encodes an
+    object as it is added when the caller knows its item size; otherwise gc does it.
+    ``before_pack`` runs once before the first pack is published (the registry records that
+    its format now has packs).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        packed: bool = True,
+        compress: bool = False,
+        before_pack: Callable[[], None] | None = None,
+    ) -> None:
         self.root = root
+        self.pack_dir = root / "pack"
+        self.packed = packed
+        self.compress = compress
+        self.before_pack = before_pack
         self._pending: list[Path] = []
         self._fans: set[str] = set()  # fan-out folders known to exist
         self.added_bytes = 0  # bytes of the objects this instance wrote (what a register cost)
+        self._lock = threading.RLock()
+        self._writer: packs.PackWriter | None = None
+        self._finishing: list[packs.PackWriter] = []
+        self._packs: dict[str, packs.Pack] = {}
+        self.damaged: dict[str, str] = {}  # pack name -> why its index was refused
 
+    # --- where objects live ---------------------------------------------------------------
     def path(self, oid: str) -> Path:
+        """Where ``oid`` is or would be kept loose."""
         if not is_oid(oid):
             raise CorruptObjectError(f"malformed object id {oid!r}")
         return self.root / oid[:2] / oid[2:]
 
-    def exists(self, oid: str) -> bool:
-        return self.path(oid).exists()
+    def refresh(self) -> None:
+        """Notice packs other processes published (and forget removed ones)."""
+        names = set(packs.index_names(self.pack_dir))
+        with self._lock:
+            for gone in set(self._packs) - names:
+                del self._packs[gone]
+            for name in names - set(self._packs) - set(self.damaged):
+                try:
+                    self._packs[name] = packs.Pack(self.pack_dir, name)
+                except FileNotFoundError:
+                    continue  # removed by a gc meanwhile
+                except CorruptObjectError as e:
+                    self.damaged[name] = str(e)
 
-    def add(self, data: bytes | memoryview, oid: str | None = None) -> str:
+    def pack_names(self) -> list[str]:
+        self.refresh()
+        return sorted(self._packs)
+
+    def pack_flags(self, name: str) -> int:
+        return self._packs[name].flags
+
+    def _copies(self, oid: str, rescan: bool = True) -> list[Copy]:
+        path = self.path(oid)
+        found: list[Copy] = []
+        with self._lock:
+            writers = [w for w in (self._writer, *self._finishing) if w is not None]
+            known = list(self._packs.values())
+        for w in writers:
+            e = w.entries.get(oid)
+            if e is not None:
+                found.append(
+                    Copy(
+                        oid,
+                        "pending",
+                        w.tmp.name,
+                        e.stored,
+                        e.size,
+                        e.encoding,
+                        e.itemsize,
+                        e.offset,
+                    )
+                )
+        for p in known:
+            e = p.find(oid)
+            if e is not None:
+                where = f"pack-{p.name}.pack"
+                found.append(
+                    Copy(oid, "packed", where, e.stored, e.size, e.encoding, e.itemsize, e.offset)
+                )
+        with contextlib.suppress(FileNotFoundError):
+            st = os.stat(path)
+            found.append(Copy(oid, "loose", str(path), st.st_size, st.st_size, codec.RAW))
+        if not found and rescan:
+            self.refresh()
+            return self._copies(oid, rescan=False)
+        return found
+
+    def exists(self, oid: str) -> bool:
+        return bool(self._copies(oid))
+
+    def size(self, oid: str) -> int:
+        """Raw size of the object."""
+        copies = self._copies(oid)
+        if not copies:
+            raise _missing(oid)
+        return copies[0].size
+
+    def stored_size(self, oid: str) -> int:
+        copies = self._copies(oid)
+        if not copies:
+            raise _missing(oid)
+        return copies[0].stored
+
+    # --- writing --------------------------------------------------------------------------
+    def add(
+        self,
+        data: bytes | memoryview,
+        oid: str | None = None,
+        *,
+        itemsize: int | None = None,
+        loose: bool = False,
+    ) -> str:
+        """Store ``data`` unless an object of that id is kept already. ``itemsize`` is the
+        byte-plane width the file's format gives (never guessed); ``loose`` keeps a small
+        object out of the pack (a version record written right before its ref)."""
         oid = oid or oid_of(data)
         final = self.path(oid)
+        with self._lock:
+            if self._writer is None and self.packed and not loose:
+                self.refresh()  # once per operation: objects others packed meanwhile
+            if self._in_packs(oid):
+                return oid
         try:
             if os.stat(final).st_size == len(data):
                 return oid  # stored already; damage that keeps the size is fsck's to find
+            loose = True  # present with the wrong size (truncated): rewriting repairs it
         except FileNotFoundError:
             pass
-        # Absent, or present with the wrong size (truncated): write it, which repairs it.
+        if loose or not self.packed:
+            self._add_loose(final, data)
+            return oid
+        encoding, stored = codec.RAW, data
+        if self.compress and itemsize:
+            encoding, stored = codec.encode(data, itemsize)
+        with self._lock:
+            if self._writer is None:
+                self._writer = packs.PackWriter(self.pack_dir)
+            writer = self._writer
+        writer.add(oid, stored, len(data), encoding, itemsize or 0)
+        self.added_bytes += len(stored)
+        return oid
+
+    def _in_packs(self, oid: str) -> bool:
+        for w in (self._writer, *self._finishing):
+            if w is not None and oid in w.entries:
+                return True
+        return any(p.find(oid) is not None for p in self._packs.values())
+
+    def _add_loose(self, final: Path, data: bytes | memoryview) -> None:
         if final.parent.name not in self._fans:
             final.parent.mkdir(parents=True, exist_ok=True)
             self._fans.add(final.parent.name)
@@ -90,16 +259,43 @@ class ObjectStore:
         except FileNotFoundError:  # a gc in another process removed the emptied folder
             final.parent.mkdir(parents=True, exist_ok=True)
             _fs.atomic_write(final, data, mode=0o444, durable=False)
-        self._pending.append(final)
-        self.added_bytes += len(data)
-        return oid
+        with self._lock:
+            self._pending.append(final)
+            self.added_bytes += len(data)
 
-    def add_json(self, obj: Any) -> str:
-        return self.add(canonical_json(obj))
+    def add_json(self, obj: Any, *, loose: bool = False) -> str:
+        return self.add(canonical_json(obj), loose=loose)
 
-    def sync(self) -> None:
-        """Make every object added since the last sync durable (data and folder entries)."""
-        pending, self._pending = self._pending, []
+    def sync(self) -> str | None:
+        """Make every object added since the last sync durable, then visible: loose files
+        and their folders are flushed; the pack is flushed, then its index written, flushed
+        and renamed into place. Returns the new pack's name, if one was written."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                self._finishing.append(writer)
+        self._sync_loose(pending)
+        if writer is None:
+            return None
+        try:
+            if writer.entries and self.before_pack is not None:
+                self.before_pack()
+                self.before_pack = None
+            name = writer.finish()
+            if name is not None:
+                pack = packs.Pack(self.pack_dir, name)
+                with self._lock:
+                    self._packs[name] = pack
+            return name
+        finally:
+            with self._lock:
+                self._finishing.remove(writer)
+            writer.close()
+
+    def _sync_loose(self, pending: list[Path]) -> None:
+        if not pending:
+            return
         if len(pending) > SYNCFS_ABOVE and _fs.syncfs(self.root):
             return
         folders = set()
@@ -112,45 +308,153 @@ class ObjectStore:
             folders.add(p.parent)
         for folder in folders:
             _fs.fsync_dir(folder)
-        if folders:
-            _fs.fsync_dir(self.root)
+        _fs.fsync_dir(self.root)
+
+    def abort(self) -> None:
+        """Drop this instance's unfinished pack (nothing in it was ever visible)."""
+        with self._lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+
+    # --- reading --------------------------------------------------------------------------
+    def _load(self, c: Copy) -> bytes | None:
+        """The stored bytes of one copy, or None if it went away meanwhile."""
+        if c.kind == "loose":
+            try:
+                with open(c.where, "rb") as f:
+                    return f.read()
+            except FileNotFoundError:
+                return None
+        if c.kind == "pending":
+            with self._lock:
+                writers = [w for w in (self._writer, *self._finishing) if w is not None]
+            for w in writers:
+                got = w.read(c.oid)
+                if got is not None:
+                    return got[1]
+            return self._load_packed(c.oid)
+        return self._load_packed(c.oid, c.where)
+
+    def _load_packed(self, oid: str, where: str | None = None) -> bytes | None:
+        with self._lock:
+            known = list(self._packs.values())
+        for p in known:
+            if where is None or f"pack-{p.name}.pack" == where:
+                e = p.find(oid)
+                if e is not None:
+                    return p.read(e)
+        return None
+
+    def _candidates(self, oid: str) -> Iterator[Copy]:
+        """Every copy of ``oid``; once those known are used up, packs published since."""
+        tried = set()
+        for c in self._copies(oid):
+            tried.add((c.kind, c.where))
+            yield c
+        if tried:
+            self.refresh()
+            for c in self._copies(oid, rescan=False):
+                if (c.kind, c.where) not in tried:
+                    yield c
 
     def get(self, oid: str) -> bytes:
-        try:
-            data = self.path(oid).read_bytes()
-        except FileNotFoundError:
-            raise NotFoundError(
-                f"object {oid} is missing",
-                hint="run 'modelreg fsck'; pull it from a remote or re-register",
-            ) from None
-        if oid_of(data) != oid:
-            raise CorruptObjectError(f"object {oid} is corrupt (its bytes do not match its id)")
-        return data
+        failure: CorruptObjectError | None = None
+        for c in self._candidates(oid):
+            stored = self._load(c)
+            if stored is None:
+                continue
+            try:
+                return codec.decode_verified(c.encoding, stored, c.size, oid)
+            except CorruptObjectError:
+                failure = _corrupt(oid, c.where)
+        if failure is not None:
+            raise failure
+        raise _missing(oid, self._damage_note())
+
+    def _damage_note(self) -> str:
+        if not self.damaged:
+            return ""
+        return f" (a pack index is damaged: {next(iter(self.damaged.values()))})"
 
     def open_mapped(self, oid: str) -> Mapped:
-        """A verified, zero-copy view of an object, memory-mapped. Objects never change in
-        place (they are only replaced or removed, which leaves a mapping intact)."""
-        try:
-            f = open(self.path(oid), "rb", buffering=0)  # noqa: SIM115 - closed just below
-        except FileNotFoundError:
-            raise NotFoundError(
-                f"object {oid} is missing",
-                hint="run 'modelreg fsck'; pull it from a remote or re-register",
-            ) from None
-        with f:
-            mapped = Mapped(f.fileno())
-        if oid_of(mapped.view) != oid:
+        """A verified view of an object: zero-copy (memory-mapped) for a loose object or a
+        large raw one in a pack. Objects never change in place (they are only replaced or
+        removed, which leaves a mapping intact)."""
+        failure: CorruptObjectError | None = None
+        for c in self._candidates(oid):
+            mapped = self._map(c)
+            if mapped is None:
+                continue
+            if len(mapped.view) == c.size and oid_of(mapped.view) == oid:
+                return mapped
             mapped.close()
-            raise CorruptObjectError(f"object {oid} is corrupt (its bytes do not match its id)")
-        return mapped
+            failure = _corrupt(oid, c.where)
+        if failure is not None:
+            raise failure
+        raise _missing(oid, self._damage_note())
+
+    def _map(self, c: Copy) -> Mapped | None:
+        if c.kind == "loose":
+            try:
+                f = open(c.where, "rb", buffering=0)  # noqa: SIM115 - closed just below
+            except FileNotFoundError:
+                return None
+            with f:
+                return Mapped.of_file(f.fileno())
+        if c.kind == "packed" and c.encoding == codec.RAW and c.stored >= MAP_ABOVE:
+            with self._lock:
+                pack = next(
+                    (p for p in self._packs.values() if f"pack-{p.name}.pack" == c.where), None
+                )
+            entry = pack.find(c.oid) if pack is not None else None
+            if pack is not None and entry is not None:
+                mm, view = pack.map(entry)
+                return Mapped(view, mm)
+        stored = self._load(c)
+        if stored is None:
+            return None
+        try:
+            return Mapped(memoryview(codec.decode(c.encoding, stored, c.size)))
+        except CorruptObjectError:
+            return Mapped(memoryview(b""))  # fails the caller's check, naming the copy
 
     def get_json(self, oid: str) -> Any:
         return json.loads(self.get(oid))
 
-    def size(self, oid: str) -> int:
-        return self.path(oid).stat().st_size
+    # --- the whole store ------------------------------------------------------------------
+    def copies(self) -> Iterator[Copy]:
+        """Every stored copy of every object: loose files, then each pack's entries."""
+        for oid in self._loose_ids():
+            with contextlib.suppress(FileNotFoundError):
+                size = os.stat(self.path(oid)).st_size
+                yield Copy(oid, "loose", str(self.path(oid)), size, size, codec.RAW)
+        self.refresh()
+        with self._lock:
+            known = sorted(self._packs.items())
+        for name, pack in known:
+            for oid, e in pack:
+                where = f"pack-{name}.pack"
+                yield Copy(oid, "packed", where, e.stored, e.size, e.encoding, e.itemsize, e.offset)
+
+    def verify(self, c: Copy) -> None:
+        """Read one copy and check it against its id; raises CorruptObjectError."""
+        try:
+            stored = self._load(c)
+        except OSError as e:
+            raise CorruptObjectError(f"object {c.oid} in {c.where} cannot be read: {e}") from e
+        if stored is None:
+            return  # removed meanwhile (a gc)
+        try:
+            codec.decode_verified(c.encoding, stored, c.size, c.oid)
+        except CorruptObjectError:
+            raise _corrupt(c.oid, c.where) from None
 
     def __iter__(self) -> Iterator[str]:
+        """Every object id once, sorted."""
+        return iter(sorted({c.oid for c in self.copies()}))
+
+    def _loose_ids(self) -> Iterator[str]:
         if not self.root.is_dir():
             return
         for fan in sorted(os.scandir(self.root), key=lambda e: e.name):
@@ -160,16 +464,89 @@ class ObjectStore:
                 if not entry.name.startswith(_fs.TMP_PREFIX):
                     yield fan.name + entry.name
 
+    def count_loose(self) -> int:
+        """Loose objects, counted from folder listings alone (what gc --auto looks at)."""
+        total = 0
+        with contextlib.suppress(FileNotFoundError):
+            for fan in os.scandir(self.root):
+                if len(fan.name) == 2 and fan.is_dir():
+                    total += sum(not n.startswith(_fs.TMP_PREFIX) for n in os.listdir(fan.path))
+        return total
+
     def leftovers(self) -> Iterator[Path]:
-        """Temporary files a killed writer left behind."""
+        """Temporary files a killed writer left behind, and packs that have no index."""
         if not self.root.is_dir():
             return
         for fan in os.scandir(self.root):
-            if fan.is_dir():
+            if len(fan.name) == 2 and fan.is_dir():
                 for entry in os.scandir(fan.path):
                     if entry.name.startswith(_fs.TMP_PREFIX):
                         yield Path(entry.path)
+        yield from packs.orphans(self.pack_dir)
 
     def remove(self, oid: str) -> None:
+        """Remove a loose copy; packed copies go only when gc retires their pack."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path(oid))
+
+    # --- repacking (gc) -------------------------------------------------------------------
+    def write_pack(self, wanted: Iterable[tuple[str, int | None]], flags: int = 0) -> str | None:
+        """Copy the objects into one new pack, each read from a verified copy, encoded where
+        an item size is given (an already encoded copy is kept as it is). Durable and
+        visible on return; nothing is removed here."""
+        writer = packs.PackWriter(self.pack_dir)
+        try:
+            for oid, itemsize in wanted:
+                if oid in writer.entries:
+                    continue
+                stored, size, encoding, width = self._best_copy(oid)
+                width = itemsize or width
+                if encoding == codec.RAW and width:
+                    encoding, stored = codec.encode(stored, width)
+                writer.add(oid, stored, size, encoding, width)
+            if writer.entries and self.before_pack is not None:
+                self.before_pack()
+                self.before_pack = None
+            name = writer.finish(flags)
+        finally:
+            writer.close()
+        if name is not None:
+            with self._lock:
+                self._packs[name] = packs.Pack(self.pack_dir, name)
+        return name
+
+    def _best_copy(self, oid: str) -> tuple[bytes, int, str, int]:
+        """(stored bytes, raw size, encoding, item size) of the first copy that verifies."""
+        failure: CorruptObjectError | None = None
+        for c in self._candidates(oid):
+            stored = self._load(c)
+            if stored is None:
+                continue
+            try:
+                raw = codec.decode_verified(c.encoding, stored, c.size, oid)
+            except CorruptObjectError:
+                failure = _corrupt(oid, c.where)
+                continue
+            return (raw if c.encoding == codec.RAW else stored), c.size, c.encoding, c.itemsize
+        raise failure or _missing(oid, self._damage_note())
+
+    def retire(self, pack_names: Iterable[str], loose: Iterable[str]) -> None:
+        """Remove packs (index first: invisible before its data goes) and loose copies.
+        Only for what is kept elsewhere already (gc, under its exclusive lock)."""
+        for name in pack_names:
+            idx, pack = packs.pack_paths(self.pack_dir, name)
+            for path in (idx, pack):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            with self._lock:
+                self._packs.pop(name, None)
+                self.damaged.pop(name, None)
+        for oid in loose:
+            self.remove(oid)
+        with contextlib.suppress(FileNotFoundError):
+            _fs.fsync_dir(self.pack_dir)
+        if self.root.is_dir():
+            for fan in os.scandir(self.root):
+                if len(fan.name) == 2:
+                    with contextlib.suppress(OSError):
+                        os.rmdir(fan.path)  # only empty fan-out folders go

@@ -5,7 +5,8 @@
     project/
       .modelreg/
         config.yaml          format version, hash, chunking parameters, checkout dir, remotes
-        objects/ab/cdef...   chunks, file manifests, trees, version records (read-only)
+        objects/ab/cdef...   loose objects: version records, objects of older registries
+        objects/pack/        pack-<name>.pack + .idx: chunks, manifests, trees (packs.py)
         refs/<name>.yaml     vN -> version record id, tags, removed numbers
         locks/               <name>.lock per family, gc.lock for the whole store
         cache/checkouts/     stat cache of materialized files (safe to delete)
@@ -22,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from . import _fs, files, gitinfo, metadata, modelinfo, names
+from . import _fs, files, gitinfo, metadata, modelinfo, names, repack
 from .chunking import ChunkParams
 from .errors import (
     AlreadyExistsError,
@@ -38,8 +39,12 @@ from .objects import ObjectStore
 from .refs import FamilyRefs, RefStore, yaml_dump, yaml_load
 
 DIRNAME = ".modelreg"
-FORMAT = 1
+FORMAT = 2  # 2: objects may be packed. A format-1 registry (loose only) opens as it is and
+READABLE = (1, 2)  # becomes format 2 when its first pack is published.
+COMPRESS_AT = ("gc", "register")
 DEFAULT_CHECKOUT_DIR = "models"
+AUTO_LOOSE = 256  # like git's gc.auto, but version records are the only new loose objects
+AUTO_PACKS = 16
 Record = dict[str, Any]
 
 
@@ -69,19 +74,54 @@ class Repository:
             config = yaml_load((self.dir / "config.yaml").read_bytes())
         except FileNotFoundError:
             raise NotARegistryError(f"{root} is not a modelreg registry") from None
-        if not isinstance(config, dict) or config.get("format") != FORMAT:
+        if not isinstance(config, dict) or config.get("format") not in READABLE:
             raise ModelregError(
                 f"{self.dir / 'config.yaml'} is damaged or from a newer modelreg",
                 hint="upgrade modelreg, or restore the file",
             )
         self.config: dict[str, Any] = config
         self.chunk_params = ChunkParams.from_config(config.get("chunking") or {})
-        self.objects = ObjectStore(self.dir / "objects")
+        self.objects = ObjectStore(
+            self.dir / "objects",
+            compress=self.compress_at() == "register",
+            before_pack=self._upgrade_format if config["format"] < FORMAT else None,
+        )
         self.refs = RefStore(self.dir / "refs", self.dir / "locks", lock_timeout())
         self.checkout_root = root / str(config.get("checkout_dir", DEFAULT_CHECKOUT_DIR))
         self.gitignored: list[str] = []  # what init added to .gitignore
 
     # --- opening --------------------------------------------------------------------------
+    def compress_at(self) -> str:
+        raw = self.config.get("compression") or {}
+        at = raw.get("at", "gc") if isinstance(raw, dict) else raw
+        if at not in COMPRESS_AT:
+            raise ModelregError(
+                f"{self.dir / 'config.yaml'}: compression.at is {at!r}",
+                hint=f"set it to one of: {', '.join(COMPRESS_AT)}",
+            )
+        return str(at)
+
+    def gc_limits(self) -> tuple[int, int]:
+        """(loose objects, packs) past which ``gc --auto`` repacks; 0 turns a limit off."""
+        raw = self.config.get("gc") or {}
+        try:
+            return int(raw.get("auto_loose", AUTO_LOOSE)), int(raw.get("auto_packs", AUTO_PACKS))
+        except (AttributeError, TypeError, ValueError):
+            raise ModelregError(
+                f"{self.dir / 'config.yaml'}: gc.auto_loose and gc.auto_packs must be numbers",
+                hint="e.g. gc: {auto_loose: 256, auto_packs: 16}",
+            ) from None
+
+    def _upgrade_format(self) -> None:
+        """Before the first pack of a format-1 registry is published, mark it format 2, so
+        an older modelreg refuses it rather than missing its packed objects."""
+        path = self.dir / "config.yaml"
+        config = yaml_load(path.read_bytes())  # re-read: keep what others changed
+        if isinstance(config, dict) and config.get("format") != FORMAT:
+            config["format"] = FORMAT
+            _fs.atomic_write(path, yaml_dump(config).encode())
+        self.config["format"] = FORMAT
+
     @classmethod
     def init(cls, root: Path) -> tuple[Repository, bool]:
         """Create a registry at ``root``; returns (repo, created). Re-running is harmless."""
@@ -98,6 +138,8 @@ class Repository:
             "hash": ALGORITHM,
             "checkout_dir": DEFAULT_CHECKOUT_DIR,
             "chunking": ChunkParams().to_config(),
+            "compression": {"at": "gc"},
+            "gc": {"auto_loose": AUTO_LOOSE, "auto_packs": AUTO_PACKS},
             "remotes": {},
         }
         (directory / "locks" / "gc.lock").touch()
@@ -246,13 +288,17 @@ class Repository:
                 prefs, pversion = self.resolve(parent)
                 parent_name = f"{prefs.name}@{pversion}"
             step = progress or (lambda n: None)
-            if kind == "dir":
-                mine = frozenset({self.dir.resolve(), self.checkout_root.resolve()})
-                root_oid, body = files.store_tree(
-                    self.objects, path, self.chunk_params, step, exclude=mine
-                )
-            else:
-                root_oid, body = files.store_file(self.objects, path, self.chunk_params, step)
+            try:
+                if kind == "dir":
+                    mine = frozenset({self.dir.resolve(), self.checkout_root.resolve()})
+                    root_oid, body = files.store_tree(
+                        self.objects, path, self.chunk_params, step, exclude=mine
+                    )
+                else:
+                    root_oid, body = files.store_file(self.objects, path, self.chunk_params, step)
+            except BaseException:
+                self.objects.abort()  # nothing of it was visible; drop the unfinished pack
+                raise
             durable = side.submit(self.objects.sync)  # the flush waits on the disk, not the GIL
             inspected = self.inspect(kind, body)
             commit, dirty = git.result()
@@ -291,7 +337,7 @@ class Repository:
                     "parent": lineage,
                     "registered_at": dt.datetime.now(dt.timezone.utc).isoformat(),
                 }
-                oid = self.objects.add_json(record)
+                oid = self.objects.add_json(record, loose=True)  # one small file, no pack
                 self.objects.sync()
                 refs.versions[chosen] = oid
                 for tag in tags:
@@ -299,7 +345,15 @@ class Repository:
                 return record
 
             record = self.refs.update(name, publish)
+        self.after_write()
         return self.lookup(f"{name}@{record['version']}")
+
+    def after_write(self) -> None:
+        """Run ``gc --auto`` when the store passed a limit: packs the loose objects and
+        merges small packs. Skipped while another process writes or collects (it runs
+        again after the next write)."""
+        lock = _fs.FileLock(self.dir / "locks" / "gc.lock", "writers to finish", 0)
+        repack.auto(self.objects, lock, self.gc_limits())
 
     def _source_kind(self, path: Path) -> str:
         """'file' or 'dir'; refuses what cannot or must not be registered, before any work."""

@@ -154,6 +154,7 @@ def test_a_tree_object_with_an_escaping_path_is_never_checked_out(
     rec["root"] = evil_tree
     evil_rec = repo.objects.add(canonical_json(rec))
     assert evil_rec == oid_of(canonical_json(rec))
+    repo.objects.sync()
     repo.refs.update("d", lambda refs: refs.versions.__setitem__("v1", evil_rec))
     r = run("get", "d")
     assert r.exit_code == 1 and "leaves its directory model" in r.stderr

@@ -21,6 +21,7 @@ def _publish(repo: Repository, base: dict[str, Any], version: str, **changes: An
     record = {**base, **changes, "version": version}
     record.pop("tags", None)
     oid = repo.objects.add_json(record)
+    repo.objects.sync()  # durable and visible before the ref names it
 
     def point(refs: FamilyRefs) -> None:
         refs.versions[version] = oid

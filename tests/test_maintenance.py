@@ -9,6 +9,7 @@ import pytest
 
 from modelreg import ModelRegistry, maintenance
 from modelreg.errors import CorruptObjectError
+from modelreg.objects import Copy
 from modelreg.repo import Repository
 
 from .conftest import CliRun, write_bytes
@@ -19,6 +20,24 @@ def _flip(path: Path, at: int) -> None:
     data = bytearray(path.read_bytes())
     data[at % len(data)] ^= 0x01
     path.write_bytes(bytes(data))
+
+
+def _file_of(repo: Repository, copy: Copy) -> Path:
+    return Path(copy.where) if copy.kind == "loose" else repo.objects.pack_dir / copy.where
+
+
+def _flip_copy(repo: Repository, copy: Copy, at: int) -> Path:
+    """Flip one bit inside one stored copy of an object (loose file or pack region)."""
+    path = _file_of(repo, copy)
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[copy.offset + at % copy.stored] ^= 0x01
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _copy_of(repo: Repository, oid: str) -> Copy:
+    return next(c for c in repo.objects.copies() if c.oid == oid)
 
 
 def _populated(repo_dir: Path) -> Repository:
@@ -38,15 +57,17 @@ def test_every_object_flipped_is_named_by_fsck_and_refused_by_readers(
     repo_dir: Path, run: CliRun
 ) -> None:
     repo = _populated(repo_dir)
-    oids = list(repo.objects)
-    assert len(oids) > 3
-    for i, oid in enumerate(oids):
-        path = repo.objects.path(oid)
+    copies = list(repo.objects.copies())
+    assert len(copies) > 3
+    assert {c.kind for c in copies} == {"loose", "packed"}  # records loose, the rest packed
+    for i, copy in enumerate(copies):
+        oid = copy.oid
+        path = _file_of(repo, copy)
         pristine = path.read_bytes()
-        _flip(path, 7 * i + 3)
+        _flip_copy(repo, copy, 7 * i + 3)
         r = run("fsck")
         assert r.exit_code == 1
-        assert f"corrupt object {oid}" in r.stdout
+        assert f"corrupt object {oid} in {copy.where}" in r.stdout
         users = maintenance.fsck(repo).corrupt[oid]
         for label in users:
             # both readers of that version refuse, naming it, and leave nothing in models/
@@ -70,7 +91,7 @@ def test_a_corrupt_object_never_replaces_a_good_checkout(repo_dir: Path) -> None
     good.unlink()
     rec = repo.lookup("m@v1")
     manifest = repo.objects.get_json(rec["root"])
-    _flip(repo.objects.path(manifest["parts"][-1]["o"]), 10)
+    _flip_copy(repo, _copy_of(repo, manifest["parts"][-1]["o"]), 10)
     with pytest.raises(CorruptObjectError, match="cannot check out m@v1"):
         registry.get("m", "v1")
     assert not good.exists()
@@ -79,10 +100,10 @@ def test_a_corrupt_object_never_replaces_a_good_checkout(repo_dir: Path) -> None
 
 def test_missing_object_is_reported_by_fsck_with_its_version(repo_dir: Path, run: CliRun) -> None:
     repo = _populated(repo_dir)
-    rec = repo.lookup("m@v2")
-    repo.objects.remove(rec["root"])
+    record = repo.family("m").versions["v2"]  # kept loose: remove() can take it
+    repo.objects.remove(record)
     r = run("fsck")
-    assert r.exit_code == 1 and f"m@v2: missing object {rec['root']}" in r.stdout
+    assert r.exit_code == 1 and f"m@v2: missing object {record}" in r.stdout
     r = run("gc")
     assert r.exit_code == 1 and "gc stopped: m@v2: missing object" in r.stderr
 
@@ -100,6 +121,7 @@ def test_gc_keeps_everything_reachable_and_removes_leftovers(repo_dir: Path) -> 
     leftover.parent.mkdir(exist_ok=True)
     leftover.write_bytes(b"half-written")
     orphan = repo.objects.add(b"o" * 5000)
+    repo.objects.sync()
     plan = maintenance.gc(repo, dry_run=True)
     assert plan.objects == [orphan] and plan.leftovers == [leftover]
     assert leftover.exists() and repo.objects.exists(orphan)
@@ -191,8 +213,13 @@ def test_stats_scan_estimates_without_writing(
     assert r.exit_code == 1 and "no such file or folder" in r.stderr
 
 
-def test_registering_the_file_again_repairs_a_truncated_object(repo_dir: Path, run: CliRun) -> None:
-    repo = _populated(repo_dir)
+def test_registering_the_file_again_repairs_a_truncated_loose_object(
+    repo_dir: Path, run: CliRun
+) -> None:
+    registry = ModelRegistry(".")
+    repo = registry.repo
+    repo.objects.packed = False  # as a format-1 registry stored it: every object loose
+    registry.register("m", write_bytes(repo_dir / "a.pt", 600_000, seed=1))
     rec = repo.lookup("m@v1")
     chunk = repo.objects.get_json(rec["root"])["parts"][0]["o"]
     path = repo.objects.path(chunk)

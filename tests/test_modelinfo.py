@@ -180,6 +180,7 @@ def test_records_written_before_inspection_existed_still_work(
         rec = repo.record(repo.family("m").versions[version])
         del rec["inspect"]
         oid = repo.objects.add(canonical_json(rec))
+        repo.objects.sync()
         repo.refs.update("m", lambda refs, v=version, o=oid: refs.versions.__setitem__(v, o))
     assert registry.get("m")["inspect"] == {}
     assert run("show", "m").exit_code == 0

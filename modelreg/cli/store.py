@@ -14,12 +14,34 @@ from ._base import _emit_json, _repo, cli, json_option
 
 
 @cli.command()
-@click.option("-n", "--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.option("-n", "--dry-run", is_flag=True, help="Only say what would be done.")
+@click.option(
+    "--auto",
+    "auto",
+    is_flag=True,
+    help="Only repack, and only when loose objects or packs passed the limits in "
+    "config.yaml (gc.auto_loose, gc.auto_packs); register runs this itself.",
+)
 @json_option
 @click.pass_context
-def gc(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
-    """Delete objects no version uses and files left by interrupted writes."""
-    plan = maintenance.gc(_repo(ctx), dry_run=dry_run)
+def gc(ctx: click.Context, dry_run: bool, auto: bool, as_json: bool) -> None:
+    """Delete objects no version uses and files left by interrupted writes; pack the rest
+    into one pack, compressing tensor chunks whose dtype the file states."""
+    repo = _repo(ctx)
+    if auto:
+        done = maintenance.auto_gc(repo)
+        if as_json:
+            _emit_json({"ran": done is not None, **(done.__dict__ if done else {})})
+        elif done is None:
+            click.echo("Nothing to do: the store is under its gc.auto limits")
+        else:
+            click.echo(
+                f"Packed {plural(done.loose, 'loose object')} and merged "
+                f"{plural(len(done.packs), 'pack')}"
+                + (f" into pack-{done.new_pack}" if done.new_pack else "")
+            )
+        return
+    plan = maintenance.gc(repo, dry_run=dry_run)
     if as_json:
         _emit_json(
             {
@@ -27,6 +49,11 @@ def gc(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
                 "objects": plan.objects,
                 "leftovers": [str(p) for p in plan.leftovers],
                 "bytes": plan.bytes,
+                "packs": plan.packs,
+                "loose": plan.loose,
+                "compress": plan.compress,
+                "kept": plan.kept,
+                "new_pack": plan.new_pack,
             }
         )
         return
@@ -35,11 +62,22 @@ def gc(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
         f"{verb} {human_bytes(plan.bytes)}: {plural(len(plan.objects), 'object')}, "
         f"{plural(len(plan.leftovers), 'leftover temporary file')}"
     )
+    if plan.repack:
+        would = "Would pack" if dry_run else "Packed"
+        click.echo(
+            f"{would} {plural(plan.kept, 'object')} into one pack: merging "
+            f"{plural(len(plan.packs), 'pack')} and {plural(plan.loose, 'loose object')}, "
+            f"offering {plural(plan.compress, 'chunk')} of known dtype to the codec"
+        )
+    else:
+        click.echo("The store is one pack already; nothing to repack")
     if dry_run:
         for oid in plan.objects:
             click.echo(f"  {oid}")
         for p in plan.leftovers:
             click.echo(f"  {p}")
+        for name in plan.packs:
+            click.echo(f"  pack-{name}.pack")
 
 
 @cli.command()
@@ -58,16 +96,19 @@ def fsck(ctx: click.Context, as_json: bool) -> None:
                 "problems": report.problems,
                 "dangling": report.dangling,
                 "leftovers": report.leftovers,
+                "where": report.where,
+                "packs": report.packs,
             }
         )
     else:
         for oid, users in sorted(report.corrupt.items()):
             used = f" (used by {', '.join(users)})" if users else " (unused)"
-            click.echo(f"corrupt object {oid} at {repo.objects.path(oid)}{used}")
+            click.echo(f"corrupt object {oid} in {report.where.get(oid, '?')}{used}")
         for problem in report.problems:
             click.echo(problem)
         click.echo(
-            f"checked {report.checked} objects: {len(report.corrupt)} corrupt, "
+            f"checked {report.checked} objects in {plural(report.packs, 'pack')} and loose: "
+            f"{len(report.corrupt)} corrupt, "
             f"{len(report.problems)} missing, {report.dangling} unused, "
             f"{report.leftovers} leftover temporary files"
         )
