@@ -77,7 +77,11 @@ def orphans(folder: Path) -> list[Path]:
         return []
     found = [folder / n for n in listed if n.startswith(_fs.TMP_PREFIX)]
     indexed = {n[:-4] for n in listed if n.endswith(".idx")}
-    found += [folder / n for n in listed if n.endswith(".pack") and n[:-5] not in indexed]
+    found += [
+        folder / n
+        for n in listed
+        if n.startswith("pack-") and n.endswith(".pack") and n[:-5] not in indexed
+    ]
     return sorted(found)
 
 
