@@ -12,8 +12,8 @@ from modelreg import ModelRegistry, maintenance, packs, repack
 from modelreg.errors import NotFoundError
 from modelreg.hashing import hash_file
 from modelreg.objects import ObjectStore
-from modelreg.repo import Repository
 from modelreg.refs import yaml_load
+from modelreg.repo import Repository
 
 from .conftest import CliRun, write_bytes
 
