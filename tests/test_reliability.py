@@ -99,3 +99,94 @@ def test_sigkill_at_random_moments_never_corrupts_the_registry(repo_dir: Path) -
     maintenance.gc(registry.repo)
     report = maintenance.fsck(registry.repo)
     assert report.ok and report.leftovers == 0 and report.dangling == 0
+
+
+GC_LOOP = textwrap.dedent(
+    """
+    import os
+    import sys
+    from pathlib import Path
+    from modelreg import ModelRegistry, maintenance
+
+    root, trial = Path(sys.argv[1]), int(sys.argv[2])
+    registry = ModelRegistry(root)
+    for i in range(1000):
+        src = root / "src" / f"gc-{trial}-{i}.bin"
+        src.write_bytes(os.urandom(2_000_000 + i))
+        registry.register("gcd", src)
+        maintenance.gc(registry.repo)  # a repack of everything, every time
+    """
+)
+
+
+def test_sigkill_during_gc_repack_leaves_every_version_readable(repo_dir: Path) -> None:
+    (repo_dir / "src").mkdir()
+    seed = write_bytes(repo_dir / "src" / "seed.bin", 8_000_000, seed=7)
+    ModelRegistry(repo_dir).register("gcd", seed)  # gives every repack some bytes to copy
+    rnd = random.Random(99)
+    for trial in range(12):
+        proc = subprocess.Popen([sys.executable, "-c", GC_LOOP, str(repo_dir), str(trial)])
+        time.sleep(rnd.uniform(0.4, 1.5))
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait() == -signal.SIGKILL
+        repo = Repository(repo_dir)
+        report = maintenance.fsck(repo)
+        assert report.ok, (trial, report)
+    registry = ModelRegistry(repo_dir)
+    rows = registry.list("gcd")
+    assert len(rows) > 12
+    for r in rows:
+        checked_out = Path(registry.get("gcd", r["version"])["file_path"])
+        assert hash_file(checked_out) == hash_file(repo_dir / "src" / r["source"])
+    maintenance.gc(registry.repo)
+    report = maintenance.fsck(registry.repo)
+    assert report.ok and report.leftovers == 0 and report.dangling == 0
+    assert len(registry.repo.objects.pack_names()) == 1
+
+
+PACKING_WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from modelreg import ModelRegistry
+
+    root, worker, count = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    registry = ModelRegistry(root)
+    for i in range(count):
+        registry.register(f"fam{worker}", root / "src" / f"p{worker}-{i}.bin")
+    """
+)
+
+
+def test_concurrent_writers_each_write_their_own_pack_while_gc_auto_merges(
+    repo_dir: Path,
+) -> None:
+    config = repo_dir / ".modelreg" / "config.yaml"
+    config.write_text(config.read_text().replace("auto_packs: 16", "auto_packs: 3"))
+    workers, per_worker = 4, 10
+    (repo_dir / "src").mkdir()
+    expected = {}
+    for w in range(workers):
+        for i in range(per_worker):
+            src = write_bytes(repo_dir / "src" / f"p{w}-{i}.bin", 300_000, seed=1000 * w + i)
+            expected[(w, i)] = hash_file(src)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PACKING_WRITER, str(repo_dir), str(w), str(per_worker)]
+        )
+        for w in range(workers)
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0] * workers
+    registry = ModelRegistry(repo_dir)
+    repo = registry.repo
+    assert len(repo.objects.pack_names()) < 3 + workers  # gc --auto ran between writers
+    report = maintenance.fsck(repo)
+    assert report.ok and report.leftovers == 0
+    for w in range(workers):
+        rows = registry.list(f"fam{w}")
+        assert [r["version"] for r in rows] == [f"v{n}" for n in range(1, per_worker + 1)]
+        for i, r in enumerate(rows):
+            assert (
+                hash_file(Path(registry.get(f"fam{w}", r["version"])["file_path"]))
+                == (expected[(w, i)])
+            )
