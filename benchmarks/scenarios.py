@@ -99,3 +99,22 @@ def tensor_lower_bound(paths: list[Path]) -> tuple[int, int]:
                         payload += len(data)
         bound += size - tensor_bytes
     return bound, payload
+
+
+def trained_pair(folder: Path) -> tuple[list[tuple[str, Path]], str | None]:
+    """The trained checkpoint (benchmarks/trained.py) as it ships, float32, and the same
+    state dict cast to bfloat16 and saved again; or ([], why) when it is not on this machine."""
+    import torch
+
+    from . import trained
+
+    try:
+        fp32 = trained.locate()
+    except trained.TrainedCheckpointMissing as e:
+        return [], str(e)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = torch.load(fp32, weights_only=True, map_location="cpu")
+    cast = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in state.items()}
+    bf16 = folder / "crepe_full_bf16.pt"
+    torch.save(cast, bf16)
+    return [("crepe_fp32", fp32), ("crepe_bf16", bf16)], None
