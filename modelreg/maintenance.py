@@ -103,6 +103,8 @@ class GcPlan:
     compress: int = 0  # raw objects of a known item size offered to the codec
     kept: int = 0  # objects in the new pack
     new_pack: str | None = None
+    users: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    widths: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
     def repack(self) -> bool:
@@ -133,10 +135,11 @@ def plan_gc(repo: Repository) -> GcPlan:
     if plan.loose or plan.objects or not packed_by_gc:
         plan.packs = names
     plan.kept = len(users)
+    plan.users = users
     if plan.repack:
-        widths = _widths(repo)
+        plan.widths = _widths(repo)
         plan.compress = sum(
-            1 for oid, w in widths.items() if w and firsts[oid].encoding == codec.RAW
+            1 for oid, w in plan.widths.items() if w and firsts[oid].encoding == codec.RAW
         )
     plan.leftovers = _leftovers(repo)
     for p in plan.leftovers:
@@ -185,11 +188,9 @@ def gc(repo: Repository, dry_run: bool = False) -> GcPlan:
         if dry_run:
             return plan
         if plan.repack:
-            users, _ = reachable(repo)
-            widths = _widths(repo)
             loose = [c.oid for c in repo.objects.copies() if c.kind == "loose"]
             plan.new_pack = repo.objects.write_pack(
-                ((oid, widths.get(oid)) for oid in users), flags=packs.FLAG_GC
+                ((oid, plan.widths.get(oid)) for oid in plan.users), flags=packs.FLAG_GC
             )
             repo.objects.retire([n for n in plan.packs if n != plan.new_pack], loose)
         for p in plan.leftovers:

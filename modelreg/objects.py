@@ -423,8 +423,9 @@ class ObjectStore:
         return json.loads(self.get(oid))
 
     # --- the whole store ------------------------------------------------------------------
-    def copies(self) -> Iterator[Copy]:
-        """Every stored copy of every object: loose files, then each pack's entries."""
+    def copies(self, only_packs: Iterable[str] | None = None) -> Iterator[Copy]:
+        """Every stored copy of every object: loose files, then each pack's entries (of the
+        packs named in ``only_packs``, when given)."""
         for oid in self._loose_ids():
             with contextlib.suppress(FileNotFoundError):
                 size = os.stat(self.path(oid)).st_size
@@ -432,6 +433,9 @@ class ObjectStore:
         self.refresh()
         with self._lock:
             known = sorted(self._packs.items())
+        if only_packs is not None:
+            wanted = set(only_packs)
+            known = [(name, pack) for name, pack in known if name in wanted]
         for name, pack in known:
             for oid, e in pack:
                 where = f"pack-{name}.pack"
@@ -464,14 +468,23 @@ class ObjectStore:
                 if not entry.name.startswith(_fs.TMP_PREFIX):
                     yield fan.name + entry.name
 
-    def count_loose(self) -> int:
-        """Loose objects, counted from folder listings alone (what gc --auto looks at)."""
+    def count_loose(self, sample: bool = False) -> int:
+        """Loose objects, counted from folder listings alone. With ``sample`` and more than 16
+        fan-out folders, folders 00..0f are counted and scaled up, as ``git gc --auto`` does
+        with one: ids are uniform, and gc --auto runs after every register."""
+        try:
+            fans = [name for name in os.listdir(self.root) if len(name) == 2]
+        except FileNotFoundError:
+            return 0
+        scale = 1
+        if sample and len(fans) > 16:
+            fans, scale = [f"{i:02x}" for i in range(16)], 16
         total = 0
-        with contextlib.suppress(FileNotFoundError):
-            for fan in os.scandir(self.root):
-                if len(fan.name) == 2 and fan.is_dir():
-                    total += sum(not n.startswith(_fs.TMP_PREFIX) for n in os.listdir(fan.path))
-        return total
+        for fan in fans:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                listed = os.listdir(self.root / fan)
+                total += sum(not n.startswith(_fs.TMP_PREFIX) for n in listed)
+        return total * scale
 
     def leftovers(self) -> Iterator[Path]:
         """Temporary files a killed writer left behind, and packs that have no index."""
@@ -541,12 +554,13 @@ class ObjectStore:
             with self._lock:
                 self._packs.pop(name, None)
                 self.damaged.pop(name, None)
+        fans = set()
         for oid in loose:
             self.remove(oid)
+            fans.add(self.path(oid).parent)
         with contextlib.suppress(FileNotFoundError):
             _fs.fsync_dir(self.pack_dir)
-        if self.root.is_dir():
-            for fan in os.scandir(self.root):
-                if len(fan.name) == 2:
-                    with contextlib.suppress(OSError):
-                        os.rmdir(fan.path)  # only empty fan-out folders go
+        for fan in fans:
+            with contextlib.suppress(OSError):
+                os.rmdir(fan)  # only an emptied fan-out folder goes
+        self._fans.clear()

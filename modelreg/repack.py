@@ -33,7 +33,7 @@ class AutoReport:
 def over_limits(store: ObjectStore, loose_limit: int, pack_limit: int) -> bool:
     if pack_limit and len(packs.index_names(store.pack_dir)) >= pack_limit:
         return True
-    return bool(loose_limit) and store.count_loose() >= loose_limit
+    return bool(loose_limit) and store.count_loose(sample=True) >= loose_limit
 
 
 def geometric(sizes: dict[str, int], factor: int = FACTOR) -> list[str]:
@@ -82,7 +82,7 @@ def _merge(store: ObjectStore) -> AutoReport:
     wanted: dict[str, int | None] = {}
     loose: list[str] = []
     merging = {f"pack-{n}.pack" for n in chosen}
-    for c in store.copies():
+    for c in store.copies(only_packs=chosen):
         if c.kind == "loose":
             loose.append(c.oid)
             wanted.setdefault(c.oid, None)

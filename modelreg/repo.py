@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import stat
@@ -353,7 +354,9 @@ class Repository:
         merges small packs. Skipped while another process writes or collects (it runs
         again after the next write)."""
         lock = _fs.FileLock(self.dir / "locks" / "gc.lock", "writers to finish", 0)
-        repack.auto(self.objects, lock, self.gc_limits())
+        # The version is published already; a store that cannot be repacked is fsck's to tell.
+        with contextlib.suppress(ModelregError, OSError):
+            repack.auto(self.objects, lock, self.gc_limits())
 
     def _source_kind(self, path: Path) -> str:
         """'file' or 'dir'; refuses what cannot or must not be registered, before any work."""
