@@ -96,6 +96,51 @@ def decode(encoding: str, stored: bytes | memoryview, size: int) -> bytes:
     return _unshuffle(plain, width) if width > 1 else plain
 
 
+def decode_into(
+    encoding: str, stored: bytes | memoryview, out: bytearray, size: int, scratch: bytearray
+) -> None:
+    """Decode into ``out[:size]`` without allocating (``scratch``, at least ``size`` long,
+    holds the byte planes): what a checkout uses, piece after piece, into reused buffers.
+    The frame must declare exactly ``size``; the caller checks the result against the id
+    (bytes after the frame are not looked at here)."""
+    if encoding == RAW:
+        if len(stored) != size:
+            raise CorruptObjectError(f"raw object holds {len(stored)} bytes, expected {size}")
+        out[:size] = stored
+        return
+    width = _width(encoding)
+    try:
+        declared = zstandard.frame_content_size(stored)
+    except zstandard.ZstdError as e:
+        raise CorruptObjectError(f"{encoding} object has no valid zstd frame header") from e
+    if declared != size:
+        what = "no size" if declared < 0 else f"{declared} bytes"
+        raise CorruptObjectError(f"{encoding} object declares {what}, expected {size}")
+    target = memoryview(scratch if width > 1 else out)[:size]
+    got = 0
+    try:
+        with _decompressor().stream_reader(stored, read_across_frames=False) as reader:
+            while got < size:
+                n = reader.readinto(target[got:])
+                if not n:
+                    break
+                got += n
+    except zstandard.ZstdError as e:
+        raise CorruptObjectError(f"{encoding} object does not decompress: {e}") from e
+    finally:
+        target.release()
+    if got != size:
+        raise CorruptObjectError(f"{encoding} object decodes to {got} bytes, not {size}")
+    if width > 1:
+        whole = size - size % width
+        plane = whole // width
+        planes = memoryview(scratch)
+        for i in range(width):
+            out[i:whole:width] = planes[i * plane : (i + 1) * plane]
+        out[whole:size] = planes[whole:size]
+        planes.release()
+
+
 def decode_verified(encoding: str, stored: bytes | memoryview, size: int, oid: str) -> bytes:
     """Decode, then check the bytes against the object id, which names the raw bytes."""
     plain = decode(encoding, stored, size)

@@ -228,3 +228,14 @@ def test_compression_benchmark_smoke_run(tmp_path: Path, torch_mod, capsys) -> N
     for c in chosen.values():
         assert 0.5 < c["ratio"] < 1.0 and c["compress_MBps"] > 0
     assert "tiny-init-fp32" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("itemsize", [1, 2, 4, 8])
+def test_decode_into_reused_buffers_round_trips(itemsize: int) -> None:
+    data = bytes((i * 7) % 13 for i in range(100_003))
+    encoding, stored = codec.encode(data, itemsize)
+    out, scratch = bytearray(200_000), bytearray(200_000)
+    codec.decode_into(encoding, stored, out, len(data), scratch)
+    assert bytes(out[: len(data)]) == data
+    with pytest.raises(CorruptObjectError, match="declares 100003 bytes, expected 100002"):
+        codec.decode_into(encoding, stored, out, len(data) - 1, scratch)

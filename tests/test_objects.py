@@ -180,3 +180,17 @@ def test_remove_takes_a_loose_copy(store: ObjectStore) -> None:
     store.sync()
     store.remove(oid)
     assert not store.exists(oid)
+
+
+def test_a_decode_buffer_still_viewed_is_never_reused(tmp_path: Path) -> None:
+    store = make_store(tmp_path, "compressed")
+    first, second = floats(40_000), floats(40_000)[::-1]
+    a, b = store.add(first, itemsize=4), store.add(second, itemsize=4)
+    store.sync()
+    mapped = store.open_mapped(a)
+    kept = mapped.view[:100]  # a reader that kept a slice past close()
+    mapped.close()
+    again = store.open_mapped(b)
+    assert bytes(again.view) == second
+    assert bytes(kept) == first[:100]
+    again.close()
