@@ -54,7 +54,8 @@ def store_file(
             if spans is not None
             else chunking.cdc_pieces(f, params)
         )
-        widths = _span_widths(f, fmt, spans)
+        # Item sizes cost a pickle scan (ms per file): worth it only to compress right now.
+        widths = _span_widths(f, fmt, spans if store.compress else None)
         total = 0
         for piece in pieces:
             if len(piece) <= params.inline_max:

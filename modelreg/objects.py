@@ -170,6 +170,7 @@ class ObjectStore:
         self.before_pack = before_pack
         self._pending: list[Path] = []
         self._fans: set[str] = set()  # fan-out folders known to exist
+        self._new_fans = False  # one was created since the last sync
         self.added_bytes = 0  # bytes of the objects this instance wrote (what a register cost)
         self._lock = threading.RLock()
         self._writer: packs.PackWriter | None = None
@@ -305,12 +306,17 @@ class ObjectStore:
 
     def _add_loose(self, final: Path, data: bytes | memoryview) -> None:
         if final.parent.name not in self._fans:
-            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                final.parent.mkdir(parents=True)
+                self._new_fans = True  # the objects folder itself must be flushed too
+            except FileExistsError:
+                pass
             self._fans.add(final.parent.name)
         try:
             _fs.atomic_write(final, data, mode=0o444, durable=False)
         except FileNotFoundError:  # a gc in another process removed the emptied folder
             final.parent.mkdir(parents=True, exist_ok=True)
+            self._new_fans = True
             _fs.atomic_write(final, data, mode=0o444, durable=False)
         with self._lock:
             self._pending.append(final)
@@ -361,7 +367,9 @@ class ObjectStore:
             folders.add(p.parent)
         for folder in folders:
             _fs.fsync_dir(folder)
-        _fs.fsync_dir(self.root)
+        if self._new_fans:
+            self._new_fans = False
+            _fs.fsync_dir(self.root)
 
     def abort(self) -> None:
         """Drop this instance's unfinished pack (nothing in it was ever visible)."""
