@@ -38,6 +38,7 @@ from .hashing import is_oid, oid_of
 # cheaper than an fsync per file and per folder.
 SYNCFS_ABOVE = 16
 MAP_ABOVE = 1 << 16  # raw packed objects this large are mapped rather than read
+PACK_ROLL = 64 << 20  # a writer publishes its pack and starts another past this many bytes
 
 
 class Mapped:
@@ -290,13 +291,27 @@ class ObjectStore:
         encoding, stored = codec.RAW, data
         if self.compress and itemsize:
             encoding, stored = codec.encode(data, itemsize)
-        with self._lock:
-            if self._writer is None:
-                self._writer = packs.PackWriter(self.pack_dir)
-            writer = self._writer
-        writer.add(oid, stored, len(data), encoding, itemsize or 0)
+        while True:
+            with self._lock:
+                if self._writer is None:
+                    self._writer = packs.PackWriter(self.pack_dir)
+                writer = self._writer
+            if writer.add(oid, stored, len(data), encoding, itemsize or 0):
+                break  # else another thread began publishing that pack: use the next one
         self.added_bytes += len(stored)
+        if writer.stored_bytes >= PACK_ROLL:
+            self._roll(writer)
         return oid
+
+    def _roll(self, writer: packs.PackWriter) -> None:
+        """Publish a full pack mid-operation and start the next: a long pull killed midway
+        keeps what it published (its ref still comes last)."""
+        with self._lock:
+            if self._writer is not writer:
+                return  # another thread rolled it
+            self._writer = None
+            self._finishing.append(writer)
+        self._publish(writer)
 
     def _in_packs(self, oid: str) -> bool:
         for w in (self._writer, *self._finishing):
@@ -335,8 +350,9 @@ class ObjectStore:
             if writer is not None:
                 self._finishing.append(writer)
         self._sync_loose(pending)
-        if writer is None:
-            return None
+        return None if writer is None else self._publish(writer)
+
+    def _publish(self, writer: packs.PackWriter) -> str | None:
         try:
             if writer.entries and self.before_pack is not None:
                 self.before_pack()

@@ -189,14 +189,18 @@ class PackWriter:
         self.entries: dict[str, Entry] = {}
         self.lock = threading.Lock()
         self.closed = False
+        self.sealed = False
         self._buf = bytearray(PACK_MAGIC)
         self._end = 0  # bytes written to the file; the buffer follows them
         self.stored_bytes = 0
 
-    def add(self, oid: str, stored: bytes | memoryview, size: int, enc: str, itemsize: int) -> None:
+    def add(self, oid: str, stored: bytes | memoryview, size: int, enc: str, itemsize: int) -> bool:
+        """Append one object; False once ``finish`` has begun (add it to the next pack)."""
         with self.lock:
+            if self.sealed:
+                return False
             if oid in self.entries:
-                return
+                return True
             offset = self._end + len(self._buf)
             if len(stored) >= 1 << 16:
                 self._flush()
@@ -208,6 +212,7 @@ class PackWriter:
                     self._flush()
             self.entries[oid] = Entry(offset, len(stored), size, enc, itemsize)
             self.stored_bytes += len(stored)
+            return True
 
     def _flush(self) -> None:
         if self._buf:
@@ -226,6 +231,7 @@ class PackWriter:
     def finish(self, flags: int = 0) -> str | None:
         """Durable, then visible: returns the pack's name (None when it holds nothing)."""
         with self.lock:  # no add comes after this; reads go on while the disk works
+            self.sealed = True
             self._flush()
             entries = dict(self.entries)
         if not entries:

@@ -251,3 +251,21 @@ def test_a_format_1_registry_upgrades_at_gc(
 def test_a_missing_object_says_so(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="is missing"):
         ObjectStore(tmp_path).get("1" * 32)
+
+
+def test_threads_adding_while_packs_roll_lose_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from modelreg import objects
+
+    monkeypatch.setattr(objects, "PACK_ROLL", 50_000)  # a new pack every few objects
+    store = ObjectStore(tmp_path)
+    blobs = [i.to_bytes(4, "little") * 5000 for i in range(300)]
+    with ThreadPoolExecutor(8) as pool:
+        oids = list(pool.map(store.add, blobs))
+    store.sync()
+    fresh = ObjectStore(tmp_path)
+    assert len(fresh.pack_names()) > 10
+    assert all(fresh.get(oid) == blob for oid, blob in zip(oids, blobs, strict=True))
