@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from . import _fs, checkout, files, loading, modelinfo, remote_config, sync
+from . import _fs, checkout, files, loading, modelinfo, prune, remote_config, sync
 from .errors import UnrecognizedFormatWarning, UnsafeModelWarning
 from .refs import yaml_dump
 from .repo import DEFAULT_CHECKOUT_DIR, Record, Repository, find_root
@@ -106,6 +106,7 @@ class ModelRegistry:
         """Info of one version, with ``file_path`` materialized (and repaired) on disk."""
         rec = self.repo.lookup(f"{name}@{version}")
         result = checkout.materialize(self.repo, rec, self.checkout_root)
+        prune.enforce_budget(self.repo, result.path, self.checkout_root)
         info = self._info(rec)
         info["file_path"] = str(result.path)
         info["checked_out"] = True

@@ -151,7 +151,7 @@ def _check_space(label: str, root: Path, needed: int) -> None:
 # --- the stat cache -------------------------------------------------------------------------
 
 
-class _StatCache:
+class StatCache:
     def __init__(self, repo: Repository, folder: Path) -> None:
         self.path = repo.dir / "cache" / "checkouts" / f"{oid_of(str(folder).encode())}.json"
         try:
@@ -198,7 +198,7 @@ def materialize(
         expected = _expected(repo, rec)
         _check_limit(repo, label, expected)
         result = CheckoutResult(destination(repo, rec, checkout_root))
-        cache = _StatCache(repo, folder)
+        cache = StatCache(repo, folder)
         with _nofollow.Tree(root) as tree:
             stale = [
                 rel
@@ -243,7 +243,7 @@ def _intact(
     base: tuple[str, ...],
     rel: str,
     entry: _Entry,
-    cache: _StatCache,
+    cache: StatCache,
     verify: bool,
     result: CheckoutResult,
 ) -> bool:
@@ -294,7 +294,7 @@ def _rebuild(
                 raise CorruptObjectError(
                     f"{rel} rebuilt from its chunks does not match its recorded hash {entry.hash}"
                 )
-            os.fchmod(out.fileno(), 0o444)
+            os.fchmod(out.fileno(), 0o444 & ~_fs.umask())
         in_the_way = _nofollow.lstat_at(folder, name)
         if in_the_way is not None and stat.S_ISDIR(in_the_way.st_mode):
             shutil.rmtree(name, dir_fd=folder)
@@ -313,7 +313,7 @@ def discard(
     removed as a link."""
     root = checkout_root or repo.checkout_root
     folder = _fs.safe_join(root, f"{name}/{version}")
-    _StatCache(repo, folder).path.unlink(missing_ok=True)
+    StatCache(repo, folder).path.unlink(missing_ok=True)
     with _nofollow.Tree(root) as tree:
         family = tree.folder((name,), create=False)
         st = _nofollow.lstat_at(family, version) if family is not None else None

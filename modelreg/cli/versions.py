@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .. import checkout, names
+from .. import checkout, names, prune
 from ..api import (
     format_warning,
     human_bytes,
@@ -17,11 +17,11 @@ from ..api import (
     unsafe_warning,
     utc_time,
 )
-from ..errors import InvalidInputError, ModelregError
+from ..errors import InvalidInputError
 from ..refs import yaml_dump
 from ..repo import Record, Repository
 from ..similar import find_same
-from ._base import _emit_json, _one_line, _progress, _public, _repo, _size_of, cli, json_option
+from ._base import _emit_json, _progress, _public, _repo, _size_of, cli, json_option
 
 
 @cli.command()
@@ -162,7 +162,10 @@ def register(
 
 def _materialize(repo: Repository, rec: Record, verify: bool = False) -> checkout.CheckoutResult:
     with _progress(f"checkout {rec['name']}@{rec['version']}", rec["size"]) as bar:
-        return checkout.materialize(repo, rec, progress=bar, verify=verify)
+        result = checkout.materialize(repo, rec, progress=bar, verify=verify)
+    for label in prune.enforce_budget(repo, result.path):
+        click.echo(f"note: removed the checkout of {label} (over the checkout budget)", err=True)
+    return result
 
 
 @cli.command()
@@ -316,49 +319,6 @@ def tag(ctx: click.Context, spec: str, tag_name: str | None, delete: bool, as_js
     else:
         version = repo.tag(spec, tag_name)
         click.echo(f"{tag_name} -> {names.parse_spec(spec)[0]}@{version}")
-
-
-@cli.command("checkout")
-@click.argument("specs", nargs=-1, metavar="[NAME[@REF]]...")
-@click.option("--all", "everything", is_flag=True, help="Every version of every family.")
-@json_option
-@click.pass_context
-def checkout_(ctx: click.Context, specs: tuple[str, ...], everything: bool, as_json: bool) -> None:
-    """Materialize versions under models/. NAME alone checks out every version of NAME;
-    NAME@REF one version."""
-    repo = _repo(ctx)
-    if not specs and not everything:
-        raise click.UsageError("name what to check out, or pass --all")
-    records: list[Record] = []
-    if everything:
-        records = list(repo.versions())
-    for spec in specs:
-        records.extend([repo.lookup(spec)] if "@" in spec else repo.versions(spec))
-    done = []
-    failures = []
-    for rec in records:
-        try:
-            result = _materialize(repo, rec)
-        except ModelregError as e:
-            failures.append(_one_line(e))
-            continue
-        done.append(
-            {
-                "name": rec["name"],
-                "version": rec["version"],
-                "path": str(result.path),
-                "written": result.written,
-                "removed": result.removed,
-            }
-        )
-    if as_json:
-        _emit_json(done)
-    else:
-        for d in done:
-            state = f"{len(d['written'])} written" if d["written"] else "up to date"
-            click.echo(f"{d['name']}@{d['version']}: {d['path']} ({state})")
-    if failures:
-        raise ModelregError(f"{len(failures)} of {len(records)} failed: {failures[0]}")
 
 
 @cli.command("diff")
