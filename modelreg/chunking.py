@@ -22,6 +22,8 @@ from typing import IO, Any
 
 import xxhash
 
+from . import pickle_scan
+
 Span = tuple[int, int, "str | None"]  # offset, length, name (None for bytes between tensors)
 
 
@@ -43,17 +45,21 @@ class ChunkParams:
 
 
 def plan(f: IO[bytes], size: int) -> tuple[str, list[Span] | None]:
-    """Return (format, spans covering the whole file), or ("raw", None) for CDC."""
+    """Return (format, spans covering the whole file), or (format, None) for CDC: "raw", or
+    "torch-legacy" for a pre-zip torch.save file (found by its magic-number pickle)."""
     f.seek(0)
-    head = f.read(8)
+    head = f.read(64)
     fmt, spans = "raw", None
+    if pickle_scan.is_legacy_torch(head):
+        f.seek(0)
+        return "torch-legacy", None
     if head[:4] == b"PK\x03\x04":
         spans = _zip_spans(f)
         names = [name for _s, _n, name in spans or []]
         torch = any(n is not None and (n == "data.pkl" or n.endswith("/data.pkl")) for n in names)
         fmt = "torch-zip" if torch else "zip"
-    elif len(head) == 8:
-        spans = _safetensors_spans(f, size, struct.unpack("<Q", head)[0])
+    elif len(head) >= 8:
+        spans = _safetensors_spans(f, size, struct.unpack("<Q", head[:8])[0])
         fmt = "safetensors"
     filled = _fill_gaps(spans, size) if spans is not None else None
     f.seek(0)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelregError, UnsafeModelError
-from .modelinfo import UNSAFE, flagged_globals
+from .modelinfo import SAFE, verdict_line
 from .repo import Record
 
 TORCHVISION_PREFIX = "torchvision.models."
@@ -25,12 +25,16 @@ def _label(rec: Record) -> str:
 
 
 def check_trust(rec: Record, trust: bool) -> None:
+    """Refuse what the scan did not find safe: ``unsafe``, and ``unknown`` too (a container
+    two readers could read differently, a pickle that could not be read). A record made before
+    inspection existed has no verdict and goes, as before, to the weights-only loader."""
     info = rec.get("inspect") or {}
-    if info.get("safety") == UNSAFE and not trust:
-        raise UnsafeModelError(
-            f"{_label(rec)} is marked unsafe: its pickle imports {flagged_globals(info)}",
-            hint="pass trust=True to hand it to torch.load(weights_only=True) anyway",
-        )
+    if trust or info.get("safety") in (None, SAFE, "n/a"):
+        return
+    raise UnsafeModelError(
+        verdict_line(_label(rec), info) or f"{_label(rec)} is marked {info.get('safety')}",
+        hint="pass trust=True to hand it to torch.load(weights_only=True) anyway",
+    )
 
 
 def _model_file(rec: Record, path: Path) -> tuple[Path, str]:
@@ -58,7 +62,7 @@ def load_state(rec: Record, path: Path) -> Any:
             from safetensors.torch import load_file
 
             return load_file(str(file))
-        if fmt in ("torch-zip", "pickle"):
+        if fmt in ("torch-zip", "torch-legacy", "pickle"):
             return torch.load(file, weights_only=True, mmap=fmt == "torch-zip", map_location="cpu")
     except (pickle.UnpicklingError, RuntimeError, ValueError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

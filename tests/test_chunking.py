@@ -154,3 +154,12 @@ def test_a_zip_whose_members_overlap_is_cut_as_raw(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     assert plan_of(path) == ("raw", None)
     roundtrip(tmp_path, path)
+
+
+def test_a_legacy_torch_file_is_known_by_its_magic_number_pickle(tmp_path: Path, torch_mod) -> None:
+    path = tmp_path / "legacy.pt"
+    torch_mod.save(small_state_dict(), path, _use_new_zipfile_serialization=False)
+    assert plan_of(path) == ("torch-legacy", None)
+    assert roundtrip(tmp_path, path)["format"] == "torch-legacy"
+    (tmp_path / "other.pkl").write_bytes(b"\x80\x02K\x07.")
+    assert plan_of(tmp_path / "other.pkl") == ("raw", None)

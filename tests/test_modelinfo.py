@@ -157,10 +157,11 @@ def test_torchscript_and_legacy_checkpoints(repo_dir: Path, torch_mod) -> None:
     legacy = repo_dir / "legacy.pt"
     torch_mod.save(small_state_dict(), legacy, _use_new_zipfile_serialization=False)
     registry = ModelRegistry(".")
-    jit_info = registry.register("jit", jit_path)["inspect"]
+    with pytest.warns(UnsafeModelWarning, match="jit@v1 could not be checked: a TorchScript"):
+        jit_info = registry.register("jit", jit_path)["inspect"]
     assert jit_info["format"] == "torchscript" and jit_info["safety"] == "unknown"
     old = registry.register("legacy", legacy)["inspect"]
-    assert old == {"format": "pickle", "safety": "safe"}
+    assert old == {"format": "torch-legacy", "safety": "safe"}
     for name, path in (("jit", jit_path), ("legacy", legacy)):
         assert Path(registry.get(name)["file_path"]).read_bytes() == path.read_bytes()
     assert isinstance(registry.load("legacy"), dict)
