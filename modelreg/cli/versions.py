@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .. import checkout, names
+from .. import checkout, modelinfo, names
 from ..api import human_bytes, summary_table, unsafe_warning
 from ..errors import ModelregError
 from ..refs import yaml_dump
@@ -140,6 +140,11 @@ def show(ctx: click.Context, spec: str, as_json: bool) -> None:
         _emit_json(rec)
     else:
         click.echo(yaml_dump(rec).rstrip())
+        verdict = modelinfo.verdict_line(
+            f"{rec['name']}@{rec['version']}", rec.get("inspect") or {}
+        )
+        if verdict:
+            click.echo(f"warning: {verdict}", err=True)
 
 
 @cli.command("list")
@@ -155,9 +160,24 @@ def list_(ctx: click.Context, name: str | None, as_json: bool) -> None:
     if as_json:
         _emit_json(rows)
     elif rows:
-        click.echo(summary_table(rows))
+        click.echo(summary_table([_marked(r) for r in rows]))
     else:
         click.echo("No models yet; add one with 'modelreg register NAME PATH'.")
+
+
+def _marked(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with a word after its version when it is not safe to load."""
+    marker = modelinfo.safety_marker(row.get("inspect") or {})
+    return {**row, "version": f"{row['version']} [{marker}]"} if marker else row
+
+
+_LOG_SAFETY = {
+    "runs code": "UNSAFE     its pickle would run code",
+    "unsafe classes": "UNSAFE     its pickle needs classes outside torch's weights-only allowlist",
+    "saved module": "UNSAFE     a whole module saved with torch.save(model): save "
+    "model.state_dict() instead",
+    "unchecked": "UNCHECKED  its pickles could not all be checked",
+}
 
 
 @cli.command()
@@ -190,10 +210,10 @@ def log(ctx: click.Context, name: str, as_json: bool) -> None:
                 f"  contents   {inspected['format']}, {inspected['tensors']} tensors, "
                 f"{inspected['parameters']:,} parameters"
             )
-        if inspected.get("safety") == "unsafe":
-            click.echo(
-                click.style("  UNSAFE     its pickle would run code; load() refuses it", fg="red")
-            )
+        marker = modelinfo.safety_marker(inspected)
+        if marker:
+            what = _LOG_SAFETY["saved module" if inspected.get("saved_module") else marker]
+            click.echo(click.style(f"  {what}; load() refuses it", fg="red"))
         if r.get("description"):
             click.echo(f"  {r['description']}")
         click.echo("")
