@@ -60,7 +60,7 @@ def test_diff_of_safetensors_and_directories(repo_dir: Path, run: CliRun, torch_
         "added": ["README.md"],
         "removed": [],
     }
-    assert [c["name"] for c in d["tensors"]["changed"]] == ["model.safetensors:fc.bias"]
+    assert [c["name"] for c in d["tensors"]["changed"]] == ["fc.bias"]  # one namespace
 
 
 def test_diff_of_identical_versions_says_so(repo_dir: Path, run: CliRun) -> None:

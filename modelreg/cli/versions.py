@@ -321,18 +321,29 @@ def checkout_(ctx: click.Context, specs: tuple[str, ...], everything: bool, as_j
 @cli.command("diff")
 @click.argument("spec_a", metavar="A")
 @click.argument("spec_b", metavar="B")
+@click.option("--stat", is_flag=True, help="Counts only; list no names.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="List at most N files and N tensors (0: no limit).",
+)
 @json_option
 @click.pass_context
-def diff_(ctx: click.Context, spec_a: str, spec_b: str, as_json: bool) -> None:
+def diff_(
+    ctx: click.Context, spec_a: str, spec_b: str, stat: bool, limit: int, as_json: bool
+) -> None:
     """What changed from version A to version B (each NAME[@REF]): metadata, metrics, and
-    which tensors changed, were added or removed, read from the stored manifests."""
+    which tensors changed, were added or removed, read from the stored manifests. The shards
+    of one model in a folder are one set of tensors. --json always lists everything."""
     from ..diff import diff, render
 
     result = diff(_repo(ctx), spec_a, spec_b)
     if as_json:
         _emit_json(result)
     else:
-        click.echo("\n".join(render(result)))
+        click.echo("\n".join(render(result, limit=limit or None, stat=stat)))
 
 
 @cli.command()
