@@ -37,11 +37,17 @@ _MAX_FOLLOWING = 16
 Read = Callable[[int, int], bytes]
 
 
-class Stream(io.RawIOBase):
-    """A read-only, seekable file over ``read(start, length)``."""
+_LINE_MAX = 1 << 20  # a protocol-0 argument line longer than this is not a pickle's
 
-    def __init__(self, read: Read, size: int) -> None:
-        self._read, self._size, self._pos = read, size, 0
+
+class Stream(io.RawIOBase):
+    """A read-only, seekable file over ``read(start, length)``.
+
+    ``exact`` is for pickles: a read asking for more than is left returns nothing (the pickle
+    is cut short either way), so a forged length never makes us allocate or read it."""
+
+    def __init__(self, read: Read, size: int, exact: bool = False) -> None:
+        self._read, self._size, self._pos, self._exact = read, size, 0, exact
 
     def readable(self) -> bool:
         return True
@@ -57,12 +63,35 @@ class Stream(io.RawIOBase):
         self._pos = max(0, base + offset)
         return self._pos
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        n = max(0, min(len(buffer), self._size - self._pos))
-        data = self._read(self._pos, n) if n else b""
-        buffer[: len(data)] = data
+    def read(self, size: int | None = -1) -> bytes:
+        left = max(0, self._size - self._pos)
+        if size is None or size < 0:
+            size = left
+        elif size > left and self._exact:
+            return b""
+        data = self._read(self._pos, min(size, left)) if size and left else b""
         self._pos += len(data)
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
         return len(data)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        limit = _LINE_MAX if size is None or size < 0 else size
+        start, line = self._pos, b""
+        while len(line) < limit:
+            want = min(64 << 10, limit - len(line), self._size - self._pos)
+            piece = self._read(self._pos, want) if want > 0 else b""
+            if not piece:
+                break
+            cut = piece.find(b"\n")
+            line += piece if cut < 0 else piece[: cut + 1]
+            self._pos = start + len(line)
+            if cut >= 0:
+                break
+        return line
 
 
 @dataclass
@@ -136,7 +165,7 @@ def leading_pickle_globals(read: Read, size: int) -> list[str]:
     """Globals that ``pickle.load`` would import from the file's first bytes (for a format that
     is not meant to be a pickle, such as safetensors: any hit means the file is both)."""
     try:
-        result, _end = pickle_scan.scan(Stream(read, min(size, MAX_PICKLE)))
+        result, _end = pickle_scan.scan(Stream(read, min(size, MAX_PICKLE), exact=True))
     except ScanError as e:
         result = e.partial  # type: ignore[assignment]
     return list(result.globals) if result is not None else []
@@ -146,7 +175,7 @@ def leading_pickle_globals(read: Read, size: int) -> list[str]:
 
 
 def _pickle_run(read: Read, size: int) -> Verdict | None:
-    stream = Stream(read, min(size, MAX_PICKLE))
+    stream = Stream(read, min(size, MAX_PICKLE), exact=True)
     try:
         first, end = pickle_scan.scan(stream)
     except ScanError as e:

@@ -265,3 +265,45 @@ def test_text_and_random_bytes_are_not_taken_for_pickles(repo_dir: Path) -> None
     for name in ("README.md", "noise.bin"):
         info = registry.register(name.split(".")[0], repo_dir / name)["inspect"]
         assert info["safety"] == "n/a", name
+
+
+def test_forged_lengths_and_endless_lines_are_read_quickly(repo_dir: Path) -> None:
+    """A pickle opcode's length field or newline-ended argument never makes the scan read or
+    allocate what it claims."""
+    import time
+
+    huge = repo_dir / "huge_length.bin"
+    huge.write_bytes(b"\x80\x04\x8e" + (1 << 62).to_bytes(8, "little") + b"x" * 5000)
+    endless = repo_dir / "endless_line.bin"
+    endless.write_bytes(b"S'" + b"x" * (8 << 20))
+    registry = ModelRegistry(".")
+    started = time.monotonic()
+    for path in (huge, endless):
+        assert registry.register(path.stem, path)["inspect"]["safety"] == "n/a"
+    assert time.monotonic() - started < 20
+
+
+def test_a_legacy_tar_checkpoint_is_unknown(repo_dir: Path, tmp_path: Path, torch_mod) -> None:
+    """torch.load still tries the pre-0.4 tar layout first; its pickles run on a full load."""
+    import io
+    import tarfile
+
+    marker = tmp_path / MARKER
+    path = repo_dir / "old.tar"
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in (
+            ("storages", pickle.dumps(Evil(marker), protocol=2)),
+            ("tensors", b""),
+            ("pickle", b""),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    registry = ModelRegistry(".")
+    with pytest.warns(UnsafeModelWarning, match="old@v1 could not be checked: a legacy tar"):
+        info = registry.register("old", path)["inspect"]
+    assert info["format"] == "torch-tar" and info["safety"] == "unknown"
+    with pytest.raises(UnsafeModelError, match="old@v1 could not be checked"):
+        registry.load("old")
+    assert not marker.exists()
+    assert torch_would_run_it(path, marker, tmp_path)
