@@ -226,6 +226,8 @@ def test_an_ambiguous_zip_is_unknown_even_when_its_pickles_look_fine(
     assert isinstance(registry.load("a", trust=True), dict)  # weights-only still reads it
     r = run("register", "a", path)
     assert r.exit_code == 0 and "warning: a@v2 could not be checked" in r.stderr
+    assert "UNCHECKED  its pickles could not all be checked" in run("log", "a").stdout
+    assert "a     v2 [unchecked]" in run("list").stdout
 
 
 def test_a_truncated_legacy_file_is_unknown(repo_dir: Path, torch_mod) -> None:
