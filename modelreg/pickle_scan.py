@@ -7,7 +7,9 @@ against an allowlist, and read the tensor table of a torch checkpoint (names, dt
 storage keys) -- with no code from the file ever executed.
 
 The allowlist is the set of globals torch's ``weights_only=True`` loader accepts by default
-(torch 2.x): an allowlist, not a blocklist, so anything unknown is unsafe.
+(torch 2.x): an allowlist, not a blocklist, so anything unknown is unsafe. Which globals are
+called is recorded too, so ``pickle_risk`` can tell a saved module from code execution; which
+pickles a file holds is ``containers``' business.
 """
 
 from __future__ import annotations
