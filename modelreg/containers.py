@@ -118,7 +118,7 @@ class Verdict:
         """A pickle that breaks off: what it did before the fault counts, and it is unknown."""
         if error.partial is not None:
             self.add(error.partial)
-        self.notes.append(f"{where} could not be read ({error})")
+        self.notes.append(f"{where} could not be read")
 
     def finish(self) -> Verdict:
         if self.unsafe_globals or self.calls_computed:
@@ -179,8 +179,10 @@ def _pickle_run(read: Read, size: int) -> Verdict | None:
     try:
         first, end = pickle_scan.scan(stream)
     except ScanError as e:
-        if e.partial is None or not (e.partial.globals or e.partial.calls_computed):
-            return None  # nothing a loader would import: not a pickle
+        declared = read(0, 2)[:1] == b"\x80" and read(1, 1) <= b"\x05"  # PROTO 0-5
+        imports = e.partial is not None and (e.partial.globals or e.partial.calls_computed)
+        if not (declared or imports):
+            return None  # neither says it is a pickle nor imports anything: not a pickle
         verdict = Verdict("pickle", UNKNOWN)
         verdict.add_partial("the pickle", e)
         return verdict.finish()

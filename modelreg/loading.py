@@ -57,9 +57,10 @@ def _model_files(rec: Record, path: Path) -> list[tuple[Path, str]]:
     found = shards.groups(model_files, indexes, lambda rel: _read_small(path / rel))
     group = shards.loadable(found)
     if group is None:
-        what = ", ".join(" + ".join(g.files) for g in found) or "none"
+        what = ", ".join(" + ".join(g.files) for g in found)
         raise ModelregError(
-            f"{_label(rec)} is a folder with {len(found)} models ({what})"
+            f"{_label(rec)} is a folder with {len(model_files)} model files, not all shards "
+            f"of one model ({what})"
             if found
             else f"{_label(rec)} is a folder with no model files",
             hint="load one of them yourself from the path get() returns",

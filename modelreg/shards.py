@@ -113,9 +113,14 @@ def merge(tables: dict[str, dict[str, T]], found: list[Group]) -> dict[str, T]:
     return out
 
 
+def _hugging_face_torch_copy(group: Group) -> bool:
+    return all(posixpath.basename(f).startswith("pytorch_model") for f in group.files)
+
+
 def loadable(found: list[Group]) -> Group | None:
-    """The one group ``load()`` reads: the only one, or the safetensors copy of a model the
-    folder also ships as torch files. None when the folder holds several models."""
+    """The one group ``load()`` reads: the only one, or the safetensors shards of a model the
+    folder also ships as ``pytorch_model*.bin`` (as Hugging Face repositories do). None when
+    the folder holds several models."""
     if len(found) == 1:
         return found[0]
     first = found[0] if found else None
@@ -123,8 +128,10 @@ def loadable(found: list[Group]) -> Group | None:
         first is not None
         and first.safetensors
         and first.shared
-        and not any(g.safetensors for g in found[1:])
-        and all(g.folder == first.folder for g in found[1:])
+        and all(
+            not g.safetensors and g.folder == first.folder and _hugging_face_torch_copy(g)
+            for g in found[1:]
+        )
     ):
         return first
     return None

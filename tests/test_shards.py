@@ -118,8 +118,15 @@ def test_load_refuses_a_folder_of_several_models(repo_dir: Path, torch_mod) -> N
     save_torch(folder / "b.pt", small_state_dict(seed=1))
     registry = ModelRegistry(".")
     registry.register("two", folder)
-    with pytest.raises(ModelregError, match=r"two@v1 is a folder with 2 models \(a\.pt, b\.pt\)"):
+    with pytest.raises(
+        ModelregError, match=r"two@v1 is a folder with 2 model files, not all shards of one model"
+    ):
         registry.load("two")
+    sharded = shard(small_state_dict(), repo_dir / "mixed", 2, index=True)
+    save_torch(sharded / "other.pt", small_state_dict(seed=1))
+    registry.register("mixed", sharded)
+    with pytest.raises(ModelregError, match=r"\(model-00001-of-00002\.safetensors \+ model-"):
+        registry.load("mixed")
 
 
 def test_load_refuses_a_tensor_held_by_two_shards(repo_dir: Path, torch_mod) -> None:
