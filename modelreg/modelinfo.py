@@ -165,7 +165,7 @@ def analyze(
         if verdict is None:
             return {"format": manifest.get("format") or "raw", "safety": "n/a"}, {}
         info = verdict.summary()
-        if verdict.format in ("torch-zip", "torchscript"):
+        if verdict.format in ("torch-zip", "torchscript", "torch-legacy"):
             table = _torch_table(f, verdict)
     if table:
         info["tensors"] = len(table)

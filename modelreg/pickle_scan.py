@@ -36,6 +36,20 @@ _DTYPES = {
     "ComplexFloat": "complex64",
     "ComplexDouble": "complex128",
 }
+ITEM_SIZES = {
+    "bfloat16": 2,
+    "bool": 1,
+    "uint8": 1,
+    "int8": 1,
+    "float64": 8,
+    "float32": 4,
+    "float16": 2,
+    "int32": 4,
+    "int64": 8,
+    "int16": 2,
+    "complex64": 8,
+    "complex128": 16,
+}
 _REBUILD = [
     "_rebuild_parameter",
     "_rebuild_parameter_with_state",
@@ -174,6 +188,7 @@ class PickleScan:
     called: frozenset[str] = frozenset()  # globals a REDUCE, INST or OBJ would call
     calls_computed: bool = False  # a REDUCE of something that is not a plain global
     saved_module: bool = False  # an object with an nn.Module's state (_modules, _parameters)
+    persistent: tuple[Any, ...] = ()  # every persistent id, in order (torch: the storages)
 
     @property
     def safe(self) -> bool:
@@ -227,6 +242,7 @@ def scan(data: bytes | IO[bytes] | io.RawIOBase) -> tuple[PickleScan, int]:
     memo: dict[int, Any] = {}
     seen: list[str] = []
     called: set[str] = set()
+    pids: list[Any] = []
     computed = module_state = False
     end = len(data) if isinstance(data, bytes) else -1
     try:
@@ -323,6 +339,7 @@ def scan(data: bytes | IO[bytes] | io.RawIOBase) -> tuple[PickleScan, int]:
                     stack[-1].state = state
             elif name in ("BINPERSID", "PERSID"):
                 stack.append(Persistent(stack.pop() if name == "BINPERSID" else arg))
+                pids.append(stack[-1].pid)
             elif name == "POP":
                 stack.pop()
             elif name == "POP_MARK":
@@ -344,9 +361,12 @@ def scan(data: bytes | IO[bytes] | io.RawIOBase) -> tuple[PickleScan, int]:
             raise ScanError("the pickle has no STOP")
     except (ValueError, IndexError, KeyError, TypeError, ScanError) as e:
         partial = _result(seen, called, computed, module_state, stack[-1] if stack else None)
+        partial.persistent = tuple(pids)
         raise ScanError(str(e), partial) from None
     root = stack[-1] if stack else None
-    return _result(seen, called, computed, module_state, root), end
+    result = _result(seen, called, computed, module_state, root)
+    result.persistent = tuple(pids)
+    return result, end
 
 
 def _result(
@@ -363,6 +383,18 @@ class TensorRef:
     shape: tuple[int, ...]
     storage: str  # the storage key: the zip member "<archive>/data/<key>"
     numel: int
+
+
+def legacy_storage_sizes(main: PickleScan) -> dict[str, int]:
+    """Storage key -> bytes per element, from the persistent ids of a legacy torch pickle
+    (``("storage", <type>, key, location, numel)``); a storage of unknown type is left out."""
+    sizes: dict[str, int] = {}
+    for pid in main.persistent:
+        if isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage":
+            size = ITEM_SIZES.get(_storage_dtype(pid[1]))
+            if size:
+                sizes[str(pid[2])] = size
+    return sizes
 
 
 def _storage_dtype(storage_type: Any) -> str:

@@ -161,7 +161,13 @@ def test_torchscript_and_legacy_checkpoints(repo_dir: Path, torch_mod) -> None:
         jit_info = registry.register("jit", jit_path)["inspect"]
     assert jit_info["format"] == "torchscript" and jit_info["safety"] == "unknown"
     old = registry.register("legacy", legacy)["inspect"]
-    assert old == {"format": "torch-legacy", "safety": "safe"}
+    assert old == {
+        "format": "torch-legacy",
+        "safety": "safe",
+        "tensors": 6,
+        "parameters": sum(t.numel() for t in small_state_dict().values()),
+        "dtypes": ["float32", "int64"],
+    }
     for name, path in (("jit", jit_path), ("legacy", legacy)):
         assert Path(registry.get(name)["file_path"]).read_bytes() == path.read_bytes()
     assert isinstance(registry.load("legacy"), dict)
