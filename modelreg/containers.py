@@ -237,15 +237,20 @@ def _zip(read: Read, size: int) -> Verdict:
     if prefix and main_name in names:
         verdict.format = "torchscript" if torchscript else "torch-zip"
         verdict.archive = prefix
+    budget = 4 * MAX_PICKLE  # all .pkl members together
     for info in infos:
         if not info.filename.lower().endswith(".pkl"):
             continue
         if verdict.safety == NA:
             verdict.safety = SAFE
+        if budget <= 0:
+            verdict.notes.append(f"its .pkl members hold more than {4 * MAX_PICKLE >> 20} MiB")
+            break
         data = _member(read, info)
         if isinstance(data, str):
             verdict.notes.append(data)
             continue
+        budget -= len(data)
         try:
             result, _end = pickle_scan.scan(data)
         except ScanError as e:

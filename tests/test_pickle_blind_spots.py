@@ -256,6 +256,12 @@ def test_a_large_compressed_pickle_is_not_inflated_past_the_bound(
     with pytest.warns(UnsafeModelWarning, match="larger than 0 MiB unpacked and was not read"):
         info = ModelRegistry(".").register("bomb", path)["inspect"]
     assert info["safety"] == "unknown"
+    many = repo_dir / "many.zip"
+    with zipfile.ZipFile(many, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for i in range(6):
+            zf.writestr(f"a/{i}.pkl", pickle.dumps(b"\0" * 60_000, protocol=2))
+    with pytest.warns(UnsafeModelWarning, match="its .pkl members hold more than 0 MiB"):
+        assert ModelRegistry(".").register("many", many)["inspect"]["safety"] == "unknown"
 
 
 def test_text_and_random_bytes_are_not_taken_for_pickles(repo_dir: Path) -> None:
