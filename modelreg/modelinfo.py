@@ -233,20 +233,22 @@ def verdict_line(label: str, info: dict[str, Any]) -> str | None:
     risk = risk_of(info)
     if risk is None:
         return None
+    hint = (
+        "; it is a whole module saved with torch.save(model): save model.state_dict()"
+        if info.get("saved_module")
+        else ""
+    )
     if risk == UNSAFE_CLASSES:
-        line = (
+        return (
             f"{label} is marked unsafe (unsafe classes): its pickle needs classes outside "
-            f"torch's weights-only allowlist ({flagged_globals(info)})"
+            f"torch's weights-only allowlist ({flagged_globals(info)}){hint}"
         )
-        if info.get("saved_module"):
-            line += "; it is a whole module saved with torch.save(model): save model.state_dict()"
-        return line
     if "risk" not in info:
         return f"{label} is marked unsafe: loading its pickle would import {flagged_globals(info)}"
     calls = _per_file(info.get("code_globals") or info.get("unsafe_globals") or [])
     return (
         f"{label} is marked unsafe (executes code): loading its pickle with "
-        f"torch.load(weights_only=False) would run code ({calls})"
+        f"torch.load(weights_only=False) would run code ({calls}){hint}"
     )
 
 

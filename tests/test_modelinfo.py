@@ -281,3 +281,28 @@ def test_a_record_from_before_the_two_levels_still_reads_as_unsafe() -> None:
         "d@v1 is marked unsafe (executes code): loading its pickle with "
         "torch.load(weights_only=False) would run code (a.pt: os.system)"
     )
+
+
+def test_a_module_of_an_unknown_package_runs_code_and_still_gets_the_hint(
+    repo_dir: Path, torch_mod, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model class from the user's own package: modelreg cannot know what importing that
+    package does, so it counts as running code; the state_dict hint still applies."""
+
+    class Net(torch_mod.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch_mod.nn.Linear(2, 2)
+
+    Net.__module__, Net.__qualname__ = "tests.test_modelinfo", "UserNet"
+    monkeypatch.setitem(globals(), "UserNet", Net)  # pickle looks the class up by name
+    path = repo_dir / "net.pt"
+    torch_mod.save(Net(), path)
+    with pytest.warns(UnsafeModelWarning) as caught:
+        info = ModelRegistry(".").register("net", path)["inspect"]
+    assert info["risk"] == "executes-code" and info["code_globals"] == [
+        "tests.test_modelinfo.UserNet"
+    ]
+    assert "would run code (tests.test_modelinfo.UserNet); it is a whole module saved" in str(
+        caught[0].message
+    )

@@ -212,7 +212,8 @@ def log(ctx: click.Context, name: str, as_json: bool) -> None:
             )
         marker = modelinfo.safety_marker(inspected)
         if marker:
-            what = _LOG_SAFETY["saved module" if inspected.get("saved_module") else marker]
+            whole = marker == "unsafe classes" and inspected.get("saved_module")
+            what = _LOG_SAFETY["saved module" if whole else marker]
             click.echo(click.style(f"  {what}; load() refuses it", fg="red"))
         if r.get("description"):
             click.echo(f"  {r['description']}")
