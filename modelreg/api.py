@@ -218,13 +218,9 @@ class ModelRegistry:
 
 
 def unsafe_warning(rec: Record) -> str | None:
-    info = rec.get("inspect") or {}
-    if info.get("safety") != "unsafe":
-        return None
-    return (
-        f"{rec['name']}@{rec['version']} is marked unsafe: loading its pickle would import "
-        f"{modelinfo.flagged_globals(info)}; load() refuses it without trust=True"
-    )
+    """The register warning for a version that is not safe to load, naming how bad it is."""
+    line = modelinfo.verdict_line(f"{rec['name']}@{rec['version']}", rec.get("inspect") or {})
+    return f"{line}; load() refuses it without trust=True" if line else None
 
 
 RECOGNISED = ("torch-zip", "torchscript", "safetensors", "pickle")

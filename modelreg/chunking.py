@@ -22,6 +22,8 @@ from typing import IO, Any
 
 import xxhash
 
+from . import pickle_scan
+
 Span = tuple[int, int, "str | None"]  # offset, length, name (None for bytes between tensors)
 
 
@@ -43,17 +45,23 @@ class ChunkParams:
 
 
 def plan(f: IO[bytes], size: int) -> tuple[str, list[Span] | None]:
-    """Return (format, spans covering the whole file), or ("raw", None) for CDC."""
+    """Return (format, spans covering the whole file), or (format, None) for CDC: "raw", or
+    "torch-legacy" for a pre-zip torch.save file (found by its magic-number pickle)."""
     f.seek(0)
-    head = f.read(8)
+    head = f.read(64)
     fmt, spans = "raw", None
+    if pickle_scan.is_legacy_torch(head):
+        spans = _legacy_spans(f, size)
+        filled = _fill_gaps(spans, size) if spans is not None else None
+        f.seek(0)
+        return "torch-legacy", filled
     if head[:4] == b"PK\x03\x04":
         spans = _zip_spans(f)
         names = [name for _s, _n, name in spans or []]
         torch = any(n is not None and (n == "data.pkl" or n.endswith("/data.pkl")) for n in names)
         fmt = "torch-zip" if torch else "zip"
-    elif len(head) == 8:
-        spans = _safetensors_spans(f, size, struct.unpack("<Q", head)[0])
+    elif len(head) >= 8:
+        spans = _safetensors_spans(f, size, struct.unpack("<Q", head[:8])[0])
         fmt = "safetensors"
     filled = _fill_gaps(spans, size) if spans is not None else None
     f.seek(0)
@@ -76,6 +84,44 @@ def _zip_spans(f: IO[bytes]) -> list[Span] | None:
         start = info.header_offset + 30 + name_len + extra_len
         spans.append((start, info.compress_size, info.filename))
     return spans
+
+
+_LEGACY_HEAD_MAX = 64 << 20  # five pickles longer than this are not read; CDC cuts the file
+
+
+def _legacy_spans(f: IO[bytes], size: int) -> list[Span] | None:
+    """Each storage of a legacy torch.save file: after the five pickles come the storages, in
+    the order of the last pickle's key list, each an int64 element count and its bytes."""
+    want = 1 << 20
+    while True:
+        f.seek(0)
+        head = f.read(min(want, size, _LEGACY_HEAD_MAX))
+        try:
+            pos, scans = 0, []
+            for _ in range(5):
+                result, used = pickle_scan.scan(head[pos:])
+                scans.append(result)
+                pos += used
+            break
+        except pickle_scan.ScanError:
+            if len(head) >= min(size, _LEGACY_HEAD_MAX):
+                return None
+            want *= 4
+    keys, item_sizes = scans[4].root, pickle_scan.legacy_storage_sizes(scans[3])
+    if not isinstance(keys, list) or not all(str(k) in item_sizes for k in keys):
+        return None
+    spans: list[Span] = []
+    for key in keys:
+        f.seek(pos)
+        count = f.read(8)
+        if len(count) != 8:
+            return None
+        length = struct.unpack("<q", count)[0] * item_sizes[str(key)]
+        if length < 0 or pos + 8 + length > size:
+            return None
+        spans.append((pos + 8, length, f"data/{key}"))
+        pos += 8 + length
+    return spans if pos == size else None
 
 
 def _safetensors_spans(f: IO[bytes], size: int, header_len: int) -> list[Span] | None:

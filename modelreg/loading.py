@@ -13,8 +13,9 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+from . import shards
 from .errors import ModelregError, UnsafeModelError
-from .modelinfo import UNSAFE, flagged_globals
+from .modelinfo import SAFE, verdict_line
 from .repo import Record
 
 TORCHVISION_PREFIX = "torchvision.models."
@@ -25,26 +26,59 @@ def _label(rec: Record) -> str:
 
 
 def check_trust(rec: Record, trust: bool) -> None:
+    """Refuse what the scan did not find safe: ``unsafe``, and ``unknown`` too (a container
+    two readers could read differently, a pickle that could not be read). A record made before
+    inspection existed has no verdict and goes, as before, to the weights-only loader."""
     info = rec.get("inspect") or {}
-    if info.get("safety") == UNSAFE and not trust:
-        raise UnsafeModelError(
-            f"{_label(rec)} is marked unsafe: its pickle imports {flagged_globals(info)}",
-            hint="pass trust=True to hand it to torch.load(weights_only=True) anyway",
-        )
+    if trust or info.get("safety") in (None, SAFE, "n/a"):
+        return
+    raise UnsafeModelError(
+        verdict_line(_label(rec), info) or f"{_label(rec)} is marked {info.get('safety')}",
+        hint="pass trust=True to hand it to torch.load(weights_only=True) anyway",
+    )
 
 
-def _model_file(rec: Record, path: Path) -> tuple[Path, str]:
+def _read_small(path: Path) -> bytes | None:
+    try:
+        if path.stat().st_size > shards.MAX_INDEX:
+            return None
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _model_files(rec: Record, path: Path) -> list[tuple[Path, str]]:
+    """The files that make up the model: one file, or the shards of a folder's one model."""
     if rec["kind"] == "file":
         inspected = (rec.get("inspect") or {}).get("format")
-        return path, str(inspected or rec.get("format", "raw"))
+        return [(path, str(inspected or rec.get("format", "raw")))]
     model_files = (rec.get("inspect") or {}).get("model_files") or {}
-    if len(model_files) != 1:
+    indexes = [p.relative_to(path).as_posix() for p in path.rglob("*.index.json")]
+    found = shards.groups(model_files, indexes, lambda rel: _read_small(path / rel))
+    group = shards.loadable(found)
+    if group is None:
+        what = ", ".join(" + ".join(g.files) for g in found)
         raise ModelregError(
-            f"{_label(rec)} is a folder with {len(model_files)} model files",
+            f"{_label(rec)} is a folder with {len(model_files)} model files, not all shards "
+            f"of one model ({what})"
+            if found
+            else f"{_label(rec)} is a folder with no model files",
             hint="load one of them yourself from the path get() returns",
         )
-    ((rel, fmt),) = model_files.items()
-    return path / rel, fmt
+    return [(path / rel, model_files[rel]) for rel in group.files]
+
+
+def _load_one(torch: Any, file: Path, fmt: str, label: str) -> Any:
+    if fmt == "safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(file))
+    if fmt in shards.TORCH_FORMATS:
+        return torch.load(file, weights_only=True, mmap=fmt == "torch-zip", map_location="cpu")
+    raise ModelregError(
+        f"{label} is a {fmt} file",
+        hint="load reads torch checkpoints and safetensors; use get() for the path",
+    )
 
 
 def load_state(rec: Record, path: Path) -> Any:
@@ -52,24 +86,38 @@ def load_state(rec: Record, path: Path) -> Any:
         import torch
     except ImportError:
         raise ModelregError("loading needs torch", hint="pip install 'modelreg[torch]'") from None
-    file, fmt = _model_file(rec, path)
-    try:
-        if fmt == "safetensors":
-            from safetensors.torch import load_file
+    files = _model_files(rec, path)
+    if len(files) == 1:
+        return _load_shard(torch, rec, *files[0])
+    merged: dict[str, Any] = {}
+    where: dict[str, Path] = {}
+    for file, fmt in files:
+        part = _load_shard(torch, rec, file, fmt)
+        if not isinstance(part, dict):
+            raise ModelregError(
+                f"{_label(rec)}: shard {file.name} holds a {type(part).__name__}, not tensors",
+                hint="load the shards yourself from the path get() returns",
+            )
+        for name, tensor in part.items():
+            if name in merged:
+                raise ModelregError(
+                    f"{_label(rec)}: tensor {name} is in two shards, "
+                    f"{where[name].name} and {file.name}",
+                    hint="load the shards yourself from the path get() returns",
+                )
+            merged[name], where[name] = tensor, file
+    return merged
 
-            return load_file(str(file))
-        if fmt in ("torch-zip", "pickle"):
-            return torch.load(file, weights_only=True, mmap=fmt == "torch-zip", map_location="cpu")
+
+def _load_shard(torch: Any, rec: Record, file: Path, fmt: str) -> Any:
+    try:
+        return _load_one(torch, file, fmt, _label(rec))
     except (pickle.UnpicklingError, RuntimeError, ValueError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelregError(
             f"torch refused to load {_label(rec)}: {first}",
             hint="it holds objects a weights-only load does not accept",
         ) from None
-    raise ModelregError(
-        f"{_label(rec)} is a {fmt} file",
-        hint="load reads torch checkpoints and safetensors; use get() for the path",
-    )
 
 
 def build_module(rec: Record, state: Any) -> Any:

@@ -154,3 +154,22 @@ def test_a_zip_whose_members_overlap_is_cut_as_raw(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     assert plan_of(path) == ("raw", None)
     roundtrip(tmp_path, path)
+
+
+def test_a_legacy_torch_file_is_known_by_its_magic_number_pickle(tmp_path: Path, torch_mod) -> None:
+    path = tmp_path / "legacy.pt"
+    state = small_state_dict()
+    state["view"] = torch_mod.arange(10.0)[2:6]  # a view saves its whole storage
+    torch_mod.save(state, path, _use_new_zipfile_serialization=False)
+    fmt, spans = plan_of(path)
+    assert fmt == "torch-legacy" and spans is not None
+    named = {name: length for _s, length, name in spans if name}
+    assert len(named) == 7 and 40 in named.values()  # the view's storage: 10 float32
+    assert sorted(named.values())[-1] == 10 * 64 * 16 * 4  # fc.weight
+    assert roundtrip(tmp_path, path)["format"] == "torch-legacy"
+    (tmp_path / "other.pkl").write_bytes(b"\x80\x02K\x07.")
+    assert plan_of(tmp_path / "other.pkl") == ("raw", None)
+    data = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[:-3])  # storages no longer add up: cut by CDC
+    assert plan_of(tmp_path / "cut.pt") == ("torch-legacy", None)
+    roundtrip(tmp_path, tmp_path / "cut.pt")

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .. import checkout, names, prune
+from .. import checkout, modelinfo, names, prune
 from ..api import (
     format_warning,
     human_bytes,
@@ -204,6 +204,11 @@ def show(ctx: click.Context, spec: str, as_json: bool) -> None:
     else:
         shown = {k: v for k, v in rec.items() if v not in (None, {}, []) and k != "schema"}
         click.echo(yaml_dump(shown).rstrip())
+        verdict = modelinfo.verdict_line(
+            f"{rec['name']}@{rec['version']}", rec.get("inspect") or {}
+        )
+        if verdict:
+            click.echo(f"warning: {verdict}", err=True)
 
 
 @cli.command("list")
@@ -219,9 +224,24 @@ def list_(ctx: click.Context, name: str | None, as_json: bool) -> None:
     if as_json:
         _emit_json(rows)
     elif rows:
-        click.echo(summary_table(rows))
+        click.echo(summary_table([_marked(r) for r in rows]))
     else:
         click.echo("No models yet; add one with 'modelreg register NAME PATH'.")
+
+
+def _marked(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with a word after its version when it is not safe to load."""
+    marker = modelinfo.safety_marker(row.get("inspect") or {})
+    return {**row, "version": f"{row['version']} [{marker}]"} if marker else row
+
+
+_LOG_SAFETY = {
+    "runs code": "UNSAFE     its pickle would run code",
+    "unsafe classes": "UNSAFE     its pickle needs classes outside torch's weights-only allowlist",
+    "saved module": "UNSAFE     a whole module saved with torch.save(model): save "
+    "model.state_dict() instead",
+    "unchecked": "UNCHECKED  its pickles could not all be checked",
+}
 
 
 @cli.command()
@@ -255,10 +275,11 @@ def log(ctx: click.Context, name: str, as_json: bool) -> None:
                 f"  contents   {inspected['format']}, {inspected['tensors']} tensors, "
                 f"{inspected['parameters']:,} parameters"
             )
-        if inspected.get("safety") == "unsafe":
-            click.echo(
-                click.style("  UNSAFE     its pickle would run code; load() refuses it", fg="red")
-            )
+        marker = modelinfo.safety_marker(inspected)
+        if marker:
+            whole = marker == "unsafe classes" and inspected.get("saved_module")
+            what = _LOG_SAFETY["saved module" if whole else marker]
+            click.echo(click.style(f"  {what}; load() refuses it", fg="red"))
         if r.get("description"):
             click.echo(f"  {r['description']}")
         click.echo("")
@@ -324,18 +345,29 @@ def tag(ctx: click.Context, spec: str, tag_name: str | None, delete: bool, as_js
 @cli.command("diff")
 @click.argument("spec_a", metavar="A")
 @click.argument("spec_b", metavar="B")
+@click.option("--stat", is_flag=True, help="Counts only; list no names.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="List at most N files and N tensors (0: no limit).",
+)
 @json_option
 @click.pass_context
-def diff_(ctx: click.Context, spec_a: str, spec_b: str, as_json: bool) -> None:
+def diff_(
+    ctx: click.Context, spec_a: str, spec_b: str, stat: bool, limit: int, as_json: bool
+) -> None:
     """What changed from version A to version B (each NAME[@REF]): metadata, metrics, and
-    which tensors changed, were added or removed, read from the stored manifests."""
+    which tensors changed, were added or removed, read from the stored manifests. The shards
+    of one model in a folder are one set of tensors. --json always lists everything."""
     from ..diff import diff, render
 
     result = diff(_repo(ctx), spec_a, spec_b)
     if as_json:
         _emit_json(result)
     else:
-        click.echo("\n".join(render(result)))
+        click.echo("\n".join(render(result, limit=limit or None, stat=stat)))
 
 
 @cli.command()
