@@ -18,6 +18,7 @@ import contextlib
 import io
 import pickletools
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -231,6 +232,12 @@ def _called(func: Any, called: set[str]) -> bool:
         called.add(func.name)
         return True
     return False
+
+
+# pickletools decodes protocol-0 strings with codecs.escape_decode, which warns about escapes
+# Python would not accept in source code; a hostile pickle is full of them, and they mean
+# nothing to a scan.
+warnings.filterwarnings("ignore", category=DeprecationWarning, module="pickletools")
 
 
 def scan(data: bytes | IO[bytes] | io.RawIOBase) -> tuple[PickleScan, int]:
