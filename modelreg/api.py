@@ -122,15 +122,15 @@ class ModelRegistry:
     ) -> Any:
         """The version's weights: a ``torch.nn.Module`` (in eval mode) when ``architecture``
         names a torchvision builder such as ``torchvision.models.resnet18``, else the state
-        dict. Files read through ``torch.load(weights_only=True, mmap=True)`` or safetensors.
+        dict. The bytes are read from the store (no checkout is written) and go through
+        ``torch.load(weights_only=True)`` or safetensors.
 
         A file whose pickle modelreg found would run code is refused unless ``trust=True``;
         even then it is only handed to torch's weights-only loader, never executed.
         """
         rec = self.repo.lookup(f"{name}@{version}")
         loading.check_trust(rec, trust)
-        path = checkout.materialize(self.repo, rec, self.checkout_root).path
-        state = loading.load_state(rec, path)
+        state = loading.load_state(self.repo, rec)
         return loading.build_module(rec, state) if loading.wants_module(rec, as_module) else state
 
     def list(self, name: str | None = None) -> builtins.list[dict[str, Any]]:
