@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from . import chunking
 from ._fs import check_relpath
@@ -31,10 +31,16 @@ from .objects import Mapped, ObjectStore
 READ_AHEAD = 2
 
 Progress = Callable[[int], None]
+Planner = Callable[[IO[bytes], int], tuple[str, "list[chunking.Span] | None"]]
 
 
 def _no_progress(n: int) -> None:
     pass
+
+
+def no_plan(f: IO[bytes], size: int) -> tuple[str, list[chunking.Span] | None]:
+    """The planner that knows no format: every file is cut by content."""
+    return "raw", None
 
 
 def store_file(
@@ -42,13 +48,15 @@ def store_file(
     path: Path,
     params: chunking.ChunkParams,
     progress: Progress = _no_progress,
+    plan: Planner = no_plan,
 ) -> tuple[str, dict[str, Any]]:
-    """Store one file as chunks plus a manifest; return the manifest's id and body."""
+    """Store one file as chunks plus a manifest; return the manifest's id and body.
+    ``plan`` (``formats.plan``) says where the file's format wants it cut."""
     parts: list[dict[str, Any]] = []
     whole = new_hasher()
     with open(path, "rb", buffering=0) as f:
         size = os.fstat(f.fileno()).st_size
-        fmt, spans = chunking.plan(f, size)
+        fmt, spans = plan(f, size)
         pieces: Iterator[bytes | memoryview] = (
             chunking.span_pieces(f, spans, params)
             if spans is not None
@@ -197,6 +205,7 @@ def store_tree(
     params: chunking.ChunkParams,
     progress: Progress = _no_progress,
     exclude: frozenset[Path] = frozenset(),
+    plan: Planner = no_plan,
 ) -> tuple[str, dict[str, Any]]:
     listed = walk_dir(root, exclude)
     if not listed:
@@ -208,7 +217,7 @@ def store_tree(
     whole = new_hasher()
     size = 0
     for rel, path in listed:
-        oid, manifest = store_file(store, path, params, progress)
+        oid, manifest = store_file(store, path, params, progress, plan)
         entries[rel] = {"manifest": oid, "size": manifest["size"], "hash": manifest["hash"]}
         whole.update(f"{rel}\0{manifest['hash']}\n".encode())
         size += manifest["size"]

@@ -11,12 +11,11 @@ registered with ``torch.serialization.add_safe_globals``).
 
 from __future__ import annotations
 
-import io
 import pickle
 from collections.abc import Callable
 from typing import Any
 
-from . import files, shards
+from . import files, formats, shards
 from .errors import CorruptObjectError, ModelregError, NotFoundError, UnsafeModelError
 from .hashing import new_hasher
 from .modelinfo import SAFE, verdict_line
@@ -102,13 +101,10 @@ def _model_files(rec: Record, stored: StoredVersion) -> list[tuple[str, str]]:
     return [(rel, model_files[rel]) for rel in group.files]
 
 
-def _load_one(torch: Any, data: bytes, fmt: str, label: str) -> Any:
-    if fmt == "safetensors":
-        from safetensors.torch import load
-
-        return load(data)
-    if fmt in shards.TORCH_FORMATS:
-        return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+def _load_one(data: bytes, fmt: str, label: str) -> Any:
+    reader = formats.by_name(fmt) if fmt in shards.LOADABLE else None
+    if reader is not None:
+        return reader.load(data)
     raise ModelregError(
         f"{label} is a {fmt} file",
         hint="load reads torch checkpoints and safetensors; use get() for the path",
@@ -156,7 +152,7 @@ def _merge(torch: Any, rec: Record, stored: StoredVersion, model: list[tuple[str
 
 def _load_shard(torch: Any, rec: Record, data: bytes, fmt: str) -> Any:
     try:
-        return _load_one(torch, data, fmt, _label(rec))
+        return _load_one(data, fmt, _label(rec))
     except (pickle.UnpicklingError, RuntimeError, ValueError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelregError(

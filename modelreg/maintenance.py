@@ -12,7 +12,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import _fs, files
+from . import _fs, files, formats
 from .chunking import ChunkParams
 from .errors import CorruptObjectError, ModelregError, NotFoundError
 from .hashing import oid_of
@@ -245,7 +245,7 @@ def scan(path: Path, params: ChunkParams, existing: ObjectStore | None = None) -
     est = ScanEstimate()
     whole: set[str] = set()
     for target in targets:
-        _oid, manifest = files.store_file(counting, target, params)
+        _oid, manifest = files.store_file(counting, target, params, plan=formats.plan)
         est.files += 1
         est.logical_bytes += manifest["size"]
         if manifest["hash"] not in whole:

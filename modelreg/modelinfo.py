@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import base64
 import bisect
-import json
-import struct
-from dataclasses import dataclass
 from typing import Any
 
-from . import containers, pickle_risk, pickle_scan
+from . import containers, formats, pickle_risk
+from .formats._base import UNKNOWN_KEY
 from .hashing import oid_of
 from .objects import ObjectStore
 
@@ -91,61 +89,8 @@ class StoredFile:
         return oid_of("|".join(ids).encode())
 
 
-@dataclass
-class Tensor:
-    dtype: str
-    shape: list[int]
-    numel: int
-    key: str  # content key of the bytes that hold it
-
-
-UNKNOWN_KEY = "?"  # no span to key the tensor by: never equal to anything in a diff
-
-
-def _torch_table(f: StoredFile, verdict: containers.Verdict) -> dict[str, Tensor]:
-    if verdict.main is None:
-        return {}
-    table: dict[str, Tensor] = {}
-    for t in pickle_scan.tensors(verdict.main.root):
-        where = f.span(f"{verdict.archive}data/{t.storage}")
-        key = f.content_key(*where) if where else UNKNOWN_KEY
-        table[t.name] = Tensor(t.dtype, list(t.shape), t.numel, key)
-    return table
-
-
-_ST_DTYPES = {
-    "F64": "float64",
-    "F32": "float32",
-    "F16": "float16",
-    "BF16": "bfloat16",
-    "I64": "int64",
-    "I32": "int32",
-    "I16": "int16",
-    "I8": "int8",
-    "U8": "uint8",
-    "BOOL": "bool",
-    "F8_E4M3": "float8_e4m3fn",
-    "F8_E5M2": "float8_e5m2",
-}
-
-
-def _safetensors(f: StoredFile) -> tuple[dict[str, Any], dict[str, Tensor]]:
-    (n,) = struct.unpack("<Q", f.read(0, 8))
-    header = json.loads(f.read(8, n))
-    table: dict[str, Tensor] = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        shape = [int(d) for d in entry.get("shape", [])]
-        numel = 1
-        for d in shape:
-            numel *= d
-        where = f.span(name)
-        key = f.content_key(*where) if where else "?"
-        table[name] = Tensor(
-            _ST_DTYPES.get(entry.get("dtype"), str(entry.get("dtype"))), shape, numel, key
-        )
-    return {"format": "safetensors", "safety": SAFE}, table
+Tensor = formats.Tensor  # dtype, shape, numel and the content key of its bytes
+UNKNOWN_KEY = UNKNOWN_KEY  # no span to key the tensor by: never equal to anything in a diff
 
 
 def analyze(
@@ -156,8 +101,9 @@ def analyze(
     f = StoredFile(store, manifest)
     size = int(manifest["size"])
     table: dict[str, Tensor] = {}
-    if manifest.get("format") == "safetensors":
-        info, table = _safetensors(f)
+    if manifest.get("format") == formats.safetensors.NAME:
+        info: dict[str, Any] = {"format": formats.safetensors.NAME, "safety": SAFE}
+        table = formats.safetensors.tensor_table(f)
         if containers.leading_pickle_globals(f.read, size):
             info.update(safety=UNKNOWN, note="the file is both safetensors and a pickle")
     else:
@@ -165,8 +111,9 @@ def analyze(
         if verdict is None:
             return {"format": manifest.get("format") or "raw", "safety": "n/a"}, {}
         info = verdict.summary()
-        if verdict.format in ("torch-zip", "torchscript", "torch-legacy"):
-            table = _torch_table(f, verdict)
+        reader = formats.by_name(verdict.format) if verdict.format in formats.TORCH else None
+        if reader is not None:
+            table = reader.tensor_table(f, verdict)
     if table:
         info["tensors"] = len(table)
         info["parameters"] = sum(t.numel for t in table.values())

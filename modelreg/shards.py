@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 TORCH_FORMATS = frozenset({"torch-zip", "torch-legacy", "pickle"})
+LOADABLE = TORCH_FORMATS | {"safetensors"}
 MAX_INDEX = 16 << 20  # an index file larger than this is not read
 T = TypeVar("T")
 

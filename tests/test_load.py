@@ -89,7 +89,7 @@ def test_load_refuses_a_version_whose_chunk_was_damaged(repo_dir: Path, torch_mo
     data = bytearray(victim.read_bytes())
     data[100] ^= 1
     victim.write_bytes(bytes(data))
-    with pytest.raises(CorruptObjectError, match="cannot load m@v1: object .* is corrupt"):
+    with pytest.raises(CorruptObjectError, match=r"cannot load m@v1: object .* is corrupt"):
         registry.load("m")
 
 
