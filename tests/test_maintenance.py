@@ -82,7 +82,7 @@ def test_missing_object_is_reported_by_fsck_with_its_version(repo_dir: Path, run
     rec = repo.lookup("m@v2")
     repo.objects.remove(rec["root"])
     r = run("fsck")
-    assert r.exit_code == 1 and f"m@v2: missing object {rec['root']}" in r.stdout
+    assert r.exit_code == 1 and f"missing object {rec['root']} (used by m@v2)" in r.stdout
     r = run("gc")
     assert r.exit_code == 1 and "gc stopped: m@v2: missing object" in r.stderr
 
