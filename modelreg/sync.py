@@ -328,9 +328,13 @@ def _wanted_refs(
             refs, token = _remote_refs(remote, name, family)
         except ModelregError as e:
             if explicit:
-                raise type(e)(f"remote {name}: {e.args[0]}", e.hint) from None
-            why = "not a valid model name" if isinstance(e, InvalidNameError) else e.args[0]
-            report.warnings.append(f"remote {name}: skipped refs/{family}.yaml: {why}")
+                raise
+            why = (
+                f"refs file refs/{family}.yaml on remote {name} has no valid model name"
+                if isinstance(e, InvalidNameError)
+                else e.args[0]
+            )
+            report.warnings.append(f"{why}; skipped it")
             continue
         if token is None:
             raise NotFoundError(f"remote {name} has no model named {family!r}")

@@ -36,7 +36,7 @@ def ref_key(name: str) -> str:
 
 def too_big(url: str, name: str) -> RemoteError:
     return RemoteError(
-        f"remote {url}: refs file {ref_key(name)} is larger than {MAX_REFS_BYTES >> 20} MiB",
+        f"refs file {ref_key(name)} on remote {url} is larger than {MAX_REFS_BYTES >> 20} MiB",
         hint="it was not written by modelreg; remove it from the remote",
     )
 
