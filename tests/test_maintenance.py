@@ -291,3 +291,15 @@ def test_fsck_text_and_json_use_the_same_words(repo_dir: Path, run: CliRun) -> N
         "repaired",
     ):
         assert word in report and word in text
+
+
+def test_a_refs_file_with_yaml_aliases_is_refused_before_it_expands(
+    repo_dir: Path, run: CliRun
+) -> None:
+    _populated(repo_dir)
+    bomb = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    bomb += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 7)]
+    (repo_dir / ".modelreg" / "refs" / "m.yaml").write_text("\n".join([*bomb, "name: m"]))
+    r = run("list")
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1
+    assert "is refused: it uses YAML anchors or aliases, which modelreg never writes" in r.stderr
