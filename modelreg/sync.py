@@ -17,87 +17,36 @@ Rules (docs/remotes.md says the same for users):
 - A version number, once on the remote, never changes. ``pull`` renumbers *local* versions
   that were never published when the remote took their numbers: they move, in order, after
   the highest number in use; their tags and the parents that name them follow.
-- Each side remembers the remote's refs as of the last sync (the tracking refs in
-  ``.modelreg/remotes/<remote>/``). A local version counts as published only when the remote
-  held that very record then. A tag's remembered value advances only when both sides agree
-  on it, so a tag moved on one side follows that side, and one moved (or deleted) on both
-  is a conflict: pull reports it and keeps both, push refuses it unless ``force``.
+- Versions and tags merge three-way against the tracking refs (``modelreg.tracking``): a tag
+  moved (or deleted) on both sides is a conflict that pull reports, keeping both, and push
+  refuses unless ``force``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _fs, maintenance, names, remote_config, verify
+from . import maintenance, names, remote_config, tracking, verify
 from .errors import (
     CorruptObjectError,
     InvalidNameError,
     MalformedObjectError,
     ModelregError,
     NotFoundError,
-    RemoteError,
     RemoteMovedError,
 )
 from .refs import FamilyRefs
 from .remotes import Remote, normalize_url, open_remote
 from .repo import Repository
+from .tracking import TransferReport
 
 Progress = Callable[[int], None]
 JOBS = 8
 CAS_ATTEMPTS = 5
-
-
-@dataclass
-class TransferReport:
-    remote: str
-    objects: int = 0
-    bytes: int = 0
-    seconds: float = 0.0
-    versions: list[str] = field(default_factory=list)
-    renumbered: list[tuple[str, str]] = field(default_factory=list)
-    tags: list[str] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
-def _tracking_path(repo: Repository, remote: str, family: str) -> Path:
-    return repo.dir / "remotes" / remote / f"{names.check_family(family)}.yaml"
-
-
-def _read_tracking(repo: Repository, remote: str, family: str) -> FamilyRefs | None:
-    path = _tracking_path(repo, remote, family)
-    with contextlib.suppress(FileNotFoundError):
-        return FamilyRefs.from_yaml(family, path.read_bytes(), path)
-    return None
-
-
-def _write_tracking(repo: Repository, remote: str, refs: FamilyRefs) -> None:
-    path = _tracking_path(repo, remote, refs.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _fs.atomic_write(path, refs.to_yaml())
-
-
-def _copy(refs: FamilyRefs) -> FamilyRefs:
-    return FamilyRefs(refs.name, dict(refs.versions), dict(refs.tags), list(refs.removed))
-
-
-def _advance(base: FamilyRefs | None, theirs: FamilyRefs, local: dict[str, str]) -> FamilyRefs:
-    """The tracking refs after a sync: the remote's versions, and for each tag the remote's
-    value where both sides now agree, the value remembered before where they do not (so an
-    unresolved difference is still seen as one next time)."""
-    was = base.tags if base else {}
-    tags: dict[str, str] = {}
-    for tag in set(theirs.tags) | set(was):
-        value = theirs.tags.get(tag) if local.get(tag) == theirs.tags.get(tag) else was.get(tag)
-        if value is not None:
-            tags[tag] = value
-    return FamilyRefs(theirs.name, dict(theirs.versions), tags, list(theirs.removed))
 
 
 def _remote_refs(remote: Remote, label: str, family: str) -> tuple[FamilyRefs, str | None]:
@@ -119,10 +68,6 @@ def _parallel(
             if progress:
                 progress(size)
     return count, total
-
-
-def _shown(version: str | None) -> str:
-    return version or "deleted"
 
 
 # --- push -----------------------------------------------------------------------------
@@ -199,8 +144,14 @@ def push(
             need |= _needed_objects(repo, local.versions[v])
     for local, chosen, whole in plans:  # refuse a conflict before sending anything
         theirs, _token = _remote_refs(remote, name, local.name)
-        _merged_for_push(
-            local, theirs, _read_tracking(repo, name, local.name), chosen, whole, force, name
+        tracking.merged_for_push(
+            local,
+            theirs,
+            tracking.read_tracking(repo, name, local.name),
+            chosen,
+            whole,
+            force,
+            name,
         )
     missing = sorted(need - remote.list_objects())
 
@@ -216,61 +167,6 @@ def push(
     return report
 
 
-def _merged_for_push(
-    local: FamilyRefs,
-    theirs: FamilyRefs,
-    tracking: FamilyRefs | None,
-    chosen: set[str],
-    whole: bool,
-    force: bool,
-    remote_name: str,
-) -> tuple[FamilyRefs, list[str], list[str]]:
-    """The remote's refs with the chosen versions and the tags moved here; (refs, versions
-    added, tag changes). Raises RemoteMovedError on a taken number or a tag conflict."""
-    family = local.name
-    merged = _copy(theirs)
-    added = []
-    for v in sorted(chosen, key=names.version_number):
-        if v in theirs.versions and theirs.versions[v] != local.versions[v]:
-            raise RemoteMovedError(f"the remote moved: it has a different {family}@{v}")
-        if v in theirs.removed:
-            raise RemoteMovedError(f"the remote moved: {family}@{v} was removed there")
-        if v not in theirs.versions:
-            merged.versions[v] = local.versions[v]
-            added.append(f"{family}@{v}")
-    was = tracking.tags if tracking else {}
-    candidates = set(local.tags) | (set(was) | set(theirs.tags) if whole else set())
-    changes: list[str] = []
-    conflicts: list[tuple[str, str | None, str | None]] = []
-    for tag in sorted(candidates):
-        mine, there, base = local.tags.get(tag), theirs.tags.get(tag), was.get(tag)
-        if (mine is not None and mine not in chosen) or mine in (there, base):
-            continue  # not pushed, already there, or not moved here
-        if there != base and not force:
-            conflicts.append((tag, mine, there))
-        elif mine is None:
-            del merged.tags[tag]
-            changes.append(f"{family}:-{tag}")
-        else:
-            merged.tags[tag] = mine
-            changes.append(f"{family}@{mine}:{tag}")
-    if conflicts:
-        said = "; ".join(
-            f"tag {tag!r} of {family} is {_shown(mine)} here and {_shown(there)} on {remote_name}"
-            for tag, mine, there in conflicts
-        )
-        tag, _mine, there = conflicts[0]
-        take = (
-            f"modelreg tag {family}@{there} {tag}" if there else f"modelreg tag -d {family} {tag}"
-        )
-        raise RemoteMovedError(
-            f"{said} (both moved since the last sync)",
-            hint=f"take the remote's value ('{take}') and push, or publish yours with "
-            "'modelreg push --force'",
-        )
-    return merged, added, changes
-
-
 def _publish(
     repo: Repository,
     remote: Remote,
@@ -282,11 +178,11 @@ def _publish(
     report: TransferReport,
 ) -> None:
     family = local.name
-    tracking = _read_tracking(repo, remote_name, family)
+    base = tracking.read_tracking(repo, remote_name, family)
     for _attempt in range(CAS_ATTEMPTS):
         theirs, token = _remote_refs(remote, remote_name, family)
-        merged, added, changes = _merged_for_push(
-            local, theirs, tracking, chosen, whole, force, remote_name
+        merged, added, changes = tracking.merged_for_push(
+            local, theirs, base, chosen, whole, force, remote_name
         )
         if token is not None and not added and not changes:
             break
@@ -299,7 +195,7 @@ def _publish(
         break
     else:
         raise RemoteMovedError(f"the remote kept moving while pushing {family}")
-    _write_tracking(repo, remote_name, _advance(tracking, merged, local.tags))
+    tracking.write_tracking(repo, remote_name, tracking.advance(base, merged, local.tags))
 
 
 # --- pull ------------------------------------------------------------------------------
@@ -410,14 +306,14 @@ def pull_from(
             _check_record(repo, name, oid, family, v, fetched)
         repo.objects.sync()
         for family, theirs in remote_refs.items():
-            tracking = _read_tracking(repo, name, family)
+            base = tracking.read_tracking(repo, name, family)
             advanced = repo.refs.update(
                 family,
-                lambda local, t=theirs, k=tracking: _merge(  # type: ignore[misc]
+                lambda local, t=theirs, k=base: tracking.merge_pulled(  # type: ignore[misc]
                     repo, local, t, k, name, report
                 ),
             )
-            _write_tracking(repo, name, advanced)
+            tracking.write_tracking(repo, name, advanced)
     report.seconds = time.monotonic() - started
     return report
 
@@ -437,92 +333,6 @@ def _check_record(
         verify.check_version(repo, oid, rehash=fetched.__contains__)
     except CorruptObjectError as e:
         raise _refused(name, f"{family}@{version}: record {oid} is refused: {e.args[0]}") from None
-
-
-def _merge(
-    repo: Repository,
-    local: FamilyRefs,
-    theirs: FamilyRefs,
-    tracking: FamilyRefs | None,
-    remote_name: str,
-    report: TransferReport,
-) -> FamilyRefs:
-    """Bring the remote's versions and tag moves into ``local``; return the new tracking."""
-    family = local.name
-    seen = tracking.versions if tracking else {}
-    published = {v for v, oid in local.versions.items() if seen.get(v) == oid}
-    clashes = [
-        v for v, oid in theirs.versions.items() if v in local.versions and local.versions[v] != oid
-    ]
-    for v in clashes:
-        if v in published:
-            raise RemoteError(
-                f"{family}@{v} differs from the copy on the remote, which it was pushed to",
-                hint="published versions never change; inspect the remote with 'modelreg diff'",
-            )
-    if clashes:
-        _renumber(repo, local, theirs, published, report)
-    for v, oid in theirs.versions.items():
-        if v not in local.versions and v not in local.removed:
-            local.versions[v] = oid
-            report.versions.append(f"{family}@{v}")
-    was = tracking.tags if tracking else {}
-    for tag in sorted(set(theirs.tags) | set(local.tags) | set(was)):
-        mine, there, base = local.tags.get(tag), theirs.tags.get(tag), was.get(tag)
-        if mine == there or there == base:
-            continue  # the same, or moved here only: the next push publishes it
-        if mine != base:
-            report.conflicts.append(
-                f"tag {tag!r} of {family} is {_shown(mine)} here and {_shown(there)} on "
-                f"{remote_name}"
-            )
-        elif there is None:
-            del local.tags[tag]
-            report.tags.append(f"{family}:-{tag}")
-        elif there in local.versions:
-            local.tags[tag] = there
-            report.tags.append(f"{family}@{there}:{tag}")
-    return _advance(tracking, theirs, local.tags)
-
-
-def _renumber(
-    repo: Repository,
-    local: FamilyRefs,
-    theirs: FamilyRefs,
-    published: set[str],
-    report: TransferReport,
-) -> None:
-    """Move every never-published local version after the highest number in use; a parent
-    that named a moved version names its new number."""
-    family = local.name
-    mine = sorted(
-        (
-            v
-            for v, oid in local.versions.items()
-            if v not in published and theirs.versions.get(v) != oid
-        ),
-        key=names.version_number,
-    )
-    used = [
-        *theirs.versions,
-        *theirs.removed,
-        *local.removed,
-        *(v for v in local.versions if v not in mine),
-    ]
-    top = max((names.version_number(v) for v in used), default=0)
-    mapping = {old: f"v{top + i}" for i, old in enumerate(mine, start=1)}
-    renamed = {f"{family}@{a}": f"{family}@{b}" for a, b in mapping.items()}
-    new_versions = {v: oid for v, oid in local.versions.items() if v not in mapping}
-    for old, new in mapping.items():
-        rec = repo.record(local.versions[old])
-        rec["version"] = new
-        if rec.get("parent") in renamed:
-            rec["parent"] = renamed[rec["parent"]]
-        new_versions[new] = repo.objects.add_json(rec)
-        report.renumbered.append((f"{family}@{old}", f"{family}@{new}"))
-    repo.objects.sync()
-    local.versions = new_versions
-    local.tags = {t: mapping.get(v, v) for t, v in local.tags.items()}
 
 
 # --- fsck --repair -----------------------------------------------------------------------
