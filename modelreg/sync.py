@@ -88,7 +88,11 @@ def _selection(repo: Repository, specs: Iterable[str]) -> dict[str, set[str] | N
             chosen[spec] = None
     if not chosen:
         return {name: None for name in repo.families()}
-    todo = [(f, v) for f, vs in chosen.items() if vs is not None for v in vs]
+    todo = [
+        (f, v)
+        for f, vs in chosen.items()
+        for v in (vs if vs is not None else repo.family(f).versions)
+    ]
     while todo:
         family, version = todo.pop()
         parent = repo.record(repo.family(family).versions[version]).get("parent")
@@ -222,14 +226,15 @@ def _wanted_refs(
         try:
             names.check_family(family)
             refs, token = _remote_refs(remote, name, family)
-        except ModelregError as e:
+        except (ModelregError, OSError) as e:
             if explicit:
                 raise
-            why = (
-                f"refs file refs/{family}.yaml on remote {name} has no valid model name"
-                if isinstance(e, InvalidNameError)
-                else e.args[0]
-            )
+            if isinstance(e, InvalidNameError):
+                why = f"refs file refs/{family}.yaml on remote {name} has no valid model name"
+            elif isinstance(e, OSError):
+                why = f"refs file refs/{family}.yaml on remote {name} cannot be read"
+            else:
+                why = e.args[0]
             report.warnings.append(f"{why}; skipped it")
             continue
         if token is None:
@@ -314,8 +319,22 @@ def pull_from(
                 ),
             )
             tracking.write_tracking(repo, name, advanced)
+        if report.renumbered:
+            _reparent(repo, name, dict(report.renumbered), report)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _reparent(repo: Repository, name: str, renamed: dict[str, str], report: TransferReport) -> None:
+    for family in repo.refs.families():
+        base = tracking.read_tracking(repo, name, family)
+        seen = base.versions if base else {}
+
+        def fix(local: FamilyRefs, seen: dict[str, str] = seen) -> None:
+            published = {v for v, oid in local.versions.items() if seen.get(v) == oid}
+            report.reparented += tracking.reparent(repo, local, renamed, published)
+
+        repo.refs.update(family, fix)
 
 
 def _check_record(

@@ -30,6 +30,7 @@ class TransferReport:
     seconds: float = 0.0
     versions: list[str] = field(default_factory=list)
     renumbered: list[tuple[str, str]] = field(default_factory=list)
+    reparented: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -212,3 +213,25 @@ def _renumber(
     repo.objects.sync()
     local.versions = new_versions
     local.tags = {t: mapping.get(v, v) for t, v in local.tags.items()}
+
+
+def reparent(
+    repo: Repository, local: FamilyRefs, renamed: dict[str, str], published: set[str]
+) -> list[str]:
+    """Point never-published versions whose parent, in another family, was just renumbered
+    at that parent's new number (within a family ``_renumber`` does it). A published record
+    is never rewritten: ``push`` sends a version's ancestors with it, so none names a parent
+    that was never published."""
+    changed = []
+    for v, oid in sorted(local.versions.items()):
+        if v in published:
+            continue
+        rec = repo.record(oid)
+        parent = rec.get("parent")
+        if parent in renamed and not str(parent).startswith(f"{local.name}@"):
+            rec["parent"] = renamed[parent]
+            local.versions[v] = repo.objects.add_json(rec)
+            changed.append(f"{local.name}@{v}: parent {parent} is now {rec['parent']}")
+    if changed:
+        repo.objects.sync()
+    return changed

@@ -180,3 +180,46 @@ def test_push_and_pull_print_totals_with_throughput(
     assert re.search(
         r"^Received \d+ objects \(\d+\.\d KiB\) from origin in \d+\.\d s \(.+/s\)$", r.stdout, re.M
     ), r.stdout
+
+
+def test_a_parent_in_another_family_is_pushed_with_it_and_follows_a_renumbering(
+    team: tuple[Path, Path], remote_url: str, run: CliRun, tmp_path: Path
+) -> None:
+    alice, bob = team
+    run("-C", alice, "register", "m", write_bytes(tmp_path / "a4.bin", 20_000, 40))
+    run("-C", alice, "register", "n", tmp_path / "1.bin", "--parent", "m@v4")
+    r = run("-C", alice, "push", "n")
+    assert r.exit_code == 0 and "m@v4" in r.stdout and "n@v1" in r.stdout
+    assert (
+        remote_refs(remote_url).versions["v4"]
+        == ModelRegistry(alice).repo.family("m").versions["v4"]
+    )
+
+    run("-C", bob, "register", "m", write_bytes(tmp_path / "b4.bin", 20_000, 41))
+    run("-C", bob, "register", "k", tmp_path / "2.bin", "--parent", "m@v4")
+    r = run("-C", bob, "pull")
+    assert r.exit_code == 0, r.output
+    assert "renumbered your unpublished m@v4 as m@v5" in r.stdout
+    assert "k@v1: parent m@v4 is now m@v5" in r.stdout
+    got = ModelRegistry(bob)
+    assert got.get("k", "v1")["parent"] == "m@v5"
+    assert got.get("m", "v5")["content_hash"] == hash_file(tmp_path / "b4.bin")
+    assert run("-C", bob, "fsck").exit_code == 0
+
+
+def test_a_folder_under_the_remotes_refs_is_skipped_with_a_warning(
+    team: tuple[Path, Path], tmp_path: Path, run: CliRun
+) -> None:
+    alice, _bob = team
+    remote = tmp_path / "plain-remote"
+    run("-C", alice, "remote", "add", "plain", remote)
+    assert run("-C", alice, "push", "plain").exit_code == 0
+    (remote / "refs" / "odd.yaml").mkdir()
+    run("init", tmp_path / "carol")
+    run("-C", tmp_path / "carol", "remote", "add", "origin", remote)
+    r = run("-C", tmp_path / "carol", "pull")
+    assert r.exit_code == 0, r.output
+    assert r.stderr == (
+        "warning: refs file refs/odd.yaml on remote origin cannot be read; skipped it\n"
+    )
+    assert ModelRegistry(tmp_path / "carol").list_families() == ["m"]

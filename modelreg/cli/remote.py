@@ -73,6 +73,8 @@ def _report(report: sync.TransferReport, verb: str, as_json: bool) -> None:
         click.echo(f"  {label}")
     for old, new in report.renumbered:
         click.echo(f"  renumbered your unpublished {old} as {new}")
+    for line in report.reparented:
+        click.echo(f"  {line}")
     for tag in report.tags:
         click.echo(f"  tag {tag}")
     if not report.versions and not report.renumbered and not report.tags:

@@ -132,8 +132,11 @@ class S3Remote(Remote):
 
     def check(self, create: bool) -> None:
         self._call("opening the bucket", self.client.head_bucket)
-        if self._get(MARKER) is not None:
-            return
+        try:
+            if self._get(MARKER) is not None:
+                return
+        except ValueError:
+            pass  # a huge marker is not ours
         if not create:
             raise RemoteError(
                 f"{self.url} is not a modelreg remote", hint="check the URL, or push to it first"
