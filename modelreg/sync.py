@@ -264,13 +264,11 @@ def pull_from(
     remote_refs = _wanted_refs(name, remote, list(families), report)
 
     # Versions removed here stay removed: their objects are not fetched again.
-    wanted: dict[str, tuple[str, str]] = {}  # record oid -> (family, vN)
+    wanted: list[tuple[str, str, str]] = []  # (record oid, family, vN)
     for family, theirs in remote_refs.items():
         local = repo.refs.read(family)
         removed = set(local.removed) if local else set()
-        for v, oid in theirs.versions.items():
-            if v not in removed:
-                wanted.setdefault(oid, (family, v))
+        wanted += [(oid, family, v) for v, oid in theirs.versions.items() if v not in removed]
     fetched: set[str] = set()
 
     def receive(oid: str) -> int:
@@ -297,7 +295,7 @@ def pull_from(
 
         while True:
             absent.clear()
-            for oid, (family, v) in wanted.items():
+            for oid, family, v in wanted:
                 try:
                     verify.version_objects(repo, oid, need)
                 except MalformedObjectError as e:
@@ -307,7 +305,7 @@ def pull_from(
             n, size = _parallel(receive, sorted(absent), progress)
             report.objects += n
             report.bytes += size
-        for oid, (family, v) in wanted.items():
+        for oid, family, v in wanted:
             _check_record(repo, name, oid, family, v, fetched)
         repo.objects.sync()
         for family, theirs in remote_refs.items():
@@ -364,15 +362,15 @@ def repair(repo: Repository) -> maintenance.FsckReport:
     report = maintenance.fsck(repo)
     repaired: dict[str, str] = {}
     reachable: dict[str, Remote] = {}
+    unusable: list[str] = []
     for remote_name in sorted(remote_config.remotes(repo)):
         try:
             _name, remote = remote_config.resolve(repo, remote_name)
             remote.check(create=False)
         except ModelregError as e:
-            report.problems.append(f"remote {remote_name} was not used: {e.args[0]}")
+            unusable.append(f"remote {remote_name} was not used: {e.args[0]}")
             continue
         reachable[remote_name] = remote
-    skipped = list(report.problems)
     while True:
         bad = sorted((set(report.corrupt) | set(report.missing)) - set(repaired))
         fixed: dict[str, str] = {}
@@ -390,8 +388,9 @@ def repair(repo: Repository) -> maintenance.FsckReport:
             break
         repaired.update(fixed)
         report = maintenance.fsck(repo)
-        report.problems += [p for p in skipped if p not in report.problems]
     report.repaired = repaired
+    if report.corrupt or report.missing:
+        report.problems += unusable
     return report
 
 

@@ -201,3 +201,10 @@ def test_clone_refuses_a_record_that_claims_the_benign_models_verdict(
     )
     assert f"error: remote origin: m@v2: record {oid} is refused: {said}" in r.stderr
     assert not (tmp_path / "victim").exists()
+
+
+def test_one_record_filed_under_two_numbers_is_refused(
+    alice: ModelRegistry, remote_url: str, run: CliRun, bob: Path
+) -> None:
+    point(remote_url, "m", "v2", alice.repo.family("m").versions["v1"])
+    _refused(run, bob, "m@v2 names a record of m@v1")
