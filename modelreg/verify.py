@@ -11,6 +11,7 @@ is believed: the checks pull runs on what a remote sends and fsck runs on the wh
 from __future__ import annotations
 
 import base64
+import contextlib
 import mmap
 import os
 from collections.abc import Callable
@@ -87,7 +88,8 @@ class _UnverifiedMaps(ObjectStore):
 
     def close(self) -> None:
         for m in self._maps:
-            m.close()
+            with contextlib.suppress(BufferError):  # a view still held: the GC unmaps it
+                m.close()
 
 
 def _file_hash(store: ObjectStore, manifest: dict[str, Any]) -> str:
@@ -193,7 +195,10 @@ def check_version(
     for oid, manifest in manifests.items():
         if rehash(oid) and _file_hash(store, manifest) != manifest["hash"]:
             raise CorruptObjectError(f"the bytes of manifest {oid} do not hash to its hash")
-    found = inspect_again(store, rec["kind"], body)
+    try:
+        found = inspect_again(store, rec["kind"], body)
+    except Exception as e:  # content from elsewhere must never become an internal error
+        raise CorruptObjectError(f"its content cannot be summarized ({type(e).__name__})") from e
     if rec["inspect"] != found:
         raise CorruptObjectError(
             f"it claims inspect verdict {rec['inspect'].get('safety')!r:.40}; "

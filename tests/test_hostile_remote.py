@@ -208,3 +208,15 @@ def test_one_record_filed_under_two_numbers_is_refused(
 ) -> None:
     point(remote_url, "m", "v2", alice.repo.family("m").versions["v1"])
     _refused(run, bob, "m@v2 names a record of m@v1")
+
+
+def test_a_tree_with_a_path_out_of_its_folder_is_refused(
+    alice: ModelRegistry, remote_url: str, run: CliRun, bob: Path
+) -> None:
+    rec = alice.repo.lookup("d@v1")
+    tree = alice.repo.objects.get_json(rec["root"])
+    tree["entries"]["../evil.bin"] = tree["entries"]["w.bin"]
+    rec = {k: v for k, v in rec.items() if k != "tags"}
+    rec["version"], rec["root"] = "v2", put_json(remote_url, tree)
+    point(remote_url, "d", "v2", put_json(remote_url, rec))
+    _refused(run, bob, f"d@v2: object {rec['root']} is not a well-formed tree: it has an unsafe")
