@@ -119,7 +119,17 @@ def inspect_again(store: ObjectStore, kind: str, body: dict[str, Any]) -> dict[s
         maps.close()
 
 
+# A manifest of a 100 GB file with 4 MiB chunks is about 3 MB, a tree of 100,000 files about
+# 20 MB: a record, tree or manifest above this was not made by modelreg.
+MAX_STRUCTURED_BYTES = 64 << 20
+
+
 def _json(store: ObjectStore, oid: str) -> Any:
+    if store.size(oid) > MAX_STRUCTURED_BYTES:
+        raise MalformedObjectError(
+            f"object {oid} is larger than {MAX_STRUCTURED_BYTES >> 20} MiB, too large for a "
+            "record, tree or manifest"
+        )
     try:
         return store.get_json(oid)
     except ValueError:

@@ -220,3 +220,14 @@ def test_a_tree_with_a_path_out_of_its_folder_is_refused(
     rec["version"], rec["root"] = "v2", put_json(remote_url, tree)
     point(remote_url, "d", "v2", put_json(remote_url, rec))
     _refused(run, bob, f"d@v2: object {rec['root']} is not a well-formed tree: it has an unsafe")
+
+
+def test_a_manifest_too_large_to_be_one_is_refused_before_it_is_parsed(
+    alice: ModelRegistry, remote_url: str, run: CliRun, bob: Path
+) -> None:
+    huge = b" " * ((64 << 20) + 1)
+    open_remote(remote_url).put_object(oid_of(huge), huge)
+    rec = alice.repo.record(alice.repo.family("m").versions["v1"])
+    rec["version"], rec["root"] = "v2", oid_of(huge)
+    point(remote_url, "m", "v2", put_json(remote_url, rec))
+    _refused(run, bob, f"object {oid_of(huge)} is larger than 64 MiB, too large for a record")
