@@ -182,6 +182,7 @@ def test_a_corrupt_object_on_the_remote_is_refused_at_pull(
         bob.pull()
     assert tree_snapshot(bob.root / ".modelreg" / "refs") == before
     assert not bob.repo.objects.exists(chunk)
+    assert list(bob.repo.objects.leftovers()) == []  # the streamed copy was removed
     monkeypatch.chdir(bob.root)
     r = run("pull")
     assert r.exit_code == 1 and f"object {chunk} from remote" in r.stderr
