@@ -21,7 +21,7 @@ from . import files, modelinfo, names
 from .errors import CorruptObjectError, MalformedObjectError, ModelregError
 from .hashing import READ_SIZE, is_oid, new_hasher
 from .objects import ObjectStore
-from .repo import Repository
+from .repo import USER_FIELDS, Repository
 
 
 def check_record(obj: object) -> dict[str, Any]:
@@ -57,11 +57,21 @@ def check_record(obj: object) -> dict[str, Any]:
     parent = obj.get("parent")
     if parent is not None:
         try:
-            names.parse_spec(str(parent))
+            names.check_version(names.parse_spec(str(parent))[1])
         except ModelregError:
             raise bad(f"its parent {parent!r:.80} is not NAME@vN") from None
     if not isinstance(obj.get("inspect"), dict):
         raise bad("its inspect summary is missing")
+    if not isinstance(obj.get("registered_at"), str):
+        raise bad("its registered_at is not text")
+    for key, kind in USER_FIELDS.items():
+        if obj.get(key) is not None and not isinstance(obj[key], kind):
+            raise bad(f"its {key} has the wrong type")
+    metrics = obj.get("metrics") or {}
+    if not all(
+        isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in metrics.values()
+    ):
+        raise bad("a metric is neither a number nor text")
     return obj
 
 

@@ -135,6 +135,10 @@ def _forge(alice: ModelRegistry, url: str, how: str) -> str:
         rec["root"] = alice.repo.lookup("d@v1")["root"]
     elif how in ("source ../x", "source a/b"):
         rec["source"] = how.split()[1]
+    elif how == "metrics a list":
+        rec["metrics"] = [0.9]
+    elif how == "parent a tag":
+        rec["parent"] = "m@production"
     elif how == "parts do not add up":
         manifest = alice.repo.objects.get_json(rec["root"])
         manifest["size"] += 1
@@ -156,6 +160,8 @@ def _forge(alice: ModelRegistry, url: str, how: str) -> str:
         ("source ../x", "is not a well-formed version record: its source '../x' is not a plain"),
         ("source a/b", "is not a well-formed version record: its source 'a/b' is not a plain"),
         ("parts do not add up", "is not a well-formed file manifest: its parts add up to"),
+        ("metrics a list", "is not a well-formed version record: its metrics has the wrong"),
+        ("parent a tag", "is not a well-formed version record: its parent 'm@production' is"),
     ],
 )
 def test_a_malformed_object_is_one_line_naming_the_remote_and_the_object(
