@@ -18,15 +18,16 @@ from .hashing import oid_of
 from .objects import ObjectStore
 from .refs import FamilyRefs
 from .repo import Repository
-from .verify import check_version, version_objects
+from .verify import Checked, check_version, version_objects
 
 
-def _walk(repo: Repository) -> tuple[dict[str, set[str]], dict[str, set[str]], list[str]]:
+def _walk(repo: Repository) -> tuple[dict[str, set[str]], dict[str, set[str]], dict[str, str]]:
     """Every object a ref leads to -> the versions ('name@vN') that need it; the missing ones
-    -> the versions that need them; and what else stopped the walk (a malformed object)."""
+    -> the versions that need them; and the versions whose walk something else stopped (a
+    malformed object) -> what."""
     users: dict[str, set[str]] = {}
     missing: dict[str, set[str]] = {}
-    errors: list[str] = []
+    errors: dict[str, str] = {}
     for refs in repo.refs:
         for version, oid in refs.versions.items():
             label = f"{refs.name}@{version}"
@@ -41,11 +42,11 @@ def _walk(repo: Repository) -> tuple[dict[str, set[str]], dict[str, set[str]], l
             try:
                 version_objects(repo, oid, need)
             except MalformedObjectError as e:
-                errors.append(f"{label}: {e.args[0]}")
+                errors[label] = e.args[0]
             except CorruptObjectError:
                 pass  # the object scan names it, with every version that uses it
             except ModelregError as e:
-                errors.append(f"{label}: {e.args[0]}")
+                errors[label] = e.args[0]
     return users, missing, errors
 
 
@@ -56,7 +57,7 @@ def reachable(repo: Repository) -> tuple[dict[str, set[str]], list[str]]:
     problems = [
         f"{', '.join(sorted(labels))}: missing object {oid}" for oid, labels in missing.items()
     ]
-    return users, problems + errors
+    return users, problems + [f"{label}: {why}" for label, why in errors.items()]
 
 
 @dataclass
@@ -83,10 +84,12 @@ def fsck(repo: Repository) -> FsckReport:
     """Re-hash every object, walk every version, and check each complete version's record
     against its manifests and content. Counts are of objects, each once."""
     report = FsckReport()
+    errors: dict[str, str] = {}
     try:
-        users, missing, report.problems = _walk(repo)
+        users, missing, errors = _walk(repo)
     except ModelregError as e:
         users, missing, report.problems = {}, {}, [str(e)]
+    report.problems += [f"{label}: {why}" for label, why in errors.items()]
     report.missing = {oid: sorted(labels) for oid, labels in sorted(missing.items())}
     for oid in repo.objects:
         report.checked += 1
@@ -97,17 +100,17 @@ def fsck(repo: Repository) -> FsckReport:
             continue
         if oid not in users:
             report.unused += 1
-    damaged = {label for labels in users.values() for label in labels} & {
+    checked = Checked()
+    broken = set(errors) | {
         label for labels in [*report.corrupt.values(), *report.missing.values()] for label in labels
     }
-    broken = damaged | {p.split(":", 1)[0] for p in report.problems}
     for refs in _quiet_refs(repo):
         for version, oid in sorted(refs.versions.items()):
             label = f"{refs.name}@{version}"
             if label in broken:
                 continue
             try:
-                check_version(repo, oid)
+                check_version(repo, oid, checked=checked)
             except ModelregError as e:
                 report.inconsistent[label] = f"record {oid}: {e.args[0]}"
     report.leftovers = sum(1 for _ in _leftovers(repo))

@@ -305,8 +305,9 @@ def pull_from(
             n, size = _parallel(receive, sorted(absent), progress)
             report.objects += n
             report.bytes += size
+        checked = verify.Checked()
         for oid, family, v in wanted:
-            _check_record(repo, name, oid, family, v, fetched)
+            _check_record(repo, name, oid, family, v, fetched, checked)
         repo.objects.sync()
         for family, theirs in remote_refs.items():
             base = tracking.read_tracking(repo, name, family)
@@ -336,7 +337,13 @@ def _reparent(repo: Repository, name: str, renamed: dict[str, str], report: Tran
 
 
 def _check_record(
-    repo: Repository, name: str, oid: str, family: str, version: str, fetched: set[str]
+    repo: Repository,
+    name: str,
+    oid: str,
+    family: str,
+    version: str,
+    fetched: set[str],
+    checked: verify.Checked,
 ) -> None:
     """A record the remote files under NAME@vN must be that version; one that came from the
     remote must agree with its objects, and a manifest that came with it must hash to its
@@ -347,7 +354,7 @@ def _check_record(
     if oid not in fetched:
         return
     try:
-        verify.check_version(repo, oid, rehash=fetched.__contains__)
+        verify.check_version(repo, oid, rehash=fetched.__contains__, checked=checked)
     except CorruptObjectError as e:
         raise _refused(name, f"{family}@{version}: record {oid} is refused: {e.args[0]}") from None
 

@@ -15,6 +15,7 @@ import contextlib
 import mmap
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from . import files, modelinfo, names
@@ -187,18 +188,31 @@ def version_objects(repo: Repository, record_oid: str, need: Callable[[str], boo
             need(chunk)
 
 
+@dataclass
+class Checked:
+    """What one run has verified already, so versions that share objects cost it once."""
+
+    manifests: set[str] = field(default_factory=set)
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)  # root -> inspect
+
+
 def check_version(
-    repo: Repository, record_oid: str, rehash: Callable[[str], bool] = lambda oid: True
+    repo: Repository,
+    record_oid: str,
+    rehash: Callable[[str], bool] = lambda oid: True,
+    checked: Checked | None = None,
 ) -> dict[str, Any]:
     """Record <-> manifest or tree <-> content: the record's size, content_hash, format and
     inspect summary are what its objects give, and every manifest ``rehash`` names hashes to
     its ``hash``. Every object must be here and well-formed (``version_objects``). Raises
     CorruptObjectError with the first mismatch."""
+    done = checked or Checked()
     store = repo.objects
     rec = store.get_json(record_oid)
-    body = store.get_json(rec["root"])
+    root = rec["root"]
+    body = store.get_json(root)
     if rec["kind"] == "file":
-        manifests = {rec["root"]: body}
+        manifests = {root: body}
         fmt = body["format"]
     else:
         manifests = {}
@@ -213,12 +227,19 @@ def check_version(
         if rec[key] != value:
             raise CorruptObjectError(f"it claims {key} {rec[key]!r:.80}; its content has {value!r}")
     for oid, manifest in manifests.items():
-        if rehash(oid) and _file_hash(store, manifest) != manifest["hash"]:
+        if oid in done.manifests or not rehash(oid):
+            continue
+        if _file_hash(store, manifest) != manifest["hash"]:
             raise CorruptObjectError(f"the bytes of manifest {oid} do not hash to its hash")
-    try:
-        found = inspect_again(store, rec["kind"], body)
-    except Exception as e:  # content from elsewhere must never become an internal error
-        raise CorruptObjectError(f"its content cannot be summarized ({type(e).__name__})") from e
+        done.manifests.add(oid)
+    if root not in done.summaries:
+        try:
+            done.summaries[root] = inspect_again(store, rec["kind"], body)
+        except Exception as e:  # content from elsewhere must never become an internal error
+            raise CorruptObjectError(
+                f"its content cannot be summarized ({type(e).__name__})"
+            ) from e
+    found = done.summaries[root]
     if rec["inspect"] != found:
         raise CorruptObjectError(
             f"it claims inspect verdict {rec['inspect'].get('safety')!r:.40}; "
