@@ -85,12 +85,12 @@ def test_push_and_clone_of_a_large_object_stay_well_under_its_size(
 ) -> None:
     alice = tmp_path / "alice"
     _one_big_object(alice, tmp_path)
-    assert (
-        subprocess.run(
-            [sys.executable, "-m", "modelreg", "remote", "add", "origin", remote_url], cwd=alice
-        ).returncode
-        == 0
+    added = subprocess.run(
+        [sys.executable, "-m", "modelreg", "remote", "add", "origin", remote_url],
+        cwd=alice,
+        capture_output=True,
     )
+    assert added.returncode == 0
     assert _peak_kib(["push"], alice) < LIMIT_KIB
     assert _peak_kib(["clone", remote_url, "bob"], tmp_path) < LIMIT_KIB
     assert (tmp_path / "bob" / ".modelreg").is_dir()
