@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copy
 import mmap
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from . import files, modelinfo, names
+from . import files, names
 from .errors import CorruptObjectError, MalformedObjectError, ModelregError
 from .hashing import READ_SIZE, is_oid, new_hasher
 from .objects import ObjectStore
@@ -115,17 +116,14 @@ def _file_hash(store: ObjectStore, manifest: dict[str, Any]) -> str:
     return whole.hexdigest()
 
 
-def inspect_again(store: ObjectStore, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-    """What ``register`` would have recorded under ``inspect`` for these objects."""
-    maps = _UnverifiedMaps(store)
+def inspect_again(repo: Repository, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """What ``register`` recorded under ``inspect`` for these objects: ``Repository.inspect``
+    itself (so the two never drift apart), run over a view of the store that maps chunks."""
+    maps = _UnverifiedMaps(repo.objects)
+    view = copy.copy(repo)
+    view.objects = maps
     try:
-        if kind == "file":
-            return modelinfo.summarize(maps, body)
-        per_file = {
-            rel: modelinfo.summarize(maps, maps.get_json(e["manifest"]))
-            for rel, e in body["entries"].items()
-        }
-        return modelinfo.combine(per_file)
+        return view.inspect(kind, body)
     finally:
         maps.close()
 
@@ -234,7 +232,7 @@ def check_version(
         done.manifests.add(oid)
     if root not in done.summaries:
         try:
-            done.summaries[root] = inspect_again(store, rec["kind"], body)
+            done.summaries[root] = inspect_again(repo, rec["kind"], body)
         except Exception as e:  # content from elsewhere must never become an internal error
             raise CorruptObjectError(
                 f"its content cannot be summarized ({type(e).__name__})"

@@ -63,7 +63,7 @@ def _one_big_object(root: Path, tmp_path: Path) -> None:
         "source": "big.bin",
         "git_commit": None,
         "git_dirty": None,
-        "inspect": inspect_again(repo.objects, "file", manifest),
+        "inspect": inspect_again(repo, "file", manifest),
         "parent": None,
         "registered_at": dt.datetime.now(dt.timezone.utc).isoformat(),
     }
