@@ -62,8 +62,8 @@ def check_record(obj: object) -> dict[str, Any]:
             names.check_version(names.parse_spec(str(parent))[1])
         except ModelregError:
             raise bad(f"its parent {parent!r:.80} is not NAME@vN") from None
-    if not isinstance(obj.get("inspect"), dict):
-        raise bad("its inspect summary is missing")
+    if "inspect" in obj and not isinstance(obj["inspect"], dict):  # absent: made before it
+        raise bad("its inspect summary is not a mapping")
     if not isinstance(obj.get("registered_at"), str):
         raise bad("its registered_at is not text")
     for key, kind in USER_FIELDS.items():
@@ -230,6 +230,8 @@ def check_version(
         if _file_hash(store, manifest) != manifest["hash"]:
             raise CorruptObjectError(f"the bytes of manifest {oid} do not hash to its hash")
         done.manifests.add(oid)
+    if "inspect" not in rec:
+        return rec  # made before records had a summary: it claims none
     if root not in done.summaries:
         try:
             done.summaries[root] = inspect_again(repo, rec["kind"], body)
