@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import datetime as dt
 import os
 import sys
 import warnings
@@ -16,6 +15,7 @@ from .errors import UnrecognizedFormatWarning, UnsafeModelWarning
 from .refs import yaml_dump
 from .repo import DEFAULT_CHECKOUT_DIR, Record, Repository, find_root
 from .views import version_view
+from .words import human_bytes, plural, utc_time
 
 
 class ModelRegistry:
@@ -242,36 +242,6 @@ def format_warning(rec: Record) -> str | None:
         f"{what} in a recognised model format (torch checkpoint, safetensors); "
         "stored as plain bytes"
     )
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
-def plural(n: int, word: str) -> str:
-    """'1 family', '2 families', '0 versions'."""
-    if n == 1:
-        return f"1 {word}"
-    if word.endswith("y") and word[-2:-1] not in "aeiou":
-        return f"{n:,} {word[:-1]}ies"
-    return f"{n:,} {word}{'es' if word.endswith(('s', 'x', 'ch', 'sh')) else 's'}"
-
-
-def utc_time(iso: str | None) -> str:
-    """An ISO timestamp as 'YYYY-MM-DD HH:MM:SS UTC' (records are written in UTC)."""
-    if not iso:
-        return "unknown"
-    try:
-        moment = dt.datetime.fromisoformat(iso)
-    except ValueError:
-        return iso
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def summary_table(rows: list[dict[str, Any]]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import modelinfo, shards
+from . import modelinfo, shards, words
 from .repo import Record, Repository
 
 COMPARED = (
@@ -123,6 +123,12 @@ def diff(repo: Repository, spec_a: str, spec_b: str) -> dict[str, Any]:
 LIMIT = 50  # names listed per section by default
 
 
+def _shown(key: str, v: Any) -> str:
+    if key == "size" and isinstance(v, int):
+        return f"{words.human_bytes(v)} ({v:,} bytes)"
+    return words.value(v)
+
+
 def _capped(lines: list[str], limit: int | None) -> list[str]:
     if limit is None or len(lines) <= limit:
         return lines
@@ -137,12 +143,14 @@ def render(d: dict[str, Any], limit: int | None = LIMIT, stat: bool = False) -> 
     lines = [f"{d['a']} -> {d['b']}"]
     if d["metadata"]:
         lines.append("metadata:")
-        lines += [f"  {k}: {v[0]!r} -> {v[1]!r}" for k, v in d["metadata"].items()]
+        lines += [
+            f"  {k}: {_shown(k, v[0])} -> {_shown(k, v[1])}" for k, v in d["metadata"].items()
+        ]
     if d["metrics"]:
         lines.append("metrics:")
         for key, m in d["metrics"].items():
             delta = f" ({m['delta']:+.4g})" if m["delta"] is not None else ""
-            lines.append(f"  {key}: {m['a']} -> {m['b']}{delta}")
+            lines.append(f"  {key}: {words.value(m['a'])} -> {words.value(m['b'])}{delta}")
     if "files" in d:
         f = d["files"]
         lines.append(

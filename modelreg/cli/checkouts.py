@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from .. import prune
-from ..api import human_bytes, plural
 from ..errors import ModelregError
 from ..repo import Record, Repository
+from ..words import human_bytes, plural
 from ._base import _emit_json, _one_line, _repo, cli, json_option
 from .versions import _materialize
 

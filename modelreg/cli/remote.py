@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from .. import remote_config, sync
-from ..api import human_bytes
+from ..words import human_bytes
 from ._base import _emit_json, _repo, cli, json_option
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from .. import maintenance, sync
-from ..api import human_bytes, plural
 from ..errors import ModelregError
 from ..repo import Repository
+from ..words import human_bytes, plural
 from ._base import _emit_json, _repo, cli, json_option
 
 
