@@ -33,7 +33,6 @@ from .hashing import new_hasher, oid_of
 from .repo import Record, Repository
 
 MAX_BYTES_ENV = "MODELREG_MAX_CHECKOUT_BYTES"
-MAX_BYTES_KEY = "checkout.max_bytes"
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -86,16 +85,15 @@ def parse_size(text: str) -> int | None:
     return int(value * _UNITS[unit])
 
 
-def max_checkout_bytes(repo: Repository) -> tuple[int, str] | None:
-    """The largest version a checkout may write, and where that limit was set; None: no limit.
-
-    The environment wins over the registry's config, so one command can be let through."""
-    raw: Any = os.environ.get(MAX_BYTES_ENV)
-    where = MAX_BYTES_ENV
+def size_setting(repo: Repository, env: str, key: str) -> tuple[int, str] | None:
+    """A size set as ``checkout.<key>`` in config.yaml or by the variable ``env`` (which wins,
+    so one command can be let through), and where it was set; None when it is not set."""
+    raw: Any = os.environ.get(env)
+    where = env
     if raw is None:
         section = repo.config.get("checkout")
-        raw = section.get("max_bytes") if isinstance(section, dict) else None
-        where = f"{MAX_BYTES_KEY} in {repo.dir / 'config.yaml'}"
+        raw = section.get(key) if isinstance(section, dict) else None
+        where = f"checkout.{key} in {repo.dir / 'config.yaml'}"
     if raw is None:
         return None
     limit = None
@@ -108,6 +106,11 @@ def max_checkout_bytes(repo: Repository) -> tuple[int, str] | None:
             f"{where} is {raw!r}, not a size", hint="give bytes or a size such as 500M or 20G"
         )
     return limit, where
+
+
+def max_checkout_bytes(repo: Repository) -> tuple[int, str] | None:
+    """The largest version a checkout may write, and where that limit was set; None: no limit."""
+    return size_setting(repo, MAX_BYTES_ENV, "max_bytes")
 
 
 def _size_text(n: int) -> str:

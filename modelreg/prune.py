@@ -18,14 +18,12 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from . import checkout, names
 from .errors import ModelregError, NotFoundError
 from .repo import Repository
 
 BUDGET_ENV = "MODELREG_CHECKOUT_BUDGET"
-BUDGET_KEY = "checkout.budget"
 
 
 @dataclass
@@ -136,20 +134,7 @@ def prune(
 
 def budget(repo: Repository) -> tuple[int, str] | None:
     """The configured size of the checkout tree, and where it was set; None: no budget."""
-    raw: Any = os.environ.get(BUDGET_ENV)
-    where = BUDGET_ENV
-    if raw is None:
-        section = repo.config.get("checkout")
-        raw = section.get("budget") if isinstance(section, dict) else None
-        where = f"{BUDGET_KEY} in {repo.dir / 'config.yaml'}"
-    if raw is None:
-        return None
-    limit = checkout.parse_size(raw) if isinstance(raw, str) else raw
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-        raise ModelregError(
-            f"{where} is {raw!r}, not a size", hint="give bytes or a size such as 500M or 20G"
-        )
-    return limit, where
+    return checkout.size_setting(repo, BUDGET_ENV, "budget")
 
 
 def enforce_budget(repo: Repository, keep: Path, root: Path | None = None) -> list[str]:
