@@ -32,7 +32,7 @@ from typing import Any
 
 from . import _fs, codec, packs
 from .errors import CorruptObjectError, NotFoundError
-from .hashing import is_oid, oid_of
+from .hashing import READ_SIZE, is_oid, new_hasher, oid_of
 
 # Past this many new loose objects, one syncfs (the whole file system, as `sync` does) is
 # cheaper than an fsync per file and per folder.
@@ -103,6 +103,20 @@ class _Buffers:
         if buf is None or len(buf) < size:
             buf = self._local.buf = bytearray(size)
         return buf
+
+
+def _loose_size_if_sound(path: Path, oid: str) -> int | None:
+    """The size of a loose object file whose bytes hash to ``oid`` (read in blocks)."""
+    hasher = new_hasher()
+    size = 0
+    try:
+        with open(path, "rb", buffering=0) as f:
+            while block := f.read(READ_SIZE):
+                hasher.update(block)
+                size += len(block)
+    except FileNotFoundError:
+        return None
+    return size if hasher.hexdigest() == oid else None
 
 
 def _exported(buf: bytearray) -> bool:
@@ -340,6 +354,60 @@ class ObjectStore:
     def add_json(self, obj: Any, *, loose: bool = False) -> str:
         return self.add(canonical_json(obj), loose=loose)
 
+    def add_stream(self, oid: str, blocks: Iterable[bytes | memoryview]) -> int:
+        """Store an object arriving in blocks (from a remote) without holding it whole: the
+        blocks go to a temporary file while they are hashed, and the file takes its name only
+        if the hash is ``oid``. Returns its size; CorruptObjectError if the hash differs.
+
+        It is kept loose (a pack cannot take back bytes that failed their hash while other
+        threads append to it); ``gc --auto`` packs it with the next register."""
+        final = self.path(oid)
+        if final.parent.name not in self._fans:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            self._new_fans = True
+            self._fans.add(final.parent.name)
+        hasher = new_hasher()
+        size = 0
+        with _fs.atomic_writer(final, mode=0o444, durable=False) as out:
+            for block in blocks:
+                hasher.update(block)
+                out.write(block)
+                size += len(block)
+            if hasher.hexdigest() != oid:
+                raise CorruptObjectError(f"object {oid} is corrupt (its bytes do not match its id)")
+        with self._lock:
+            self._pending.append(final)
+            self.added_bytes += size
+        return size
+
+    def verify(self, oid: str) -> int:
+        """Re-hash an object (a loose one in blocks, bounded memory); its size, or
+        NotFoundError / CorruptObjectError."""
+        size = _loose_size_if_sound(self.path(oid), oid)
+        if size is not None:
+            return size
+        return len(self.get(oid))  # a packed copy, or another sound one; else this raises
+
+    @contextlib.contextmanager
+    def as_file(self, oid: str) -> Iterator[Path]:
+        """A file holding the object's raw bytes, for a remote that uploads from a path: the
+        loose file itself when it is sound, else a verified temporary copy (removed after;
+        ``gc`` removes it if the process dies first)."""
+        loose = self.path(oid)
+        if _loose_size_if_sound(loose, oid) is not None:
+            yield loose
+            return
+        data = self.get(oid)
+        self.pack_dir.mkdir(parents=True, exist_ok=True)
+        tmp = _fs.tmp_name(self.pack_dir / f"{oid}.upload")
+        try:
+            with open(tmp, "xb") as f:
+                f.write(data)
+            yield tmp
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
     def sync(self) -> str | None:
         """Make every object added since the last sync durable, then visible: loose files
         and their folders are flushed; the pack is flushed, then its index written, flushed
@@ -504,6 +572,36 @@ class ObjectStore:
             return Mapped(memoryview(b""))
         return Mapped(memoryview(out)[: c.size], done=lambda: self._buffers.give(out))
 
+    def map_lazily(self, oid: str) -> Mapped:
+        """A view of an object for reading a few bytes of it (a header, a pickle) without
+        loading it: a loose file is mapped unpopulated and not re-hashed (for objects verified
+        just before, as fsck and pull do); a packed one is read and verified as usual."""
+        try:
+            f = open(self.path(oid), "rb", buffering=0)  # noqa: SIM115 - closed just below
+        except FileNotFoundError:
+            return self.open_mapped(oid)
+        with f:
+            if os.fstat(f.fileno()).st_size == 0:
+                return Mapped(memoryview(b""))
+            mm = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+        return Mapped(memoryview(mm), mm)
+
+    def read_blocks(self, oid: str) -> Iterator[bytes]:
+        """A sound copy's raw bytes in blocks: a loose object is hashed, then read, in
+        ``READ_SIZE`` blocks, so a large one never sits in memory whole."""
+        loose = self.path(oid)
+        if _loose_size_if_sound(loose, oid) is not None:
+            try:
+                f = open(loose, "rb", buffering=0)  # noqa: SIM115 - closed below
+            except FileNotFoundError:
+                f = None  # packed by a gc meanwhile
+            if f is not None:
+                with f:
+                    while block := f.read(READ_SIZE):
+                        yield block
+                return
+        yield self.get(oid)
+
     def get_json(self, oid: str) -> Any:
         return json.loads(self.get(oid))
 
@@ -526,7 +624,7 @@ class ObjectStore:
                 where = f"pack-{name}.pack"
                 yield Copy(oid, "packed", where, e.stored, e.size, e.encoding, e.itemsize, e.offset)
 
-    def verify(self, c: Copy) -> None:
+    def verify_copy(self, c: Copy) -> None:
         """Read one copy and check it against its id; raises CorruptObjectError."""
         try:
             stored = self._load(c)
@@ -583,9 +681,17 @@ class ObjectStore:
         yield from packs.orphans(self.pack_dir)
 
     def remove(self, oid: str) -> None:
-        """Remove a loose copy; packed copies go only when gc retires their pack."""
+        """Remove every copy: the loose file, and each pack holding it is rewritten without
+        it (the rest copied to a new pack first). Costs a pack's size; gc is the bulk way."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path(oid))
+        self.refresh()
+        with self._lock:
+            holding = [p for p in self._packs.values() if p.find(oid) is not None]
+        for pack in holding:
+            rest = [(o, e.itemsize or None) for o, e in pack if o != oid]
+            self.write_pack(rest, flags=pack.flags)
+            self.retire([pack.name], [])
 
     # --- repacking (gc) -------------------------------------------------------------------
     def write_pack(self, wanted: Iterable[tuple[str, int | None]], flags: int = 0) -> str | None:
@@ -641,7 +747,8 @@ class ObjectStore:
                 self.damaged.pop(name, None)
         fans = set()
         for oid in loose:
-            self.remove(oid)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path(oid))  # the loose copy only: the new pack holds it
             fans.add(self.path(oid).parent)
         with contextlib.suppress(FileNotFoundError):
             _fs.fsync_dir(self.pack_dir)

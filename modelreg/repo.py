@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from . import _fs, files, gitinfo, metadata, modelinfo, names, repack
+from . import _fs, files, formats, gitinfo, metadata, modelinfo, names, repack
 from .chunking import ChunkParams
 from .errors import (
     AlreadyExistsError,
@@ -293,10 +293,17 @@ class Repository:
                 if kind == "dir":
                     mine = frozenset({self.dir.resolve(), self.checkout_root.resolve()})
                     root_oid, body = files.store_tree(
-                        self.objects, path, self.chunk_params, step, exclude=mine
+                        self.objects,
+                        path,
+                        self.chunk_params,
+                        step,
+                        exclude=mine,
+                        plan=formats.plan,
                     )
                 else:
-                    root_oid, body = files.store_file(self.objects, path, self.chunk_params, step)
+                    root_oid, body = files.store_file(
+                        self.objects, path, self.chunk_params, step, plan=formats.plan
+                    )
             except BaseException:
                 self.objects.abort()  # nothing of it was visible; drop the unfinished pack
                 raise

@@ -92,7 +92,7 @@ def test_read_refuses_an_object_whose_bytes_changed(store: ObjectStore) -> None:
     with pytest.raises(CorruptObjectError, match=f"object {oid} is corrupt"):
         fresh.open_mapped(oid)
     with pytest.raises(CorruptObjectError, match=copy.where.rsplit("/", 1)[-1]):
-        fresh.verify(copy)
+        fresh.verify_copy(copy)
 
 
 def test_a_good_second_copy_is_read_past_a_damaged_one(store: ObjectStore) -> None:
