@@ -97,11 +97,12 @@ class _Buffers:
             if len(self._free) < self.KEEP:
                 self._free.append(buf)
 
-    def scratch(self, size: int) -> bytearray:
-        """This thread's own buffer for byte planes (never handed out)."""
-        buf: bytearray | None = getattr(self._local, "buf", None)
+    def scratch(self, size: int, use: str = "planes") -> bytearray:
+        """This thread's own buffer for ``use`` (never handed out)."""
+        buf: bytearray | None = getattr(self._local, use, None)
         if buf is None or len(buf) < size:
-            buf = self._local.buf = bytearray(size)
+            buf = bytearray(size)
+            setattr(self._local, use, buf)
         return buf
 
 
@@ -556,6 +557,8 @@ class ObjectStore:
             if pack is not None and entry is not None:
                 mm, view = pack.map(entry)
                 return Mapped(view, mm)
+        if c.kind == "packed" and c.size >= MAP_ABOVE:
+            return self._decode_packed(c)
         stored = self._load(c)
         if stored is None:
             return None
@@ -601,6 +604,26 @@ class ObjectStore:
                         yield block
                 return
         yield self.get(oid)
+
+    def _decode_packed(self, c: Copy) -> Mapped | None:
+        """Decode a large packed object into a reused buffer, read into another one."""
+        with self._lock:
+            pack = next((p for p in self._packs.values() if f"pack-{p.name}.pack" == c.where), None)
+        entry = pack.find(c.oid) if pack is not None else None
+        if pack is None or entry is None:
+            return None
+        stored = memoryview(self._buffers.scratch(entry.stored, "stored"))[: entry.stored]
+        out = self._buffers.take(c.size)
+        try:
+            if os.preadv(pack.fd, [stored], entry.offset) != entry.stored:
+                raise CorruptObjectError(f"{c.where} is shorter than its index says")
+            codec.decode_into(c.encoding, stored, out, c.size, self._buffers.scratch(c.size))
+        except CorruptObjectError:
+            self._buffers.give(out)
+            return Mapped(memoryview(b""))  # fails the caller's check, naming the copy
+        finally:
+            stored.release()
+        return Mapped(memoryview(out)[: c.size], done=lambda: self._buffers.give(out))
 
     def get_json(self, oid: str) -> Any:
         return json.loads(self.get(oid))
