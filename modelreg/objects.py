@@ -224,43 +224,39 @@ class ObjectStore:
         return self._packs[name].flags
 
     def _copies(self, oid: str, rescan: bool = True) -> list[Copy]:
-        path = self.path(oid)
-        found: list[Copy] = []
+        found = list(self._each_copy(oid))
+        if not found and rescan:
+            self.refresh()
+            return list(self._each_copy(oid))
+        return found
+
+    def _each_copy(self, oid: str) -> Iterator[Copy]:
+        """The copies of ``oid`` this store knows, lazily: this process's unfinished packs,
+        the packs, then the loose file (a reader stops at the first that verifies)."""
+        if not is_oid(oid):
+            raise CorruptObjectError(f"malformed object id {oid!r}")
         with self._lock:
             writers = [w for w in (self._writer, *self._finishing) if w is not None]
             known = list(self._packs.values())
         for w in writers:
             e = w.entries.get(oid)
             if e is not None:
-                found.append(
-                    Copy(
-                        oid,
-                        "pending",
-                        w.tmp.name,
-                        e.stored,
-                        e.size,
-                        e.encoding,
-                        e.itemsize,
-                        e.offset,
-                    )
+                where = w.tmp.name
+                yield Copy(
+                    oid, "pending", where, e.stored, e.size, e.encoding, e.itemsize, e.offset
                 )
         for p in known:
             e = p.find(oid)
             if e is not None:
                 where = f"pack-{p.name}.pack"
-                found.append(
-                    Copy(oid, "packed", where, e.stored, e.size, e.encoding, e.itemsize, e.offset)
-                )
+                yield Copy(oid, "packed", where, e.stored, e.size, e.encoding, e.itemsize, e.offset)
+        path = self.root / oid[:2] / oid[2:]
         with contextlib.suppress(FileNotFoundError):
             st = os.stat(path)
-            found.append(Copy(oid, "loose", str(path), st.st_size, st.st_size, codec.RAW))
-        if not found and rescan:
-            self.refresh()
-            return self._copies(oid, rescan=False)
-        return found
+            yield Copy(oid, "loose", str(path), st.st_size, st.st_size, codec.RAW)
 
     def exists(self, oid: str) -> bool:
-        return bool(self._copies(oid))
+        return next(self._each_copy(oid), None) is not None or bool(self._copies(oid))
 
     def size(self, oid: str) -> int:
         """Raw size of the object."""
@@ -495,14 +491,13 @@ class ObjectStore:
     def _candidates(self, oid: str) -> Iterator[Copy]:
         """Every copy of ``oid``; once those known are used up, packs published since."""
         tried = set()
-        for c in self._copies(oid):
+        for c in self._each_copy(oid):
             tried.add((c.kind, c.where))
             yield c
-        if tried:
-            self.refresh()
-            for c in self._copies(oid, rescan=False):
-                if (c.kind, c.where) not in tried:
-                    yield c
+        self.refresh()  # packs other processes published since this store last looked
+        for c in self._each_copy(oid):
+            if (c.kind, c.where) not in tried:
+                yield c
 
     def get(self, oid: str) -> bytes:
         failure: CorruptObjectError | None = None
