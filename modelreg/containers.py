@@ -20,6 +20,7 @@ Nothing here imports or calls anything the file names.
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zipfile
 import zlib
@@ -223,9 +224,13 @@ def _zip(read: Read, size: int) -> Verdict:
         verdict.notes.append(f"its zip directory could not be read ({e})")
         verdict.safety = UNKNOWN
         return verdict
+    problem = _end_records(read, size, len(infos), directory_start)
+    if problem:
+        verdict.notes.append(problem)
+        verdict.safety = UNKNOWN
     if not infos:
-        return verdict
-    problem = _ambiguity(read, infos, directory_start)
+        return verdict.finish()
+    problem = None if problem else _ambiguity(read, infos, directory_start)
     if problem:
         verdict.notes.append(problem)
         verdict.safety = UNKNOWN
@@ -268,6 +273,60 @@ def _zip(read: Read, size: int) -> Verdict:
     if torchscript:
         verdict.notes.append("a TorchScript archive holds code; it was not checked")
     return verdict.finish()
+
+
+_EOCD, _EOCD64, _LOCATOR64 = b"PK\x05\x06", b"PK\x06\x06", b"PK\x06\x07"
+
+
+def _end_records(read: Read, size: int, count: int, directory_start: int) -> str | None:
+    """Why torch's reader (miniz) could find another central directory than Python's zipfile,
+    or None.
+
+    Both search the end record backwards from the file's end; then miniz follows the zip64
+    locator's offset while zipfile reads the zip64 record just before the locator, and each
+    takes the zip64 values over the classic ones. So the end record must be the only one a
+    reader could pick, the locator must point at the zip64 record right before it, the two
+    records must agree, and the directory they name must be the one zipfile read."""
+    window = min(size, 0xFFFF + 22 + 4096)  # a little more than either reader searches
+    base = size - window
+    tail = read(base, window)
+    sigs = [m.start() for m in re.finditer(re.escape(_EOCD), tail)]
+    if not sigs or window - sigs[-1] < 22:
+        return "the zip end record is not the last thing in the file"
+    end = sigs[-1]
+    disk, cd_disk, n_disk, n, cd_size, cd_offset, comment = struct.unpack(
+        "<HHHHIIH", tail[end + 4 : end + 22]
+    )
+    if end + 22 + comment != window:
+        return "the zip end record does not end the file"
+    for other in sigs[:-1]:  # a record whose comment would run to the end could be picked
+        (other_comment,) = struct.unpack("<H", tail[other + 20 : other + 22])
+        if other + 22 + other_comment == window:
+            return "the zip has two end records a reader could pick"
+    values = (disk, cd_disk, n_disk, n, cd_size, cd_offset)
+    records_end = base + end
+    locator = tail[end - 20 : end] if end >= 20 else read(base + end - 20, 20)
+    if base + end >= 20 and locator[:4] == _LOCATOR64:
+        _sig, locator_disk, z64_offset, disks = struct.unpack("<IIQI", locator)
+        records_end = base + end - 20 - 56
+        if z64_offset != records_end or locator_disk != 0 or disks != 1:
+            return "the zip64 locator does not point at the zip64 record before it"
+        record = read(records_end, 56)
+        if len(record) != 56 or record[:4] != _EOCD64:
+            return "the zip64 locator points at no zip64 record"
+        fields = struct.unpack("<IQHHIIQQQQ", record)
+        if fields[1] != 44:
+            return "the zip64 end record holds extra data"
+        z64 = fields[4:]
+        for classic, wide, sentinel in zip(values, z64, (0xFFFF,) * 4 + (0xFFFFFFFF,) * 2):
+            if classic not in (wide, sentinel):
+                return "the zip64 end record disagrees with the classic one"
+        values = z64
+    if values[:3] != (0, 0, values[3]) or values[3] != count:
+        return "the zip end record counts other members than its directory holds"
+    if values[5] != directory_start or values[5] + values[4] != records_end:
+        return "the zip end record names another directory than the one read"
+    return None
 
 
 def _ambiguity(read: Read, infos: list[zipfile.ZipInfo], directory_start: int) -> str | None:
