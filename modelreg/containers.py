@@ -92,7 +92,24 @@ class Stream(io.RawIOBase):
             self._pos = start + len(line)
             if cut >= 0:
                 break
+        if size is None or size < 0:
+            self._too_long(line)
         return line
+
+    def _too_long(self, line: bytes) -> None:
+        """A line cut at the limit whose newline comes later: a loader reads it whole."""
+        pos = self._pos
+        if line.endswith(b"\n") or pos >= self._size:
+            return
+        while pos < self._size:
+            piece = self._read(pos, min(1 << 20, self._size - pos))
+            if not piece:
+                return
+            if b"\n" in piece:
+                raise pickle_scan.Inconclusive(
+                    f"a protocol-0 argument longer than {_LINE_MAX >> 20} MiB"
+                )
+            pos += len(piece)
 
 
 @dataclass
@@ -182,7 +199,7 @@ def _pickle_run(read: Read, size: int) -> Verdict | None:
     except ScanError as e:
         declared = read(0, 2)[:1] == b"\x80" and read(1, 1) <= b"\x05"  # PROTO 0-5
         imports = e.partial is not None and (e.partial.globals or e.partial.calls_computed)
-        if not (declared or imports):
+        if not (declared or imports or e.inconclusive):
             return None  # neither says it is a pickle nor imports anything: not a pickle
         verdict = Verdict("pickle", UNKNOWN)
         verdict.add_partial("the pickle", e)
@@ -202,7 +219,9 @@ def _pickle_run(read: Read, size: int) -> Verdict | None:
         except ScanError as e:
             if legacy:
                 verdict.add_partial(f"pickle {i + 1} of {_LEGACY_PICKLES}", e)
-            elif e.partial is not None and (e.partial.globals or e.partial.calls_computed):
+            elif e.inconclusive or (
+                e.partial is not None and (e.partial.globals or e.partial.calls_computed)
+            ):
                 verdict.add_partial(f"the pickle at byte {end}", e)
             break
         verdict.add(result)
@@ -276,6 +295,7 @@ def _zip(read: Read, size: int) -> Verdict:
 
 
 _EOCD, _EOCD64, _LOCATOR64 = b"PK\x05\x06", b"PK\x06\x06", b"PK\x06\x07"
+_SENTINELS = (0xFFFF,) * 4 + (0xFFFFFFFF,) * 2  # "see the zip64 record" in a classic field
 
 
 def _end_records(read: Read, size: int, count: int, directory_start: int) -> str | None:
@@ -317,8 +337,8 @@ def _end_records(read: Read, size: int, count: int, directory_start: int) -> str
         fields = struct.unpack("<IQHHIIQQQQ", record)
         if fields[1] != 44:
             return "the zip64 end record holds extra data"
-        z64 = fields[4:]
-        for classic, wide, sentinel in zip(values, z64, (0xFFFF,) * 4 + (0xFFFFFFFF,) * 2):
+        z64 = fields[4:]  # disk, directory's disk, entries on it, entries, size, offset
+        for classic, wide, sentinel in zip(values, z64, _SENTINELS, strict=True):
             if classic not in (wide, sentinel):
                 return "the zip64 end record disagrees with the classic one"
         values = z64
