@@ -10,7 +10,9 @@ at the first pickle:
   disagrees with it, bytes between members) gives ``unknown``: two readers may disagree on it.
 - a legacy ``torch.save`` file is five pickles in a row (magic number, protocol, system info,
   the object, storage keys) and then raw storages; all five are scanned, whatever protocol.
-- a legacy tar checkpoint (torch before 0.4) is recognised and reported ``unknown``.
+- a legacy tar checkpoint (torch before 0.4) is recognised as tarfile does (a first header
+  with a right checksum, ``ustar`` magic or not) and reported ``unknown``; a tar without its
+  members is read as whatever else it may be.
 - anything else that starts like a pickle is scanned as one (any protocol, 0 included), and so
   is every pickle that directly follows it.
 
@@ -174,8 +176,10 @@ def examine(read: Read, size: int) -> Verdict | None:
     head = read(0, 4)
     if head == b"PK\x03\x04":
         return _zip(read, size)
-    if size >= 262 and read(257, 5) == b"ustar":
-        return _tar(read, size)
+    if _tar_header(read(0, 512)):
+        verdict = _tar(read, size)
+        if verdict is not None:
+            return verdict
     return _pickle_run(read, size)
 
 
@@ -406,6 +410,20 @@ def _member(read: Read, info: zipfile.ZipInfo) -> bytes | str:
 
 
 # --- tar ----------------------------------------------------------------------------------
+
+
+def _tar_header(block: bytes) -> bool:
+    """Whether tarfile takes ``block`` for a first header, as torch.load's tarfile.open does:
+    its checksum is right. The ``ustar`` magic is optional (an old V7 tar has none)."""
+    import tarfile
+
+    if len(block) < 512:
+        return False
+    try:
+        tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return True
 
 
 def _tar(read: Read, size: int) -> Verdict | None:
