@@ -13,6 +13,8 @@ at the first pickle:
 - a legacy tar checkpoint (torch before 0.4) is recognised as tarfile does (a first header
   with a right checksum, ``ustar`` magic or not) and reported ``unknown``; a tar without its
   members is read as whatever else it may be.
+- an object-dtype ``.npy`` (and any such member of a zip, as in an ``.npz``) holds a pickle
+  after its header, which ``numpy.load(allow_pickle=True)`` runs: it is scanned.
 - anything else that starts like a pickle is scanned as one (any protocol, 0 included), and so
   is every pickle that directly follows it.
 
@@ -176,6 +178,8 @@ def examine(read: Read, size: int) -> Verdict | None:
     head = read(0, 4)
     if head == b"PK\x03\x04":
         return _zip(read, size)
+    if read(0, 6) == _NPY_MAGIC:
+        return _npy(read, size)
     if _tar_header(read(0, 512)):
         verdict = _tar(read, size)
         if verdict is not None:
@@ -267,14 +271,20 @@ def _zip(read: Read, size: int) -> Verdict:
         verdict.archive = prefix
     budget = 4 * MAX_PICKLE  # all .pkl members together
     for info in infos:
-        if not info.filename.lower().endswith(".pkl"):
-            continue
+        data: bytes | str | None
+        if info.filename.lower().endswith(".pkl"):
+            data = None
+        else:  # numpy.load of an .npz unpickles any member that is an object-dtype .npy
+            data = _npz_member(archive, info)
+            if data is None:
+                continue
         if verdict.safety == NA:
             verdict.safety = SAFE
         if budget <= 0:
             verdict.notes.append(f"its .pkl members hold more than {4 * MAX_PICKLE >> 20} MiB")
             break
-        data = _member(read, info)
+        if data is None:
+            data = _member(read, info)
         if isinstance(data, str):
             verdict.notes.append(data)
             continue
@@ -385,6 +395,27 @@ def _ambiguity(read: Read, infos: list[zipfile.ZipInfo], directory_start: int) -
     return None
 
 
+def _npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes | str | None:
+    """The pickle of a member that is an object-dtype ``.npy``, read through zipfile as
+    ``numpy.load`` reads an ``.npz``; None when numpy reads no pickle from it."""
+    try:
+        with archive.open(info) as member:
+            if member.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+                return None
+            head = _NPY_MAGIC + member.read(6 + _NPY_HEADER_MAX)
+            start = _npy_pickle_start(head)
+            if not isinstance(start, int):
+                return f"{info.filename}: {start}" if start else None
+            data = head[start:] + member.read(max(0, start + MAX_PICKLE + 1 - len(head)))
+    except MemoryError:
+        return f"{info.filename} could not be read"
+    except Exception:  # zipfile cannot read it, so numpy cannot either
+        return None
+    if len(data) > MAX_PICKLE:
+        return f"{info.filename} is larger than {MAX_PICKLE >> 20} MiB unpacked and was not read"
+    return data
+
+
 def _member(read: Read, info: zipfile.ZipInfo) -> bytes | str:
     """A member's bytes, decompressed up to MAX_PICKLE, or why they cannot be read."""
     local = read(info.header_offset, 30)
@@ -407,6 +438,62 @@ def _member(read: Read, info: zipfile.ZipInfo) -> bytes | str:
     if len(data) > MAX_PICKLE:
         return f"{info.filename} is larger than {MAX_PICKLE >> 20} MiB unpacked and was not read"
     return data
+
+
+# --- numpy ------------------------------------------------------------------------------
+
+_NPY_MAGIC = b"\x93NUMPY"
+_NPY_VERSIONS = {(1, 0): ("<H", "latin1"), (2, 0): ("<I", "latin1"), (3, 0): ("<I", "utf8")}
+_NPY_HEADER_MAX = 1 << 20
+
+
+def _npy_pickle_start(head: bytes) -> int | str | None:
+    """Where the pickle of an object-dtype ``.npy`` starts (``numpy.load(allow_pickle=True)``
+    unpickles what follows the header), from the file's first bytes; None when numpy reads no
+    pickle there (a dtype of plain numbers, or not a header numpy reads); why not, as text,
+    when it cannot be told."""
+    import ast
+
+    import numpy.lib.format
+
+    version = tuple(head[6:8])
+    if head[:6] != _NPY_MAGIC or version not in _NPY_VERSIONS:
+        return None
+    length_format, encoding = _NPY_VERSIONS[version]
+    start = 8 + struct.calcsize(length_format)
+    if len(head) < start:
+        return None
+    (length,) = struct.unpack(length_format, head[8:start])
+    if length > _NPY_HEADER_MAX:
+        return f"its .npy header is larger than {_NPY_HEADER_MAX >> 20} MiB and was not read"
+    if len(head) < start + length:
+        return None  # numpy stops at the header too
+    try:
+        header = ast.literal_eval(head[start : start + length].decode(encoding))
+        dtype = numpy.lib.format.descr_to_dtype(header["descr"])
+    except Exception:  # whatever a hostile header raises: numpy's reading may differ
+        return "its .npy header could not be read"
+    return start + length if dtype.hasobject else None
+
+
+def _npy(read: Read, size: int) -> Verdict | None:
+    """An object-dtype ``.npy``: the pickle after its header."""
+    start = _npy_pickle_start(read(0, 12 + _NPY_HEADER_MAX))
+    if start is None:
+        return None
+    verdict = Verdict("npy", UNKNOWN if isinstance(start, str) else SAFE)
+    if isinstance(start, str):
+        verdict.notes.append(start)
+        return verdict
+    stream = Stream(read, min(size, start + MAX_PICKLE), exact=True)
+    stream.seek(start)
+    try:
+        result, _end = pickle_scan.scan(stream)
+    except ScanError as e:
+        verdict.add_partial("the pickle of its objects", e)
+        return verdict.finish()
+    verdict.add(result)
+    return verdict.finish()
 
 
 # --- tar ----------------------------------------------------------------------------------
