@@ -397,6 +397,15 @@ def hex_int_pickle(folder: Path, marker: Path) -> Path:
     return path
 
 
+def padded_int_pickle(folder: Path, marker: Path) -> Path:
+    """strtol skips leading blanks: 2 MiB of them put the INT's newline past the scan's line
+    limit, where the scan cannot follow."""
+    path = folder / "padded.pkl"
+    evil = b"0cos\nsystem\n(S'touch %s'\ntR." % str(marker).encode()
+    path.write_bytes(b"I" + b" " * (2 << 20) + b"0x10\n" + evil)
+    return path
+
+
 def v7_tar(folder: Path, marker: Path) -> Path:
     """A legacy tar checkpoint in the old V7 layout: no ``ustar`` magic at byte 257."""
     import tarfile
@@ -448,6 +457,7 @@ def object_npz(folder: Path, marker: Path) -> Path:
 NOT_SAFE = {
     "zip64 locator pointing at a hidden directory": (zip64_locator_elsewhere, torch_would_run_it),
     "protocol-0 pickle opening with a hex INT": (hex_int_pickle, torch_would_run_it),
+    "protocol-0 INT past the line limit": (padded_int_pickle, torch_would_run_it),
     "V7 tar checkpoint (no ustar magic)": (v7_tar, torch_would_run_it),
     "object-dtype .npy": (object_npy, numpy_would_run_it),
     "object-dtype member of an .npz": (object_npz, numpy_would_run_it),
@@ -517,3 +527,31 @@ def test_ordinary_files_keep_their_verdicts(repo_dir: Path, torch_mod) -> None:
     for i, (name, safety) in enumerate(expected.items()):
         info = registry.register(f"m{i}", repo_dir / name)["inspect"]
         assert info["safety"] == safety, (name, info)
+
+
+def test_a_zip_whose_end_record_a_reader_could_pick_otherwise_is_unknown(repo_dir: Path) -> None:
+    """Readers search the end record backwards from the end: one in the comment, bytes after
+    the record, or a zip64 record the classic one contradicts leave the choice open."""
+    benign = pickle.dumps({"w": 1}, protocol=2)
+    plain = _zip_bytes({"a/data.pkl": benign})
+    end = plain.rfind(b"PK\x05\x06")
+    fake = bytes(plain[end : end + 20]) + b"\0\0"  # the same record again, in the comment
+    files = {
+        "comment.zip": bytes(plain[: end + 20]) + struct.pack("<H", len(fake)) + fake,
+        "trailing.zip": bytes(plain) + b"junk",
+    }
+    size, offset = struct.unpack("<II", plain[end + 12 : end + 20])
+    zip64 = struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, 1, 1, size, offset)
+    locator = struct.pack("<IIQI", 0x07064B50, 0, end, 1)
+    classic = bytearray(plain[end:])
+    classic[8:12] = struct.pack("<HH", 7, 7)  # 7 entries, says the classic record; 1, zip64
+    files["zip64.zip"] = bytes(plain[:end]) + zip64 + locator + bytes(classic)
+    registry = ModelRegistry(".")
+    for name, content in files.items():
+        (repo_dir / name).write_bytes(content)
+        if name != "comment.zip":  # zipfile takes the record in the comment and fails
+            with zipfile.ZipFile(repo_dir / name) as zf:
+                assert zf.read("a/data.pkl") == benign
+        with pytest.warns(UnsafeModelWarning, match="could not be checked: (the|its) zip"):
+            info = registry.register(name.split(".")[0], repo_dir / name)["inspect"]
+        assert info["safety"] == "unknown", name
