@@ -339,8 +339,8 @@ def _end_records(read: Read, size: int, count: int, directory_start: int) -> str
             return "the zip has two end records a reader could pick"
     values = (disk, cd_disk, n_disk, n, cd_size, cd_offset)
     records_end = base + end
-    locator = tail[end - 20 : end] if end >= 20 else read(base + end - 20, 20)
-    if base + end >= 20 and locator[:4] == _LOCATOR64:
+    locator = read(base + end - 20, 20) if base + end >= 20 else b""
+    if locator[:4] == _LOCATOR64:
         _sig, locator_disk, z64_offset, disks = struct.unpack("<IIQI", locator)
         records_end = base + end - 20 - 56
         if z64_offset != records_end or locator_disk != 0 or disks != 1:
@@ -381,6 +381,8 @@ def _ambiguity(read: Read, infos: list[zipfile.ZipInfo], directory_start: int) -
             return f"zip member {info.filename} is named {local_name} in its local header"
         if info.flag_bits & 0x1:
             return f"zip member {info.filename} is encrypted"
+        if _zip64_extras(info.extra) > 1:  # miniz takes the first, zipfile every one in turn
+            return f"zip member {info.filename} has two zip64 size fields"
         end = info.header_offset + 30 + name_len + extra_len + info.compress_size
         ranges.append((info.header_offset, end, info.filename, bool(info.flag_bits & 0x8)))
     pos, previous_descriptor = 0, False
@@ -414,6 +416,16 @@ def _npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes | str 
     if len(data) > MAX_PICKLE:
         return f"{info.filename} is larger than {MAX_PICKLE >> 20} MiB unpacked and was not read"
     return data
+
+
+def _zip64_extras(extra: bytes) -> int:
+    """How many zip64 fields (id 1) a central directory entry's extra data holds."""
+    count = pos = 0
+    while pos + 4 <= len(extra):
+        kind, length = struct.unpack("<HH", extra[pos : pos + 4])
+        count += kind == 1
+        pos += 4 + length
+    return count
 
 
 def _member(read: Read, info: zipfile.ZipInfo) -> bytes | str:

@@ -555,3 +555,25 @@ def test_a_zip_whose_end_record_a_reader_could_pick_otherwise_is_unknown(repo_di
         with pytest.warns(UnsafeModelWarning, match="could not be checked: (the|its) zip"):
             info = registry.register(name.split(".")[0], repo_dir / name)["inspect"]
         assert info["safety"] == "unknown", name
+
+
+def test_a_zip_entry_with_two_zip64_fields_is_unknown(repo_dir: Path) -> None:
+    """miniz reads a member's zip64 sizes and offset from its first zip64 extra field, zipfile
+    from each in turn: two fields can send the two readers to different bytes."""
+    plain = _zip_bytes({"a/data.pkl": pickle.dumps({"w": 1}, protocol=2)})
+    end = plain.rfind(b"PK\x05\x06")
+    offset = struct.unpack("<I", plain[end + 16 : end + 20])[0]
+    name_len = struct.unpack("<H", plain[offset + 28 : offset + 30])[0]
+    extra = struct.pack("<HHQ", 1, 8, 0) * 2  # the local header offset, twice
+    entry = bytearray(plain[offset : offset + 46 + name_len])
+    entry[30:32] = struct.pack("<H", len(extra))
+    entry[42:46] = struct.pack("<I", 0xFFFFFFFF)  # "see the zip64 field"
+    record = bytearray(plain[end:])
+    record[12:16] = struct.pack("<I", len(entry) + len(extra))
+    path = repo_dir / "two_fields.zip"
+    path.write_bytes(bytes(plain[:offset]) + bytes(entry) + extra + bytes(record))
+    with zipfile.ZipFile(path) as zf:
+        assert zf.infolist()[0].header_offset == 0
+    with pytest.warns(UnsafeModelWarning, match="has two zip64 size fields"):
+        info = ModelRegistry(".").register("two", path)["inspect"]
+    assert info["safety"] == "unknown"
