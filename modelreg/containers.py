@@ -7,7 +7,8 @@ at the first pickle:
 - a zip (``torch.save`` since 1.6, TorchScript) is read through its central directory, as
   torch's reader does; every ``.pkl`` member is scanned, a DEFLATE member decompressed up to a
   bound. A directory that is ambiguous (overlapping or duplicate members, a local header that
-  disagrees with it, bytes between members) gives ``unknown``: two readers may disagree on it.
+  disagrees with it, bytes between members, end records that torch's reader could follow to
+  another directory than zipfile's) gives ``unknown``: two readers may disagree on it.
 - a legacy ``torch.save`` file is five pickles in a row (magic number, protocol, system info,
   the object, storage keys) and then raw storages; all five are scanned, whatever protocol.
 - a legacy tar checkpoint (torch before 0.4) is recognised as tarfile does (a first header
