@@ -231,8 +231,14 @@ def test_a_published_version_that_changed_on_the_remote_is_an_error(
     swapped = swapped.replace(refs.versions["v2"].encode(), refs.versions["v1"].encode())
     swapped = swapped.replace(b"X" * 32, refs.versions["v2"].encode())
     remote.write_ref("m", swapped, token)
-    with pytest.raises(Exception, match=r"m@v1 names a record of m@v2"):
-        alice.pull()
+    before = alice.repo.family("m").versions
+    assert alice.pull()["warnings"] == [
+        "remote origin: m@v1 names a record of m@v2; skipped family m (the registry that "
+        "pushed it can replace the remote's copy with 'modelreg push --force')"
+    ]
+    with pytest.raises(CorruptObjectError, match=r"remote origin: m@v1 names a record of m@v2"):
+        alice.pull(names=["m"])
+    assert alice.repo.family("m").versions == before
 
 
 def test_a_published_version_rewritten_on_the_remote_is_refused(
@@ -253,8 +259,9 @@ def test_a_published_version_rewritten_on_the_remote_is_refused(
     remote.put_object(new, body)
     data, token = remote.read_ref("m")  # type: ignore[misc]
     remote.write_ref("m", data.replace(old.encode(), new.encode()), token)
-    with pytest.raises(RemoteError, match="m@v1 differs from the copy on the remote"):
+    with pytest.raises(RemoteError, match="m@v1 differs from the copy on the remote") as e:
         alice.pull()
+    assert "'modelreg push --force' replaces the remote's copy with yours" in str(e.value)
     assert alice.repo.family("m").versions["v1"] == old
 
 
