@@ -30,6 +30,7 @@ Rules (docs/remotes.md says the same for users):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable, Iterable
@@ -446,11 +447,13 @@ def repair(repo: Repository) -> maintenance.FsckReport:
     while True:
         bad = sorted((set(report.corrupt) | set(report.missing)) - set(repaired))
         fixed: dict[str, str] = {}
+        limits = _limits(repo)
         with repo.gc_lock(shared=True):
             for oid in bad:
+                limit = limits.get(oid, verify.MAX_STRUCTURED_BYTES)
                 for remote_name, remote in reachable.items():
                     try:
-                        repo.objects.add_stream(oid, remote.iter_object(oid))
+                        repo.objects.add_stream(oid, remote.iter_object(oid, limit))
                     except ModelregError:
                         continue  # not there, or damaged there too
                     fixed[oid] = remote_name
@@ -464,6 +467,18 @@ def repair(repo: Repository) -> maintenance.FsckReport:
     if report.corrupt or report.missing:
         report.problems += unusable
     return report
+
+
+def _limits(repo: Repository) -> dict[str, int]:
+    """The most bytes each object the versions here need may have, as far as the objects
+    here tell (a chunk's length in its manifest): what a repair reads from a remote."""
+    limits: dict[str, int] = {}
+    with contextlib.suppress(ModelregError, OSError):  # damaged refs: fsck says so
+        for refs in list(repo.refs):
+            for oid in refs.versions.values():
+                with contextlib.suppress(ModelregError, OSError):  # damaged: fsck says so
+                    verify.version_objects(repo, oid, repo.objects.exists, limits)
+    return limits
 
 
 # --- clone -----------------------------------------------------------------------------

@@ -143,14 +143,18 @@ class FolderRemote(Remote):
         return bounded(_blocks(f), self.url, oid, limit)
 
     def list_refs(self) -> list[str]:
-        refs = self.root / "refs"
-        if not refs.is_dir():
-            return []
-        return sorted(
-            e.name[: -len(".yaml")]
-            for e in os.scandir(refs)
-            if e.name.endswith(".yaml") and not e.name.startswith(_fs.TMP_PREFIX)
-        )
+        """Names under ``refs/``, a real folder (a link there is no refs folder, as for
+        ``read_ref``)."""
+        with _nofollow.Tree(self.root) as tree:
+            refs = tree.folder(("refs",), create=False)
+            if refs is None:
+                return []
+            with os.scandir(refs) as entries:
+                return sorted(
+                    e.name[: -len(".yaml")]
+                    for e in entries
+                    if e.name.endswith(".yaml") and not e.name.startswith(_fs.TMP_PREFIX)
+                )
 
     def read_ref(self, name: str) -> tuple[bytes, str] | None:
         try:
