@@ -86,7 +86,9 @@ def orphans(folder: Path) -> list[Path]:
 
 
 class Pack:
-    """One pack and its index, both memory-mapped; the index is checked whole on open."""
+    """One pack and its index. The index is read whole and checked on open (its checksum
+    touches every byte anyway, so a mapping would save nothing); the pack stays open, read
+    with ``pread`` or mapped region by region."""
 
     def __init__(self, folder: Path, name: str) -> None:
         self.name = name
