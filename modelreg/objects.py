@@ -357,7 +357,7 @@ class ObjectStore:
         if the hash is ``oid``. Returns its size; CorruptObjectError if the hash differs.
 
         It is kept loose (a pack cannot take back bytes that failed their hash while other
-        threads append to it); ``gc --auto`` packs it with the next register."""
+        threads append to it); ``gc --auto`` after the pull packs it."""
         final = self.path(oid)
         if final.parent.name not in self._fans:
             final.parent.mkdir(parents=True, exist_ok=True)

@@ -383,6 +383,7 @@ def pull_from(
             tracking.write_tracking(repo, name, advanced)
         if report.renumbered:
             _reparent(repo, name, dict(report.renumbered), report)
+    repo.after_write()  # gc --auto: the fetched objects arrived loose
     report.seconds = time.monotonic() - started
     return report
 

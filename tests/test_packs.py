@@ -269,3 +269,27 @@ def test_threads_adding_while_packs_roll_lose_nothing(
     fresh = ObjectStore(tmp_path)
     assert len(fresh.pack_names()) > 10
     assert all(fresh.get(oid) == blob for oid, blob in zip(oids, blobs, strict=True))
+
+
+def test_a_pull_past_the_loose_limit_leaves_the_store_packed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    Repository.init(src)
+    registry = ModelRegistry(src)
+    for i in range(6):
+        registry.register("m", write_bytes(tmp_path / f"{i}.bin", 20_000, seed=i))
+    remote = tmp_path / "remote"
+    registry.add_remote("origin", str(remote))
+    registry.push()
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    Repository.init(dst)
+    config = dst / ".modelreg" / "config.yaml"
+    config.write_text(config.read_text().replace("auto_loose: 256", "auto_loose: 4"))
+    mirror = ModelRegistry(dst)
+    mirror.add_remote("origin", str(remote))
+    mirror.pull()
+    assert mirror.repo.objects.count_loose() == 0 and mirror.repo.objects.pack_names()
+    assert hash_file(Path(mirror.get("m", "v6")["file_path"])) == hash_file(tmp_path / "5.bin")
