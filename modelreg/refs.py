@@ -12,6 +12,11 @@
 
 Readers take no lock: a refs file is only ever replaced whole by an atomic rename. Writers of
 one family serialize on ``locks/<name>.lock``; the lock is what makes version numbers unique.
+
+Each write starts the file with a comment, ``# stamp: <XXH3-128 of the lines below>``. YAML
+ignores it; it lets the version index (index.py) tell which refs it was built from by reading
+one line instead of parsing the file. A file without it (written by an older modelreg, or by
+hand) is keyed on the hash of its whole content instead.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
+import xxhash
 import yaml
 
 from . import _fs, names
@@ -30,6 +36,65 @@ from .errors import CorruptObjectError, NotFoundError
 from .hashing import is_oid
 
 T = TypeVar("T")
+STAMP = b"# stamp: "
+_STAMP_LINE = len(STAMP) + 33  # the prefix, 32 hex digits and a newline
+
+
+class RefsKey(NamedTuple):
+    """What a refs file was when it was read: the version index is valid only for this key.
+    The stamp changes with the content; size, mtime and inode catch an edit by hand that left
+    the stamp line as it was."""
+
+    size: int
+    mtime_ns: int
+    ino: int
+    stamp: str
+
+
+def _stamp_of(head: bytes) -> str | None:
+    if head.startswith(STAMP) and len(head) >= _STAMP_LINE and head[_STAMP_LINE - 1] == 10:
+        stamp = head[len(STAMP) : _STAMP_LINE - 1].decode("ascii", "replace")
+        return stamp if is_oid(stamp) else None
+    return None
+
+
+def read_keyed(path: Path) -> tuple[bytes, RefsKey] | None:
+    """The refs file's bytes and key, from one open file (so both describe the same file)."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except FileNotFoundError:
+        return None
+    with f:
+        st = os.fstat(f.fileno())
+        text = f.read()
+    stamp = _stamp_of(text[:_STAMP_LINE]) or xxhash.xxh3_128_hexdigest(text)
+    return text, RefsKey(st.st_size, st.st_mtime_ns, st.st_ino, stamp)
+
+
+def key_of(path: Path) -> RefsKey | None:
+    """The key of a refs file, reading only its first line when it carries a stamp."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        st = os.fstat(fd)
+        stamp = _stamp_of(os.pread(fd, _STAMP_LINE, 0))
+    finally:
+        os.close(fd)
+    if stamp is None:
+        got = read_keyed(path)
+        return got[1] if got else None
+    return RefsKey(st.st_size, st.st_mtime_ns, st.st_ino, stamp)
+
+
+def stamped(body: bytes) -> bytes:
+    return STAMP + xxhash.xxh3_128_hexdigest(body).encode() + b"\n" + body
+
+
+# Called under the family lock after its refs were published: (name, key before, refs now,
+# key now); ``None`` keys mean "no refs file".
+OnPublish = Callable[[str, "RefsKey | None", "FamilyRefs", "RefsKey | None"], None]
 
 try:
     _Loader: type = yaml.CSafeLoader
@@ -61,35 +126,12 @@ class FamilyRefs:
         used = [names.version_number(v) for v in [*self.versions, *self.removed]]
         return f"v{max(used, default=0) + 1}"
 
+    def has(self, version: str) -> bool:
+        return version in self.versions
+
     def resolve(self, ref: str) -> str:
         """Map a normalized ref (vN, latest or a tag) to an existing version of this family."""
-        if ref == names.LATEST:
-            version = self.latest()
-        elif names.VERSION_RE.fullmatch(ref):
-            version = ref
-        else:
-            version = self.tags.get(ref)
-            if version is None:
-                close = difflib.get_close_matches(ref, self.tags, n=1)
-                known = ", ".join(sorted(self.tags)) or "none"
-                raise NotFoundError(
-                    f"{self.name} has no tag {ref!r}",
-                    hint=f"did you mean {close[0]}?" if close else f"its tags: {known}",
-                )
-        if version is not None and version in self.removed:
-            when = self.removed_at.get(version)
-            raise NotFoundError(
-                f"{self.name}@{version} was removed"
-                + (f" on {when[:19].replace('T', ' ')} UTC" if when else ""),
-                hint="a removed version is gone for good (its number is not reused); "
-                f"see 'modelreg log {self.name}'",
-            )
-        if version is None or version not in self.versions:
-            raise NotFoundError(
-                f"{self.name} has no version {version or ref}",
-                hint=f"see 'modelreg log {self.name}' for its versions",
-            )
-        return version
+        return resolve_ref(self, ref)
 
     def tags_of(self, version: str) -> list[str]:
         return sorted(t for t, v in self.tags.items() if v == version)
@@ -134,22 +176,71 @@ class FamilyRefs:
         return refs
 
 
+class RefsLike(Protocol):
+    name: str
+    tags: dict[str, str]
+    removed: list[str]
+    removed_at: dict[str, str]
+
+    def latest(self) -> str | None: ...
+
+    def has(self, version: str) -> bool: ...
+
+
+def resolve_ref(refs: RefsLike, ref: str) -> str:
+    """Map a normalized ref (vN, latest or a tag) to an existing version of ``refs``; shared by
+    the parsed refs and the version index, so both answer and fail alike."""
+    if ref == names.LATEST:
+        version = refs.latest()
+    elif names.VERSION_RE.fullmatch(ref):
+        version = ref
+    else:
+        version = refs.tags.get(ref)
+        if version is None:
+            close = difflib.get_close_matches(ref, refs.tags, n=1)
+            known = ", ".join(sorted(refs.tags)) or "none"
+            raise NotFoundError(
+                f"{refs.name} has no tag {ref!r}",
+                hint=f"did you mean {close[0]}?" if close else f"its tags: {known}",
+            )
+    if version is not None and version in refs.removed:
+        when = refs.removed_at.get(version)
+        raise NotFoundError(
+            f"{refs.name}@{version} was removed"
+            + (f" on {when[:19].replace('T', ' ')} UTC" if when else ""),
+            hint="a removed version is gone for good (its number is not reused); "
+            f"see 'modelreg log {refs.name}'",
+        )
+    if version is None or not refs.has(version):
+        raise NotFoundError(
+            f"{refs.name} has no version {version or ref}",
+            hint=f"see 'modelreg log {refs.name}' for its versions",
+        )
+    return version
+
+
 class RefStore:
     def __init__(self, root: Path, locks: Path, lock_timeout: float) -> None:
         self.root = root
         self.locks = locks
         self.lock_timeout = lock_timeout
+        self.on_publish: OnPublish | None = None
 
     def path(self, name: str) -> Path:
         return self.root / f"{names.check_family(name)}.yaml"
 
     def read(self, name: str) -> FamilyRefs | None:
+        return self.read_keyed(name)[0]
+
+    def read_keyed(self, name: str) -> tuple[FamilyRefs | None, RefsKey | None]:
         p = self.path(name)
-        try:
-            text = p.read_bytes()
-        except FileNotFoundError:
-            return None
-        return FamilyRefs.from_yaml(name, text, p)
+        got = read_keyed(p)
+        if got is None:
+            return None, None
+        return FamilyRefs.from_yaml(name, got[0], p), got[1]
+
+    def key(self, name: str) -> RefsKey | None:
+        return key_of(self.path(name))
 
     def get(self, name: str) -> FamilyRefs:
         refs = self.read(name)
@@ -192,12 +283,17 @@ class RefStore:
         its refs file is removed.
         """
         with self.lock(name):
-            refs = self.read(name) or FamilyRefs(name=name)
+            found, old_key = self.read_keyed(name)
+            refs = found or FamilyRefs(name=name)
             result = change(refs)
             path = self.path(name)
+            new_key = None
             if refs.versions or refs.removed:
-                _fs.atomic_write(path, refs.to_yaml())
+                _fs.atomic_write(path, stamped(refs.to_yaml()))
+                new_key = self.key(name)
             else:
                 path.unlink(missing_ok=True)
                 _fs.fsync_dir(self.root)
+            if self.on_publish is not None:
+                self.on_publish(name, old_key, refs, new_key)
         return result

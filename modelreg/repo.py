@@ -7,6 +7,7 @@
         config.yaml          format version, hash, chunking parameters, checkout dir, remotes
         objects/ab/cdef...   chunks, file manifests, trees, version records (read-only)
         refs/<name>.yaml     vN -> version record id, tags, removed numbers
+        index/               the version index, a cache of refs + records (index.py)
         locks/               <name>.lock per family, gc.lock for the whole store
         cache/checkouts/     stat cache of materialized files (safe to delete)
       models/<name>/<vN>/    checkout tree, materialized on demand
@@ -34,6 +35,7 @@ from .errors import (
     NotFoundError,
 )
 from .hashing import ALGORITHM
+from .index import FamilyIndex, IndexDamaged, VersionIndex
 from .objects import ObjectStore
 from .refs import FamilyRefs, RefStore, yaml_dump, yaml_load
 
@@ -78,6 +80,8 @@ class Repository:
         self.chunk_params = ChunkParams.from_config(config.get("chunking") or {})
         self.objects = ObjectStore(self.dir / "objects")
         self.refs = RefStore(self.dir / "refs", self.dir / "locks", lock_timeout())
+        self.index = VersionIndex(self.dir / "index", self.refs, self.objects)
+        self.refs.on_publish = self.index.published
         self.checkout_root = root / str(config.get("checkout_dir", DEFAULT_CHECKOUT_DIR))
         self.gitignored: list[str] = []  # what init added to .gitignore
 
@@ -146,7 +150,26 @@ class Repository:
         return self.refs.get(name)
 
     def families(self) -> list[str]:
-        return [r.name for r in self.refs if r.versions]
+        found = []
+        for name in self.refs.families():
+            index = self.family_index(name)
+            if index is not None:
+                if index.count:
+                    found.append(name)
+                continue
+            refs = self.refs.read(name)
+            if refs is not None and refs.versions:
+                found.append(name)
+        return found
+
+    def family_index(self, name: str) -> FamilyIndex | None:
+        """The family's whole index, or None when it has no refs or the index cannot be
+        built (a damaged record: the callers then read refs and records and say what is
+        wrong, as they did before the index)."""
+        try:
+            return self.index.load(name)
+        except (ModelregError, IndexDamaged):
+            return None
 
     def record(self, oid: str) -> Record:
         rec = self.objects.get_json(oid)
@@ -161,6 +184,17 @@ class Repository:
         return refs, refs.resolve(ref)
 
     def lookup(self, spec: str) -> Record:
+        """The record of NAME@REF with its tags, through the index when it can answer; a
+        version it does not find is confirmed (and the error worded) from the refs."""
+        name, ref = names.parse_spec(spec)
+        try:
+            with self.index.probe(name) as index:
+                if index is not None:
+                    return index.record(index.resolve(ref))
+        except (IndexDamaged, NotFoundError):
+            pass
+        except ModelregError:
+            pass  # a record the index could not be built from: said below, by version
         refs, version = self.resolve(spec)
         return self.describe(refs, version)
 
@@ -209,9 +243,20 @@ class Repository:
                 visit(chunk)
 
     def versions(self, name: str | None = None) -> Iterator[Record]:
-        families = [self.family(name)] if name is not None else list(self.refs)
-        for refs in families:
-            for version in sorted(refs.versions, key=names.version_number):
+        """Every version (of one family, or of all) in the public shape, from the index."""
+        if name is not None:
+            self.family(name)  # the error for a missing family
+        for family in [name] if name is not None else self.refs.families():
+            index = self.family_index(family)
+            if index is not None:
+                try:
+                    yield from list(index.views())
+                    continue
+                except IndexDamaged:
+                    pass
+            refs = self.refs.read(family)
+            for version in sorted(refs.versions if refs else (), key=names.version_number):
+                assert refs is not None
                 yield self.describe(refs, version)
 
     # --- writing --------------------------------------------------------------------------

@@ -1,0 +1,553 @@
+"""The version index: what ``list``, ``log``, ``families``, ``summary`` and ``get NAME@REF``
+read instead of parsing the refs YAML and opening one record file per version.
+
+::
+
+    .modelreg/index/
+      <name>.idx             header, tags and removed versions (JSON), then one 48-byte
+                             entry per version, sorted by number
+      <name>.<token>.dat     what the entries point at, per version: the version record's
+                             bytes, its public fields (compact JSON) and its checkout path
+
+It is a cache, never the only copy of anything: every byte is derived from the refs and the
+records, and it is rebuilt from them when missing, stale or damaged. Deleting the folder is
+always safe.
+
+- **Stale** is noticed by the key of the refs file it was built from (``refs.RefsKey``: the
+  stamp line, size, mtime and inode), compared with one open, fstat and 80-byte read of the
+  refs file.
+- **Damaged** is noticed by checksums: the header, the JSON and the table carry xxh3-64
+  sums, each entry's sum covers its own fields and its public fields, and a record read
+  through it must hash to the id the entry gives. Whatever does not check out is never
+  believed; the answer then comes from the refs and records, and the index is rebuilt.
+- **Written only under the family's lock.** Writers update it after publishing the refs
+  (append to the data file, replace the table); a reader that found it stale rebuilds it in
+  memory and writes it only when the lock is free at once, so readers never wait. The table
+  is written to a temporary file and renamed; the data file is only appended to (a killed
+  writer's tail is referenced by nothing). Not fsynced: after a crash it is at worst stale
+  or damaged, which is noticed, and rebuilt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from . import _fs, names
+from .errors import LockTimeoutError, ModelregError
+from .hashing import oid_of
+from .objects import ObjectStore, canonical_json
+from .refs import FamilyRefs, RefsKey, RefStore, resolve_ref
+from .schema import FIELDS, SCHEMA, public_fields
+
+Record = dict[str, Any]
+
+INDEX_FORMAT = 1
+MAGIC = b"MRVIDX01"
+# Changes whenever what an entry holds would change: an index of another layout is rebuilt.
+LAYOUT = xxhash.xxh3_128_digest(repr((INDEX_FORMAT, SCHEMA, tuple(FIELDS))).encode())
+# magic, layout, refs size, mtime_ns, inode, stamp, count, meta length, data length, data
+# token, meta sum, table sum; then the sum of all of that.
+_HEAD = struct.Struct("<8s16sQQQ16sIIQ8sQQ")
+_HEADER_SIZE = _HEAD.size + 8
+# number, record length, fields length, path length, offset, record id, sum
+_ENTRY = struct.Struct("<IIIIQ16sQ")
+_GARBAGE_SLACK = 1 << 16  # data bytes no entry names, tolerated before compaction
+
+
+class IndexDamaged(Exception):
+    """The index cannot be believed; internal, never shown to a user."""
+
+
+def _sum(*parts: bytes) -> int:
+    h = xxhash.xxh3_64()
+    for part in parts:
+        h.update(part)
+    return h.intdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    num: int
+    rec_len: int
+    fields_len: int
+    path_len: int
+    offset: int
+    oid: bytes
+    check: int
+
+    @property
+    def version(self) -> str:
+        return f"v{self.num}"
+
+    @property
+    def size(self) -> int:
+        return self.rec_len + self.fields_len + self.path_len
+
+    def head(self) -> bytes:
+        return struct.pack(
+            "<IIIIQ16s",
+            self.num,
+            self.rec_len,
+            self.fields_len,
+            self.path_len,
+            self.offset,
+            self.oid,
+        )
+
+    def pack(self) -> bytes:
+        return _ENTRY.pack(
+            self.num,
+            self.rec_len,
+            self.fields_len,
+            self.path_len,
+            self.offset,
+            self.oid,
+            self.check,
+        )
+
+
+def _piece(rec: Record) -> tuple[bytes, bytes]:
+    """(public fields without tags, checkout path relative to the checkout root) of a record,
+    as they are stored; the path is empty when the record's source is not a safe name (the
+    slow path then raises what it raises today)."""
+    fields = public_fields(rec)
+    del fields["tags"]
+    rel = f"{rec['name']}/{rec['version']}"
+    try:
+        if rec["kind"] == "file":
+            rel += "/" + _fs.check_relpath(str(rec["source"]))
+        path = json.dumps(rel, ensure_ascii=False)[1:-1].encode()
+    except (ModelregError, KeyError, TypeError):
+        path = b""
+    return canonical_json(fields), path
+
+
+def _entry(num: int, oid: str, raw: bytes, offset: int) -> tuple[Entry, bytes]:
+    rec = json.loads(raw)
+    if not isinstance(rec, dict) or rec.get("type") != "version":
+        raise IndexDamaged
+    fields, path = _piece(rec)
+    partial = Entry(num, len(raw), len(fields), len(path), offset, bytes.fromhex(oid), 0)
+    check = _sum(partial.head(), fields, path)
+    return Entry(**{**partial.__dict__, "check": check}), raw + fields + path
+
+
+class _Source:
+    """Bytes of an index file, from an open file (probing) or from memory (whole reads)."""
+
+    def __init__(self, data: bytes | None = None, fd: int | None = None) -> None:
+        self.data, self.fd = data, fd
+
+    def read(self, offset: int, n: int) -> bytes:
+        if self.data is not None:
+            got = self.data[offset : offset + n]
+        else:
+            assert self.fd is not None
+            got = os.pread(self.fd, n, offset)
+        if len(got) != n:
+            raise IndexDamaged
+        return got
+
+
+class FamilyIndex:
+    """One family's versions, tags and removed numbers as the index holds them."""
+
+    def __init__(
+        self,
+        name: str,
+        key: RefsKey,
+        meta: dict[str, Any],
+        count: int,
+        table: _Source,
+        table_at: int,
+        data: _Source,
+        data_len: int,
+        token: bytes,
+    ) -> None:
+        self.name = name
+        self.key = key
+        self.tags: dict[str, str] = meta["tags"]
+        self.removed: list[str] = meta["removed"]
+        self.removed_at: dict[str, str] = meta["removed_at"]
+        self.count = count
+        self._table, self._table_at = table, table_at
+        self._data, self.data_len, self.token = data, data_len, token
+        self._latest: str | None = None
+
+    # --- the refs side, as refs.resolve_ref wants it -----------------------------------
+    def entry_at(self, i: int) -> Entry:
+        return Entry(
+            *_ENTRY.unpack(self._table.read(self._table_at + i * _ENTRY.size, _ENTRY.size))
+        )
+
+    def find(self, num: int) -> Entry | None:
+        lo, hi = 0, self.count
+        while lo < hi:
+            mid = (lo + hi) // 2
+            e = self.entry_at(mid)
+            if e.num == num:
+                return e
+            if e.num < num:
+                lo = mid + 1
+            else:
+                hi = mid
+        return None
+
+    def latest(self) -> str | None:
+        if not self.count:
+            return None
+        if self._latest is None:
+            e = self.entry_at(self.count - 1)
+            self._bytes(e)  # its sum covers its number
+            self._latest = e.version
+        return self._latest
+
+    def has(self, version: str) -> bool:
+        return self.find(names.version_number(version)) is not None
+
+    def resolve(self, ref: str) -> str:
+        return resolve_ref(self, ref)
+
+    def tags_of(self, version: str) -> list[str]:
+        tags = sorted(t for t, v in self.tags.items() if v == version)
+        return [names.LATEST, *tags] if version == self.latest() else tags
+
+    # --- the records --------------------------------------------------------------------
+    def _bytes(self, e: Entry) -> bytes:
+        if e.offset + e.size > self.data_len:
+            raise IndexDamaged
+        blob = self._data.read(e.offset, e.size)
+        if _sum(e.head(), blob[e.rec_len :]) != e.check:
+            raise IndexDamaged
+        return blob
+
+    def record(self, version: str) -> Record:
+        """The version's record, verified against the id its entry gives, with its tags."""
+        e = self.find(names.version_number(version))
+        if e is None:
+            raise IndexDamaged
+        raw = self._bytes(e)[: e.rec_len]
+        if bytes.fromhex(oid_of(raw)) != e.oid:
+            raise IndexDamaged
+        rec: Record = json.loads(raw)
+        if rec.get("version") != version or rec.get("name") != self.name:
+            raise IndexDamaged
+        rec["tags"] = self.tags_of(version)
+        return rec
+
+    def entries(self) -> list[Entry]:
+        return [self.entry_at(i) for i in range(self.count)]
+
+    def pieces(self) -> Iterator[tuple[Entry, bytes, bytes]]:
+        """(entry, public fields JSON, escaped checkout path) of every version, in order."""
+        for e in self.entries():
+            blob = self._bytes(e)
+            fields = blob[e.rec_len : e.rec_len + e.fields_len]
+            yield e, fields, blob[e.rec_len + e.fields_len :]
+
+    def views(self) -> Iterator[Record]:
+        """Every version in the public shape (without file_path and checked_out)."""
+        latest = self.latest()
+        by_version: dict[str, list[str]] = {}
+        for tag, version in sorted(self.tags.items()):
+            by_version.setdefault(version, []).append(tag)
+        for e, fields, _path in self.pieces():
+            rec: Record = json.loads(fields)
+            tags = by_version.get(e.version, [])
+            rec["tags"] = [names.LATEST, *tags] if e.version == latest else tags
+            yield rec
+
+    def oids(self) -> dict[str, str]:
+        return {e.version: e.oid.hex() for e in self.entries()}
+
+
+def _meta(refs: FamilyRefs) -> bytes:
+    return canonical_json(
+        {
+            "tags": refs.tags,
+            "removed": sorted(refs.removed, key=names.version_number),
+            "removed_at": refs.removed_at,
+        }
+    )
+
+
+class VersionIndex:
+    """The index of every family of one registry (``.modelreg/index/``)."""
+
+    def __init__(self, root: Path, refs: RefStore, objects: ObjectStore) -> None:
+        self.root = root
+        self.refs = refs
+        self.objects = objects
+
+    def idx_path(self, name: str) -> Path:
+        return self.root / f"{names.check_family(name)}.idx"
+
+    def data_path(self, name: str, token: bytes) -> Path:
+        return self.root / f"{name}.{token.decode()}.dat"
+
+    # --- reading ------------------------------------------------------------------------
+    def _parse(self, name: str, head: bytes, key: RefsKey | None) -> tuple[Any, ...]:
+        if len(head) < _HEADER_SIZE:
+            raise IndexDamaged
+        body, (total,) = head[: _HEAD.size], struct.unpack("<Q", head[_HEAD.size : _HEADER_SIZE])
+        if _sum(body) != total:
+            raise IndexDamaged
+        fields = _HEAD.unpack(body)
+        magic, layout, size, mtime, ino, stamp = fields[:6]
+        if magic != MAGIC or layout != LAYOUT:
+            raise IndexDamaged
+        built_for = RefsKey(size, mtime, ino, stamp.hex())
+        if key is not None and built_for != key:
+            raise IndexDamaged
+        return (built_for, *fields[6:])
+
+    def _open(self, name: str, key: RefsKey, whole: bool) -> FamilyIndex:
+        try:
+            with open(self.idx_path(name), "rb") as f:
+                if whole:
+                    blob = f.read()
+                    head = blob[:_HEADER_SIZE]
+                else:
+                    head = f.read(_HEADER_SIZE)
+                built_for, count, meta_len, data_len, token, meta_sum, table_sum = self._parse(
+                    name, head, key
+                )
+                if not re.fullmatch(rb"[0-9a-f]{8}", token):
+                    raise IndexDamaged
+                meta_raw = (
+                    blob[_HEADER_SIZE : _HEADER_SIZE + meta_len] if whole else f.read(meta_len)
+                )
+                if len(meta_raw) != meta_len or _sum(meta_raw) != meta_sum:
+                    raise IndexDamaged
+                meta = json.loads(meta_raw)
+                table_at = _HEADER_SIZE + meta_len
+                end = table_at + count * _ENTRY.size
+                if whole:
+                    if len(blob) != end or _sum(blob[table_at:]) != table_sum:
+                        raise IndexDamaged
+                    table = _Source(blob)
+                else:
+                    if os.fstat(f.fileno()).st_size != end:
+                        raise IndexDamaged
+                    table = _Source(fd=os.dup(f.fileno()))
+            with open(self.data_path(name, token), "rb") as d:
+                if whole:
+                    data = _Source(d.read(data_len))
+                    if len(data.data or b"") != data_len:
+                        raise IndexDamaged
+                else:
+                    if os.fstat(d.fileno()).st_size < data_len:
+                        raise IndexDamaged
+                    data = _Source(fd=os.dup(d.fileno()))
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            raise IndexDamaged from None
+        return FamilyIndex(name, built_for, meta, count, table, table_at, data, data_len, token)
+
+    @contextlib.contextmanager
+    def probe(self, name: str) -> Iterator[FamilyIndex | None]:
+        """The family's index for a few look-ups (files kept open meanwhile); None when the
+        family has no refs. Built (and, if the lock is free, written) when not current."""
+        key = self.refs.key(name)
+        if key is None:
+            yield None
+            return
+        try:
+            found = self._open(name, key, whole=False)
+        except IndexDamaged:
+            yield self.rebuild(name)
+            return
+        try:
+            yield found
+        finally:
+            for source in (found._table, found._data):
+                if source.fd is not None:
+                    os.close(source.fd)
+
+    def load(self, name: str) -> FamilyIndex | None:
+        """The whole family index in memory, checked; None when the family has no refs."""
+        key = self.refs.key(name)
+        if key is None:
+            return None
+        try:
+            return self._open(name, key, whole=True)
+        except IndexDamaged:
+            return self.rebuild(name)
+
+    def rebuild(self, name: str) -> FamilyIndex | None:
+        """Build the index from the refs and the records; write it when nobody holds the
+        family's lock (a writer then updates it itself)."""
+        refs, key = self.refs.read_keyed(name)
+        if refs is None or key is None:
+            return None
+        entries, blob = [], bytearray()
+        for version in sorted(refs.versions, key=names.version_number):
+            oid = refs.versions[version]
+            raw = self.objects.get(oid)
+            try:
+                e, piece = _entry(names.version_number(version), oid, raw, len(blob))
+            except (IndexDamaged, ValueError):
+                raise ModelregError(
+                    f"{name}@{version}: object {oid} is not a version record"
+                ) from None
+            entries.append(e)
+            blob += piece
+        token = secrets.token_hex(4).encode()
+        meta = _meta(refs)
+        table = b"".join(e.pack() for e in entries)
+        with contextlib.suppress(OSError, LockTimeoutError), self._try_lock(name) as locked:
+            if locked and self.refs.key(name) == key:
+                self._write(name, key, meta, table, len(blob), token, bytes(blob))
+        header_meta = json.loads(meta)
+        return FamilyIndex(
+            name,
+            key,
+            header_meta,
+            len(entries),
+            _Source(table),
+            0,
+            _Source(bytes(blob)),
+            len(blob),
+            token,
+        )
+
+    @contextlib.contextmanager
+    def _try_lock(self, name: str) -> Iterator[bool]:
+        lock = _fs.FileLock(self.refs.locks / f"{name}.lock", "index", 0.0)
+        try:
+            lock.acquire()
+        except LockTimeoutError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
+    # --- writing (under the family's lock) ----------------------------------------------
+    def _write(
+        self,
+        name: str,
+        key: RefsKey,
+        meta: bytes,
+        table: bytes,
+        data_len: int,
+        token: bytes,
+        new_data: bytes | None,
+    ) -> None:
+        """Write a fresh data file (``new_data``), then the table that names it."""
+        self.root.mkdir(exist_ok=True)
+        if new_data is not None:
+            _fs.atomic_write(self.data_path(name, token), new_data, durable=False)
+        body = _HEAD.pack(
+            MAGIC,
+            LAYOUT,
+            key.size,
+            key.mtime_ns,
+            key.ino,
+            bytes.fromhex(key.stamp),
+            len(table) // _ENTRY.size,
+            len(meta),
+            data_len,
+            token,
+            _sum(meta),
+            _sum(table),
+        )
+        head = body + struct.pack("<Q", _sum(body))
+        _fs.atomic_write(self.idx_path(name), head + meta + table, durable=False)
+        if new_data is not None:
+            self._drop_data(name, keep=token)
+
+    def _drop_data(self, name: str, keep: bytes | None) -> None:
+        mine = re.compile(re.escape(name) + r"\.([0-9a-f]{8})\.dat")
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(self.root):
+                m = mine.fullmatch(entry.name)
+                if m and m.group(1).encode() != keep:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+
+    def published(
+        self, name: str, old_key: RefsKey | None, refs: FamilyRefs, new_key: RefsKey | None
+    ) -> None:
+        """Bring the index from ``old_key`` to ``refs`` (``new_key``) after a write. When it
+        was not current for ``old_key`` it is left alone: readers rebuild it."""
+        if new_key is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.idx_path(name))
+            self._drop_data(name, keep=None)
+            return
+        if old_key is None:
+            return self._start(name, refs, new_key)
+        try:
+            current = self._open(name, old_key, whole=False)
+        except IndexDamaged:
+            return None
+        try:
+            self._advance(name, current, refs, new_key)
+        except (IndexDamaged, ModelregError, ValueError):
+            pass  # left for a reader to rebuild; the refs are published either way
+        finally:
+            for source in (current._table, current._data):
+                if source.fd is not None:
+                    os.close(source.fd)
+        return None
+
+    def _start(self, name: str, refs: FamilyRefs, key: RefsKey) -> None:
+        """A new family: its index is built right away (it holds one or a few versions)."""
+        if len(refs.versions) > 16:
+            return
+        with contextlib.suppress(IndexDamaged, ModelregError, ValueError):
+            entries, blob = [], bytearray()
+            for version in sorted(refs.versions, key=names.version_number):
+                oid = refs.versions[version]
+                e, piece = _entry(
+                    names.version_number(version), oid, self.objects.get(oid), len(blob)
+                )
+                entries.append(e)
+                blob += piece
+            table = b"".join(e.pack() for e in entries)
+            token = secrets.token_hex(4).encode()
+            self._write(name, key, _meta(refs), table, len(blob), token, bytes(blob))
+
+    def _advance(self, name: str, current: FamilyIndex, refs: FamilyRefs, key: RefsKey) -> None:
+        old = {e.num: e for e in current.entries()}
+        wanted = sorted((names.version_number(v), oid) for v, oid in refs.versions.items())
+        kept: list[Entry] = []
+        added: list[tuple[int, str]] = []
+        for num, oid in wanted:
+            e = old.get(num)
+            if e is not None and e.oid.hex() == oid:
+                kept.append(e)
+            else:
+                added.append((num, oid))
+        live = sum(e.size for e in kept)
+        path = self.data_path(name, current.token)
+        if current.data_len > 2 * live + _GARBAGE_SLACK:
+            return None  # mostly garbage: leave it to a reader's rebuild, which compacts
+        fresh: list[Entry] = []
+        with open(path, "ab") as f:
+            base = f.seek(0, os.SEEK_END)
+            blob = bytearray()
+            for num, oid in added:
+                e, piece = _entry(num, oid, self.objects.get(oid), base + len(blob))
+                fresh.append(e)
+                blob += piece
+            f.write(blob)
+        entries = sorted(kept + fresh, key=lambda e: e.num)
+        nums = [e.num for e in entries]
+        if nums != sorted(set(nums)):
+            raise IndexDamaged
+        table = b"".join(e.pack() for e in entries)
+        self._write(name, key, _meta(refs), table, base + len(blob), current.token, None)
+        return None
