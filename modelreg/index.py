@@ -37,9 +37,8 @@ import re
 import secrets
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import xxhash
 
@@ -52,7 +51,7 @@ from .schema import FIELDS, SCHEMA, public_fields
 
 Record = dict[str, Any]
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 MAGIC = b"MRVIDX01"
 # Changes whenever what an entry holds would change: an index of another layout is rebuilt.
 LAYOUT = xxhash.xxh3_128_digest(repr((INDEX_FORMAT, SCHEMA, tuple(FIELDS))).encode())
@@ -76,15 +75,14 @@ def _sum(*parts: bytes) -> int:
     return h.intdigest()
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     num: int
     rec_len: int
     fields_len: int
     path_len: int
     offset: int
     oid: bytes
-    check: int
+    check: int  # xxh3-64 of the public fields and the path
 
     @property
     def version(self) -> str:
@@ -93,28 +91,6 @@ class Entry:
     @property
     def size(self) -> int:
         return self.rec_len + self.fields_len + self.path_len
-
-    def head(self) -> bytes:
-        return struct.pack(
-            "<IIIIQ16s",
-            self.num,
-            self.rec_len,
-            self.fields_len,
-            self.path_len,
-            self.offset,
-            self.oid,
-        )
-
-    def pack(self) -> bytes:
-        return _ENTRY.pack(
-            self.num,
-            self.rec_len,
-            self.fields_len,
-            self.path_len,
-            self.offset,
-            self.oid,
-            self.check,
-        )
 
 
 def _piece(rec: Record) -> tuple[bytes, bytes]:
@@ -127,7 +103,7 @@ def _piece(rec: Record) -> tuple[bytes, bytes]:
     try:
         if rec["kind"] == "file":
             rel += "/" + _fs.check_relpath(str(rec["source"]))
-        path = json.dumps(rel, ensure_ascii=False)[1:-1].encode()
+        path = rel.encode()
     except (ModelregError, KeyError, TypeError):
         path = b""
     return canonical_json(fields), path
@@ -138,9 +114,10 @@ def _entry(num: int, oid: str, raw: bytes, offset: int) -> tuple[Entry, bytes]:
     if not isinstance(rec, dict) or rec.get("type") != "version":
         raise IndexDamaged
     fields, path = _piece(rec)
-    partial = Entry(num, len(raw), len(fields), len(path), offset, bytes.fromhex(oid), 0)
-    check = _sum(partial.head(), fields, path)
-    return Entry(**{**partial.__dict__, "check": check}), raw + fields + path
+    check = _sum(fields, path)
+    return Entry(num, len(raw), len(fields), len(path), offset, bytes.fromhex(oid), check), (
+        raw + fields + path
+    )
 
 
 class _Source:
@@ -209,7 +186,7 @@ class FamilyIndex:
             return None
         if self._latest is None:
             e = self.entry_at(self.count - 1)
-            self._bytes(e)  # its sum covers its number
+            self._record(e)  # its record names its number
             self._latest = e.version
         return self._latest
 
@@ -228,33 +205,53 @@ class FamilyIndex:
         if e.offset + e.size > self.data_len:
             raise IndexDamaged
         blob = self._data.read(e.offset, e.size)
-        if _sum(e.head(), blob[e.rec_len :]) != e.check:
+        if _sum(blob[e.rec_len :]) != e.check:
             raise IndexDamaged
         return blob
 
-    def record(self, version: str) -> Record:
-        """The version's record, verified against the id its entry gives, with its tags."""
-        e = self.find(names.version_number(version))
-        if e is None:
-            raise IndexDamaged
+    def _record(self, e: Entry) -> Record:
+        """The entry's record; its bytes must hash to the entry's id and name the entry's
+        family and number, so an entry damaged in any field is caught here."""
         raw = self._bytes(e)[: e.rec_len]
         if bytes.fromhex(oid_of(raw)) != e.oid:
             raise IndexDamaged
         rec: Record = json.loads(raw)
-        if rec.get("version") != version or rec.get("name") != self.name:
+        if rec.get("version") != e.version or rec.get("name") != self.name:
             raise IndexDamaged
+        return rec
+
+    def record(self, version: str) -> Record:
+        """The version's record, verified, with its tags."""
+        e = self.find(names.version_number(version))
+        if e is None:
+            raise IndexDamaged
+        rec = self._record(e)
         rec["tags"] = self.tags_of(version)
         return rec
 
     def entries(self) -> list[Entry]:
-        return [self.entry_at(i) for i in range(self.count)]
+        table = self._table.read(self._table_at, self.count * _ENTRY.size)
+        return [Entry(*t) for t in _ENTRY.iter_unpack(table)]
 
-    def pieces(self) -> Iterator[tuple[Entry, bytes, bytes]]:
-        """(entry, public fields JSON, escaped checkout path) of every version, in order."""
-        for e in self.entries():
-            blob = self._bytes(e)
-            fields = blob[e.rec_len : e.rec_len + e.fields_len]
-            yield e, fields, blob[e.rec_len + e.fields_len :]
+    def pieces(self) -> Iterator[tuple[int, bytes, bytes]]:
+        """(number, public fields JSON, escaped checkout path) of every version, in order;
+        for whole reads, whose table was checked as a whole."""
+        table = self._table.read(self._table_at, self.count * _ENTRY.size)
+        data = self._data.read(0, self.data_len)
+        view = memoryview(data)
+        last = 0
+        for num, rec_len, fields_len, path_len, offset, _oid, check in _ENTRY.iter_unpack(table):
+            start = offset + rec_len
+            mid = start + fields_len
+            end = mid + path_len
+            if (
+                end > self.data_len
+                or num <= last
+                or xxhash.xxh3_64_intdigest(view[start:end]) != check
+            ):
+                raise IndexDamaged
+            last = num
+            yield num, data[start:mid], data[mid:end]
 
     def views(self) -> Iterator[Record]:
         """Every version in the public shape (without file_path and checked_out)."""
@@ -262,10 +259,11 @@ class FamilyIndex:
         by_version: dict[str, list[str]] = {}
         for tag, version in sorted(self.tags.items()):
             by_version.setdefault(version, []).append(tag)
-        for e, fields, _path in self.pieces():
+        for num, fields, _path in self.pieces():
             rec: Record = json.loads(fields)
-            tags = by_version.get(e.version, [])
-            rec["tags"] = [names.LATEST, *tags] if e.version == latest else tags
+            version = f"v{num}"
+            tags = by_version.get(version, [])
+            rec["tags"] = [names.LATEST, *tags] if version == latest else tags
             yield rec
 
     def oids(self) -> dict[str, str]:
@@ -404,7 +402,7 @@ class VersionIndex:
             blob += piece
         token = secrets.token_hex(4).encode()
         meta = _meta(refs)
-        table = b"".join(e.pack() for e in entries)
+        table = b"".join(_ENTRY.pack(*e) for e in entries)
         with contextlib.suppress(OSError, LockTimeoutError), self._try_lock(name) as locked:
             if locked and self.refs.key(name) == key:
                 self._write(name, key, meta, table, len(blob), token, bytes(blob))
@@ -516,7 +514,7 @@ class VersionIndex:
                 )
                 entries.append(e)
                 blob += piece
-            table = b"".join(e.pack() for e in entries)
+            table = b"".join(_ENTRY.pack(*e) for e in entries)
             token = secrets.token_hex(4).encode()
             self._write(name, key, _meta(refs), table, len(blob), token, bytes(blob))
 
@@ -548,6 +546,6 @@ class VersionIndex:
         nums = [e.num for e in entries]
         if nums != sorted(set(nums)):
             raise IndexDamaged
-        table = b"".join(e.pack() for e in entries)
+        table = b"".join(_ENTRY.pack(*e) for e in entries)
         self._write(name, key, _meta(refs), table, base + len(blob), current.token, None)
         return None

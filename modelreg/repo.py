@@ -21,7 +21,7 @@ import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _fs, files, gitinfo, metadata, modelinfo, names
 from .chunking import ChunkParams
@@ -43,6 +43,7 @@ DIRNAME = ".modelreg"
 FORMAT = 1
 DEFAULT_CHECKOUT_DIR = "models"
 Record = dict[str, Any]
+T = TypeVar("T")
 
 
 def find_root(start: Path) -> Path | None:
@@ -152,9 +153,9 @@ class Repository:
     def families(self) -> list[str]:
         found = []
         for name in self.refs.families():
-            index = self.family_index(name)
-            if index is not None:
-                if index.count:
+            count = self.from_index(name, lambda index: index.count)
+            if count is not None:
+                if count:
                     found.append(name)
                 continue
             refs = self.refs.read(name)
@@ -170,6 +171,27 @@ class Repository:
             return self.index.load(name)
         except (ModelregError, IndexDamaged):
             return None
+
+    def from_index(self, name: str, use: Callable[[FamilyIndex], T]) -> T | None:
+        """``use`` on the family's whole index; when it finds damage the checks at load could
+        not see, once more on an index rebuilt from refs and records. None: read those."""
+        index = self.family_index(name)
+        if index is None:
+            return None
+        try:
+            return use(index)
+        except IndexDamaged:
+            pass
+        try:
+            rebuilt = self.index.rebuild(name)
+            return use(rebuilt) if rebuilt is not None else None
+        except (ModelregError, IndexDamaged):
+            return None
+
+    def check_family_exists(self, name: str) -> None:
+        """The error for a missing family, without parsing its refs when it exists."""
+        if self.refs.key(name) is None:
+            self.family(name)
 
     def record(self, oid: str) -> Record:
         rec = self.objects.get_json(oid)
@@ -191,10 +213,12 @@ class Repository:
             with self.index.probe(name) as index:
                 if index is not None:
                     return index.record(index.resolve(ref))
-        except (IndexDamaged, NotFoundError):
-            pass
+        except IndexDamaged:
+            found = self.from_index(name, lambda index: index.record(index.resolve(ref)))
+            if found is not None:
+                return found
         except ModelregError:
-            pass  # a record the index could not be built from: said below, by version
+            pass  # not found (confirmed below), or a record the index could not be built from
         refs, version = self.resolve(spec)
         return self.describe(refs, version)
 
@@ -245,15 +269,12 @@ class Repository:
     def versions(self, name: str | None = None) -> Iterator[Record]:
         """Every version (of one family, or of all) in the public shape, from the index."""
         if name is not None:
-            self.family(name)  # the error for a missing family
+            self.check_family_exists(name)
         for family in [name] if name is not None else self.refs.families():
-            index = self.family_index(family)
-            if index is not None:
-                try:
-                    yield from list(index.views())
-                    continue
-                except IndexDamaged:
-                    pass
+            views = self.from_index(family, lambda index: list(index.views()))
+            if views is not None:
+                yield from views
+                continue
             refs = self.refs.read(family)
             for version in sorted(refs.versions if refs else (), key=names.version_number):
                 assert refs is not None
