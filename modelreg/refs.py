@@ -107,8 +107,8 @@ def yaml_load(text: bytes | str) -> object:
     return yaml.load(text, Loader=_Loader)
 
 
-def yaml_dump(obj: object, sort_keys: bool = True) -> str:
-    return yaml.dump(obj, Dumper=_Dumper, sort_keys=sort_keys, allow_unicode=True)
+def yaml_dump(obj: object, sort_keys: bool = True, width: int | None = None) -> str:
+    return yaml.dump(obj, Dumper=_Dumper, sort_keys=sort_keys, allow_unicode=True, width=width)
 
 
 @dataclass
