@@ -270,6 +270,22 @@ class FamilyIndex:
         return {e.version: e.oid.hex() for e in self.entries()}
 
 
+def _orphan(filename: str) -> bool:
+    """A temporary file (``_fs.tmp_name``) of a process that no longer runs."""
+    if not filename.startswith(_fs.TMP_PREFIX):
+        return False
+    pid = filename[len(_fs.TMP_PREFIX) :].partition("-")[0]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def _meta(refs: FamilyRefs) -> bytes:
     return canonical_json(
         {
@@ -467,11 +483,13 @@ class VersionIndex:
             self._drop_data(name, keep=token)
 
     def _drop_data(self, name: str, keep: bytes | None) -> None:
+        """Remove the family's data files other than ``keep``, and temporary files whose
+        writer is dead (a killed process's); called under the family's lock."""
         mine = re.compile(re.escape(name) + r"\.([0-9a-f]{8})\.dat")
         with contextlib.suppress(FileNotFoundError):
             for entry in os.scandir(self.root):
                 m = mine.fullmatch(entry.name)
-                if m and m.group(1).encode() != keep:
+                if (m and m.group(1).encode() != keep) or _orphan(entry.name):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(entry.path)
 
@@ -479,7 +497,14 @@ class VersionIndex:
         self, name: str, old_key: RefsKey | None, refs: FamilyRefs, new_key: RefsKey | None
     ) -> None:
         """Bring the index from ``old_key`` to ``refs`` (``new_key``) after a write. When it
-        was not current for ``old_key`` it is left alone: readers rebuild it."""
+        was not current for ``old_key`` it is left alone: readers rebuild it. Never fails:
+        the refs are published already, and an index left stale is only slower."""
+        with contextlib.suppress(OSError, IndexDamaged, ModelregError, ValueError):
+            self._publish(name, old_key, refs, new_key)
+
+    def _publish(
+        self, name: str, old_key: RefsKey | None, refs: FamilyRefs, new_key: RefsKey | None
+    ) -> None:
         if new_key is None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.idx_path(name))
