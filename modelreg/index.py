@@ -545,7 +545,7 @@ class VersionIndex:
 
     def _advance(self, name: str, current: FamilyIndex, refs: FamilyRefs, key: RefsKey) -> None:
         old = {e.num: e for e in current.entries()}
-        wanted = sorted((names.version_number(v), oid) for v, oid in refs.versions.items())
+        wanted = sorted((int(v[1:]), oid) for v, oid in refs.versions.items())  # checked
         kept: list[Entry] = []
         added: list[tuple[int, str]] = []
         for num, oid in wanted:

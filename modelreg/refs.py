@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +112,11 @@ def yaml_dump(obj: object, sort_keys: bool = True, width: int | None = None) -> 
     return yaml.dump(obj, Dumper=_Dumper, sort_keys=sort_keys, allow_unicode=True, width=width)
 
 
+def _number(version: str) -> int:
+    """vN -> N for versions already checked (every key of a parsed or written refs)."""
+    return int(version[1:])
+
+
 @dataclass
 class FamilyRefs:
     name: str
@@ -120,10 +126,10 @@ class FamilyRefs:
     removed_at: dict[str, str] = field(default_factory=dict)  # vN -> when (ISO, UTC)
 
     def latest(self) -> str | None:
-        return max(self.versions, key=names.version_number) if self.versions else None
+        return max(self.versions, key=_number) if self.versions else None
 
     def next_version(self) -> str:
-        used = [names.version_number(v) for v in [*self.versions, *self.removed]]
+        used = [_number(v) for v in [*self.versions, *self.removed]]
         return f"v{max(used, default=0) + 1}"
 
     def has(self, version: str) -> bool:
@@ -137,32 +143,46 @@ class FamilyRefs:
         return sorted(t for t, v in self.tags.items() if v == version)
 
     def to_yaml(self) -> bytes:
-        body = {
+        """The same bytes libyaml writes, but the ``versions`` block (100,000 lines in a big
+        family) is written here: libyaml took 0.6 s for it, this takes a tenth of that."""
+        body: dict[str, object] = {
             "name": self.name,
-            "versions": {
-                v: self.versions[v] for v in sorted(self.versions, key=names.version_number)
-            },
+            "versions": {},
             "tags": dict(sorted(self.tags.items())),
             "removed": sorted(self.removed, key=names.version_number),
         }
         if self.removed_at:
             body["removed_at"] = dict(sorted(self.removed_at.items()))
-        return yaml_dump(body, sort_keys=False).encode()
+        text = yaml_dump(body, sort_keys=False).encode()
+        if not self.versions:
+            return text
+        block = "".join(
+            f"  {v}: {_scalar(self.versions[v])}\n" for v in sorted(self.versions, key=_number)
+        )
+        head, sep, tail = text.partition(b"\nversions: {}\n")
+        assert sep, "yaml_dump wrote the empty mapping another way"
+        return head + b"\nversions:\n" + block.encode() + tail
 
     @classmethod
     def from_yaml(cls, name: str, text: bytes, where: Path) -> FamilyRefs:
         try:
-            raw = yaml_load(text)
+            fast = _split_versions(text)
+            raw = yaml_load(fast[0] if fast else text)
             if not isinstance(raw, dict) or raw.get("name") != name:
                 raise ValueError("not the refs of this family")
+            versions = raw.get("versions") or {}
+            if fast:
+                if versions:
+                    raise ValueError("two versions blocks")
+                versions = fast[1]
             refs = cls(
                 name=name,
-                versions={str(k): str(v) for k, v in (raw.get("versions") or {}).items()},
+                versions=versions if fast else {str(k): str(v) for k, v in versions.items()},
                 tags={str(k): str(v) for k, v in (raw.get("tags") or {}).items()},
                 removed=[str(v) for v in raw.get("removed") or []],
                 removed_at={str(k): str(v) for k, v in (raw.get("removed_at") or {}).items()},
             )
-            for version, oid in refs.versions.items():
+            for version, oid in () if fast else refs.versions.items():  # fast: checked by regex
                 names.check_version(version)
                 if not is_oid(oid):
                     raise ValueError(f"bad object id {oid!r}")
@@ -174,6 +194,56 @@ class FamilyRefs:
         except Exception:
             raise CorruptObjectError(f"refs file {where} is damaged") from None
         return refs
+
+
+# A line of the versions block as to_yaml writes it. A plain value YAML would read as a number,
+# and anything else unexpected, send the file to the YAML parser.
+_VERSION_LINE = re.compile(
+    rb"^  (v[1-9][0-9]{0,8}): (?:'([0-9a-f]{32})'|([0-9a-f]{32}))\n", re.MULTILINE
+)
+_BLOCK_END = re.compile(rb"\n(?!  )")
+_NOT_TEXT = re.compile(r"[0-9b]+")
+
+
+def _scalar(oid: str) -> str:
+    """The id as libyaml writes it: quoted only where YAML would read a number."""
+    if _NOT_TEXT.fullmatch(oid) and _RESOLVER.resolve(yaml.ScalarNode, oid, (True, False)) != (
+        "tag:yaml.org,2002:str"
+    ):
+        return f"'{oid}'"
+    return oid
+
+
+_RESOLVER = yaml.resolver.Resolver()
+
+
+def _split_versions(text: bytes) -> tuple[bytes, dict[str, str]] | None:
+    """(the document with an empty versions block, the versions) when the block is exactly
+    what to_yaml writes; None sends the whole file to the YAML parser. The rest of the file
+    is small and always parsed by YAML."""
+    start = text.find(b"\nversions:\n")
+    head = text[:start].split(b"\n")
+    if start < 0 or not head[-1].startswith(b"name: ") or len(head) > 2:
+        return None
+    if len(head) == 2 and _stamp_of(text[:_STAMP_LINE]) is None:
+        return None
+    first = start + len(b"\nversions:\n")
+    after = _BLOCK_END.search(text, first - 1)
+    end = after.start() + 1 if after else len(text)
+    block = text[first:end]
+    lines = _VERSION_LINE.findall(block)  # ^-anchored: each match is one whole line
+    if not lines or len(lines) != block.count(b"\n") or not block.endswith(b"\n"):
+        return None
+    versions: dict[str, str] = {}
+    for version, quoted, plain in lines:
+        if (
+            plain
+            and _NOT_TEXT.fullmatch(plain.decode())
+            and _scalar(plain.decode()) != plain.decode()
+        ):
+            return None  # YAML would read a number there
+        versions[version.decode()] = (quoted or plain).decode()
+    return text[: start + 1] + b"versions: {}\n" + text[end:], versions
 
 
 class RefsLike(Protocol):

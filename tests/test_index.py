@@ -402,3 +402,67 @@ def test_old_refs_without_a_stamp_still_open(repo: Repository) -> None:
     register(repo, "m", 2)
     assert (repo.dir / "refs" / "m.yaml").read_bytes().startswith(b"# stamp: ")
     assert_index_tells_the_truth(repo)
+
+
+# --- refs: the versions block written and read without libyaml ----------------------
+
+
+def _random_refs(rnd: random.Random) -> FamilyRefs:
+    def oid() -> str:
+        kind = rnd.random()
+        if kind < 0.2:
+            return "".join(rnd.choice("0123456789") for _ in range(32))  # YAML: a number?
+        if kind < 0.3:
+            return "0b" + "".join(rnd.choice("01") for _ in range(30))
+        if kind < 0.35:
+            return "0" + "".join(rnd.choice("01234567") for _ in range(31))
+        return f"{rnd.getrandbits(128):032x}"
+
+    name = rnd.choice(["m", "true", "123", "1.5", "null", "a.b", "0x10", "yes", "1e3", "0b1"])
+    refs = FamilyRefs(
+        name,
+        versions={f"v{n}": oid() for n in rnd.sample(range(1, 50), rnd.randint(0, 6))},
+        tags={f"t{n}": f"v{n + 1}" for n in range(rnd.randint(0, 2))},
+        removed=[f"v{60 + n}" for n in range(rnd.randint(0, 2))],
+    )
+    if refs.removed and rnd.random() < 0.5:
+        refs.removed_at = {refs.removed[0]: "2026-11-28T18:40:01.123456+00:00"}
+    return refs
+
+
+def test_refs_are_written_as_libyaml_writes_them_and_read_as_it_reads_them() -> None:
+    from modelreg.refs import stamped, yaml_dump, yaml_load
+
+    rnd = random.Random(5)
+    for _ in range(1500):
+        refs = _random_refs(rnd)
+        body = {
+            "name": refs.name,
+            "versions": {
+                v: refs.versions[v] for v in sorted(refs.versions, key=lambda v: int(v[1:]))
+            },
+            "tags": dict(sorted(refs.tags.items())),
+            "removed": sorted(refs.removed, key=lambda v: int(v[1:])),
+        }
+        if refs.removed_at:
+            body["removed_at"] = refs.removed_at
+        text = refs.to_yaml()
+        assert text == yaml_dump(body, sort_keys=False).encode()
+        for written in (text, stamped(text)):
+            assert FamilyRefs.from_yaml(refs.name, written, Path("x")) == refs
+            assert yaml_load(written) == body
+
+
+def test_refs_that_are_not_exactly_as_written_go_to_the_yaml_parser() -> None:
+    oid = "ab" * 16
+    for text, versions in [
+        (f"name: m\nversions:\n  v1: {oid}  # mine\n", {"v1": oid}),
+        (f"name: m\nversions: {{v1: {oid}}}\n", {"v1": oid}),
+        (f'name: m\nversions:\n  v1: {oid}\n  v2: "{oid}"\n', {"v1": oid, "v2": oid}),
+        (f"name: m\nversions:\n    v1: {oid}\n", {"v1": oid}),
+    ]:
+        assert FamilyRefs.from_yaml("m", text.encode(), Path("x")).versions == versions
+    with pytest.raises(ModelregError, match="damaged"):
+        FamilyRefs.from_yaml(
+            "m", b"name: m\nversions:\n  v1: 01234567012345670123456701234567\n", Path("x")
+        )
