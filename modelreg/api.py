@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import datetime as dt
 import os
 import sys
 import warnings
@@ -11,11 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from . import checkout, files, loading, modelinfo, remote_config, sync
+from . import checkout, files, loading, modelinfo, prune, remote_config, sync
 from .errors import UnrecognizedFormatWarning, UnsafeModelWarning
 from .metaview import MetadataView
 from .repo import DEFAULT_CHECKOUT_DIR, Record, Repository, find_root
 from .views import version_view
+from .words import human_bytes, plural, utc_time
 
 
 class ModelRegistry:
@@ -112,6 +112,7 @@ class ModelRegistry:
         """Info of one version, with ``file_path`` materialized (and repaired) on disk."""
         rec = self.repo.lookup(f"{name}@{version}")
         result = checkout.materialize(self.repo, rec, self.checkout_root)
+        prune.enforce_budget(self.repo, result.path, self.checkout_root)
         info = self._info(rec)
         info["file_path"] = str(result.path)
         info["checked_out"] = True
@@ -127,15 +128,15 @@ class ModelRegistry:
     ) -> Any:
         """The version's weights: a ``torch.nn.Module`` (in eval mode) when ``architecture``
         names a torchvision builder such as ``torchvision.models.resnet18``, else the state
-        dict. Files read through ``torch.load(weights_only=True, mmap=True)`` or safetensors.
+        dict. The bytes are read from the store (no checkout is written) and go through
+        ``torch.load(weights_only=True)`` or safetensors.
 
         A file whose pickle modelreg found would run code is refused unless ``trust=True``;
         even then it is only handed to torch's weights-only loader, never executed.
         """
         rec = self.repo.lookup(f"{name}@{version}")
         loading.check_trust(rec, trust)
-        path = checkout.materialize(self.repo, rec, self.checkout_root).path
-        state = loading.load_state(rec, path)
+        state = loading.load_state(self.repo, rec)
         return loading.build_module(rec, state) if loading.wants_module(rec, as_module) else state
 
     def list(self, name: str | None = None) -> builtins.list[dict[str, Any]]:
@@ -221,13 +222,9 @@ class ModelRegistry:
 
 
 def unsafe_warning(rec: Record) -> str | None:
-    info = rec.get("inspect") or {}
-    if info.get("safety") != "unsafe":
-        return None
-    return (
-        f"{rec['name']}@{rec['version']} is marked unsafe: loading its pickle would import "
-        f"{modelinfo.flagged_globals(info)}; load() refuses it without trust=True"
-    )
+    """The register warning for a version that is not safe to load, naming how bad it is."""
+    line = modelinfo.verdict_line(f"{rec['name']}@{rec['version']}", rec.get("inspect") or {})
+    return f"{line}; load() refuses it without trust=True" if line else None
 
 
 RECOGNISED = ("torch-zip", "torchscript", "safetensors", "pickle")
@@ -249,36 +246,6 @@ def format_warning(rec: Record) -> str | None:
         f"{what} in a recognised model format (torch checkpoint, safetensors); "
         "stored as plain bytes"
     )
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
-def plural(n: int, word: str) -> str:
-    """'1 family', '2 families', '0 versions'."""
-    if n == 1:
-        return f"1 {word}"
-    if word.endswith("y") and word[-2:-1] not in "aeiou":
-        return f"{n:,} {word[:-1]}ies"
-    return f"{n:,} {word}{'es' if word.endswith(('s', 'x', 'ch', 'sh')) else 's'}"
-
-
-def utc_time(iso: str | None) -> str:
-    """An ISO timestamp as 'YYYY-MM-DD HH:MM:SS UTC' (records are written in UTC)."""
-    if not iso:
-        return "unknown"
-    try:
-        moment = dt.datetime.fromisoformat(iso)
-    except ValueError:
-        return iso
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def summary_table(rows: list[dict[str, Any]]) -> str:

@@ -33,7 +33,6 @@ from .hashing import new_hasher, oid_of
 from .repo import Record, Repository
 
 MAX_BYTES_ENV = "MODELREG_MAX_CHECKOUT_BYTES"
-MAX_BYTES_KEY = "checkout.max_bytes"
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -86,16 +85,15 @@ def parse_size(text: str) -> int | None:
     return int(value * _UNITS[unit])
 
 
-def max_checkout_bytes(repo: Repository) -> tuple[int, str] | None:
-    """The largest version a checkout may write, and where that limit was set; None: no limit.
-
-    The environment wins over the registry's config, so one command can be let through."""
-    raw: Any = os.environ.get(MAX_BYTES_ENV)
-    where = MAX_BYTES_ENV
+def size_setting(repo: Repository, env: str, key: str) -> tuple[int, str] | None:
+    """A size set as ``checkout.<key>`` in config.yaml or by the variable ``env`` (which wins,
+    so one command can be let through), and where it was set; None when it is not set."""
+    raw: Any = os.environ.get(env)
+    where = env
     if raw is None:
         section = repo.config.get("checkout")
-        raw = section.get("max_bytes") if isinstance(section, dict) else None
-        where = f"{MAX_BYTES_KEY} in {repo.dir / 'config.yaml'}"
+        raw = section.get(key) if isinstance(section, dict) else None
+        where = f"checkout.{key} in {repo.dir / 'config.yaml'}"
     if raw is None:
         return None
     limit = None
@@ -108,6 +106,11 @@ def max_checkout_bytes(repo: Repository) -> tuple[int, str] | None:
             f"{where} is {raw!r}, not a size", hint="give bytes or a size such as 500M or 20G"
         )
     return limit, where
+
+
+def max_checkout_bytes(repo: Repository) -> tuple[int, str] | None:
+    """The largest version a checkout may write, and where that limit was set; None: no limit."""
+    return size_setting(repo, MAX_BYTES_ENV, "max_bytes")
 
 
 def _size_text(n: int) -> str:
@@ -151,7 +154,7 @@ def _check_space(label: str, root: Path, needed: int) -> None:
 # --- the stat cache -------------------------------------------------------------------------
 
 
-class _StatCache:
+class StatCache:
     def __init__(self, repo: Repository, folder: Path) -> None:
         self.path = repo.dir / "cache" / "checkouts" / f"{oid_of(str(folder).encode())}.json"
         try:
@@ -198,7 +201,7 @@ def materialize(
         expected = _expected(repo, rec)
         _check_limit(repo, label, expected)
         result = CheckoutResult(destination(repo, rec, checkout_root))
-        cache = _StatCache(repo, folder)
+        cache = StatCache(repo, folder)
         with _nofollow.Tree(root) as tree:
             stale = [
                 rel
@@ -243,7 +246,7 @@ def _intact(
     base: tuple[str, ...],
     rel: str,
     entry: _Entry,
-    cache: _StatCache,
+    cache: StatCache,
     verify: bool,
     result: CheckoutResult,
 ) -> bool:
@@ -294,7 +297,7 @@ def _rebuild(
                 raise CorruptObjectError(
                     f"{rel} rebuilt from its chunks does not match its recorded hash {entry.hash}"
                 )
-            os.fchmod(out.fileno(), 0o444)
+            os.fchmod(out.fileno(), 0o444 & ~_fs.umask())
         in_the_way = _nofollow.lstat_at(folder, name)
         if in_the_way is not None and stat.S_ISDIR(in_the_way.st_mode):
             shutil.rmtree(name, dir_fd=folder)
@@ -313,7 +316,7 @@ def discard(
     removed as a link."""
     root = checkout_root or repo.checkout_root
     folder = _fs.safe_join(root, f"{name}/{version}")
-    _StatCache(repo, folder).path.unlink(missing_ok=True)
+    StatCache(repo, folder).path.unlink(missing_ok=True)
     with _nofollow.Tree(root) as tree:
         family = tree.folder((name,), create=False)
         st = _nofollow.lstat_at(family, version) if family is not None else None

@@ -1,10 +1,9 @@
-"""How a file is cut into chunks.
+"""How a file is cut into chunks, whatever its format.
 
-One small interface: ``plan`` looks at a file's header and returns its format and, for
-formats it understands, the *spans* worth keeping apart (each tensor of a torch zip checkpoint
-or a safetensors file, with the headers between them). ``pieces`` turns a plan into the byte
-pieces to store. Files of any other format are cut by content-defined chunking, so an insert
-near the start does not shift every later chunk.
+A planner (``formats.plan``, handed in by the caller: this layer knows no format) names the
+*spans* worth keeping apart, such as each tensor of a checkpoint; ``span_pieces`` turns them
+into the byte pieces to store. Files without spans are cut by content-defined chunking, so an
+insert near the start does not shift every later chunk.
 
 Cutting never changes what is stored: a file is always the concatenation of its pieces, so a
 format that is misread only costs dedup, never correctness.
@@ -12,10 +11,7 @@ format that is misread only costs dedup, never correctness.
 
 from __future__ import annotations
 
-import json
-import struct
 import threading
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -40,87 +36,6 @@ class ChunkParams:
 
     def to_config(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-def plan(f: IO[bytes], size: int) -> tuple[str, list[Span] | None]:
-    """Return (format, spans covering the whole file), or ("raw", None) for CDC."""
-    f.seek(0)
-    head = f.read(8)
-    fmt, spans = "raw", None
-    if head[:4] == b"PK\x03\x04":
-        spans = _zip_spans(f)
-        names = [name for _s, _n, name in spans or []]
-        torch = any(n is not None and (n == "data.pkl" or n.endswith("/data.pkl")) for n in names)
-        fmt = "torch-zip" if torch else "zip"
-    elif len(head) == 8:
-        spans = _safetensors_spans(f, size, struct.unpack("<Q", head)[0])
-        fmt = "safetensors"
-    filled = _fill_gaps(spans, size) if spans is not None else None
-    f.seek(0)
-    return (fmt, filled) if filled is not None else ("raw", None)
-
-
-def _zip_spans(f: IO[bytes]) -> list[Span] | None:
-    """Each member's data, located through the zip's own directory and local headers."""
-    try:
-        infos = zipfile.ZipFile(f).infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-        return None
-    spans: list[Span] = []
-    for info in infos:
-        f.seek(info.header_offset)
-        local = f.read(30)
-        if len(local) != 30 or local[:4] != b"PK\x03\x04":
-            return None
-        name_len, extra_len = struct.unpack("<HH", local[26:30])
-        start = info.header_offset + 30 + name_len + extra_len
-        spans.append((start, info.compress_size, info.filename))
-    return spans
-
-
-def _safetensors_spans(f: IO[bytes], size: int, header_len: int) -> list[Span] | None:
-    if not 2 <= header_len <= min(size - 8, 100 << 20):
-        return None
-    f.seek(8)
-    raw = f.read(header_len)
-    if not raw.lstrip().startswith(b"{"):
-        return None
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        return None
-    if not isinstance(header, dict):
-        return None
-    base = 8 + header_len
-    spans: list[Span] = [(0, base, None)]
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            begin, end = entry["data_offsets"]
-        except (TypeError, KeyError, ValueError):
-            return None
-        if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end):
-            return None
-        spans.append((base + begin, end - begin, str(name)))
-    return spans
-
-
-def _fill_gaps(spans: list[Span], size: int) -> list[Span] | None:
-    """Sort named spans, check they do not overlap, and add the bytes between them."""
-    out: list[Span] = []
-    pos = 0
-    for start, length, name in sorted(spans, key=lambda s: s[0]):
-        if start < pos or start + length > size:
-            return None
-        if start > pos:
-            out.append((pos, start - pos, None))
-        if length:
-            out.append((start, length, name))
-        pos = start + length
-    if pos < size:
-        out.append((pos, size - pos, None))
-    return out
 
 
 _buffers = threading.local()

@@ -177,9 +177,9 @@ def run_demo(directory: Path | None, echo: Echo) -> Path:
         check_new_or_empty(directory)
     torch, _ = _import_torch()
     from . import ModelRegistry
-    from .api import human_bytes
     from .diff import diff, render
     from .maintenance import stats
+    from .words import human_bytes
 
     workdir = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="modelreg-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)

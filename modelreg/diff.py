@@ -1,14 +1,15 @@
 """``modelreg diff A B``: what changed between two versions, from the stored manifests.
 
 Tensors are compared by a content key built from the ids of the chunks that hold them, so no
-weights are read or loaded; only the pickle or safetensors header is, to learn the names.
+weights are read or loaded; only the pickle or safetensors header is, to learn the names. The
+shards of one model in a folder are one namespace (``shards``): re-sharding is no change.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import modelinfo
+from . import modelinfo, shards, words
 from .repo import Record, Repository
 
 COMPARED = (
@@ -28,15 +29,25 @@ COMPARED = (
 
 
 def _tensors(repo: Repository, rec: Record) -> dict[str, modelinfo.Tensor]:
+    """Tensors by name; a folder's shards of one model share one namespace (see shards)."""
     if rec["kind"] == "file":
         return modelinfo.tensor_table(repo.objects, repo.objects.get_json(rec["root"]))
-    table: dict[str, modelinfo.Tensor] = {}
     tree = repo.objects.get_json(rec["root"])
+    manifests: dict[str, dict[str, Any]] = {}
+    formats: dict[str, str] = {}
+    tables: dict[str, dict[str, modelinfo.Tensor]] = {}
     for rel, entry in tree["entries"].items():
-        manifest = repo.objects.get_json(entry["manifest"])
-        for name, t in modelinfo.tensor_table(repo.objects, manifest).items():
-            table[f"{rel}:{name}"] = t
-    return table
+        manifests[rel] = manifest = repo.objects.get_json(entry["manifest"])
+        info, table = modelinfo.analyze(repo.objects, manifest)
+        formats[rel], tables[rel] = str(info["format"]), table
+
+    def read(rel: str) -> bytes | None:
+        m = manifests.get(rel)
+        if m is None or int(m["size"]) > shards.MAX_INDEX:
+            return None
+        return modelinfo.StoredFile(repo.objects, m).read(0, int(m["size"]))
+
+    return shards.merge(tables, shards.groups(formats, list(manifests), read))
 
 
 def _files(repo: Repository, rec: Record) -> dict[str, str]:
@@ -83,7 +94,8 @@ def diff(repo: Repository, spec_a: str, spec_b: str) -> dict[str, Any]:
         changed = []
         for name in sorted(set(ta) & set(tb)):
             x, y = ta[name], tb[name]
-            if (x.key, x.dtype, x.shape) != (y.key, y.dtype, y.shape):
+            unknown = modelinfo.UNKNOWN_KEY in (x.key, y.key)
+            if unknown or (x.key, x.dtype, x.shape) != (y.key, y.dtype, y.shape):
                 what = "values" if (x.dtype, x.shape) == (y.dtype, y.shape) else "dtype/shape"
                 changed.append(
                     {
@@ -108,39 +120,62 @@ def diff(repo: Repository, spec_a: str, spec_b: str) -> dict[str, Any]:
     return out
 
 
-def render(d: dict[str, Any]) -> list[str]:
+LIMIT = 50  # names listed per section by default
+
+
+def _shown(key: str, v: Any) -> str:
+    if key == "size" and isinstance(v, int):
+        return f"{words.human_bytes(v)} ({v:,} bytes)"
+    return words.value(v)
+
+
+def _capped(lines: list[str], limit: int | None) -> list[str]:
+    if limit is None or len(lines) <= limit:
+        return lines
+    return [*lines[:limit], f"  ... and {len(lines) - limit} more"]
+
+
+def render(d: dict[str, Any], limit: int | None = LIMIT, stat: bool = False) -> list[str]:
+    """The diff as text: counts, and up to ``limit`` names per section (all with None; none
+    with ``stat``)."""
+    if stat:
+        limit = 0
     lines = [f"{d['a']} -> {d['b']}"]
     if d["metadata"]:
         lines.append("metadata:")
-        lines += [f"  {k}: {v[0]!r} -> {v[1]!r}" for k, v in d["metadata"].items()]
+        lines += [
+            f"  {k}: {_shown(k, v[0])} -> {_shown(k, v[1])}" for k, v in d["metadata"].items()
+        ]
     if d["metrics"]:
         lines.append("metrics:")
         for key, m in d["metrics"].items():
             delta = f" ({m['delta']:+.4g})" if m["delta"] is not None else ""
-            lines.append(f"  {key}: {m['a']} -> {m['b']}{delta}")
+            lines.append(f"  {key}: {words.value(m['a'])} -> {words.value(m['b'])}{delta}")
     if "files" in d:
         f = d["files"]
         lines.append(
             f"files: {len(f['changed'])} changed, {len(f['added'])} added, "
             f"{len(f['removed'])} removed"
         )
-        lines += [f"  ~ {n}" for n in f["changed"]] + [f"  + {n}" for n in f["added"]]
-        lines += [f"  - {n}" for n in f["removed"]]
+        named = [f"  ~ {n}" for n in f["changed"]] + [f"  + {n}" for n in f["added"]]
+        lines += _capped(named + [f"  - {n}" for n in f["removed"]], limit)
     if "tensors" in d:
         t = d["tensors"]
         lines.append(
             f"tensors: {len(t['changed'])} changed, {len(t['added'])} added, "
             f"{len(t['removed'])} removed, {t['unchanged']} unchanged"
         )
+        named = []
         for c in t["changed"]:
             extra = (
                 ""
                 if c["change"] == "values"
                 else (f"  {c['dtype'][0]}{c['shape'][0]} -> {c['dtype'][1]}{c['shape'][1]}")
             )
-            lines.append(f"  ~ {c['name']}{extra}")
-        lines += [f"  + {x['name']}  {x['dtype']}{x['shape']}" for x in t["added"]]
-        lines += [f"  - {x['name']}  {x['dtype']}{x['shape']}" for x in t["removed"]]
+            named.append(f"  ~ {c['name']}{extra}")
+        named += [f"  + {x['name']}  {x['dtype']}{x['shape']}" for x in t["added"]]
+        named += [f"  - {x['name']}  {x['dtype']}{x['shape']}" for x in t["removed"]]
+        lines += _capped(named, limit)
     if len(lines) == 1:
         lines.append("no differences")
     return lines

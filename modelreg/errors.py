@@ -42,6 +42,11 @@ class CorruptObjectError(ModelregError):
     hint = "run 'modelreg fsck' to list damaged objects; restore them from a remote or re-register"
 
 
+class MalformedObjectError(CorruptObjectError):
+    """An object whose bytes match its id but whose content is not what its kind must be:
+    only something other than modelreg (a hostile remote) makes one."""
+
+
 class LockTimeoutError(ModelregError):
     pass
 

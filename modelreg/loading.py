@@ -1,7 +1,9 @@
 """``ModelRegistry.load``: weights into memory, never by running code from the file.
 
-torch is imported here, lazily. State dicts are read with ``torch.load(weights_only=True,
-mmap=True)`` or safetensors; modelreg never calls ``torch.load`` without ``weights_only``,
+The bytes come straight from the store (each chunk verified against its id, the whole file
+against its recorded hash), so loading writes no checkout. torch is imported here, lazily.
+State dicts are read with ``torch.load(weights_only=True)`` or safetensors; modelreg never
+calls ``torch.load`` without ``weights_only``,
 so even ``trust=True`` cannot make it execute a pickle's code: it only lets a file that
 modelreg's own scan flagged go to torch's weights-only loader (which accepts globals a user
 registered with ``torch.serialization.add_safe_globals``).
@@ -10,12 +12,16 @@ registered with ``torch.serialization.add_safe_globals``).
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from .errors import ModelregError, UnsafeModelError
-from .modelinfo import UNSAFE, flagged_globals
-from .repo import Record
+from . import files, formats, shards
+from .errors import CorruptObjectError, ModelregError, NotFoundError, UnsafeModelError
+from .hashing import new_hasher
+from .modelinfo import SAFE, verdict_line
+from .repo import Record, Repository
+
+Reader = Callable[[str], bytes]  # relative path in the version -> the file's verified bytes
 
 TORCHVISION_PREFIX = "torchvision.models."
 
@@ -25,51 +31,134 @@ def _label(rec: Record) -> str:
 
 
 def check_trust(rec: Record, trust: bool) -> None:
+    """Refuse what the scan did not find safe: ``unsafe``, and ``unknown`` too (a container
+    two readers could read differently, a pickle that could not be read). A record made before
+    inspection existed has no verdict and goes, as before, to the weights-only loader."""
     info = rec.get("inspect") or {}
-    if info.get("safety") == UNSAFE and not trust:
-        raise UnsafeModelError(
-            f"{_label(rec)} is marked unsafe: its pickle imports {flagged_globals(info)}",
-            hint="pass trust=True to hand it to torch.load(weights_only=True) anyway",
-        )
+    if trust or info.get("safety") in (None, SAFE, "n/a"):
+        return
+    raise UnsafeModelError(
+        verdict_line(_label(rec), info) or f"{_label(rec)} is marked {info.get('safety')}",
+        hint="pass trust=True to hand it to torch.load(weights_only=True) anyway",
+    )
 
 
-def _model_file(rec: Record, path: Path) -> tuple[Path, str]:
+class StoredVersion:
+    """The files of one version, read from the store: no checkout is written."""
+
+    def __init__(self, repo: Repository, rec: Record) -> None:
+        self.repo = repo
+        if rec["kind"] == "file":
+            self.entries = {rec["source"]: (rec["root"], rec["size"], rec["content_hash"])}
+        else:
+            tree = files.load_tree(repo.objects, rec["root"])
+            self.entries = {
+                rel: (e["manifest"], e["size"], e["hash"]) for rel, e in tree["entries"].items()
+            }
+
+    def size(self, rel: str) -> int:
+        return int(self.entries[rel][1])
+
+    def read(self, rel: str) -> bytes:
+        oid, size, digest = self.entries[rel]
+        manifest = self.repo.objects.get_json(oid)
+        if manifest.get("size") != size or manifest.get("hash") != digest:
+            raise CorruptObjectError(f"{rel}: its record does not match its manifest")
+        out = bytearray()
+        whole = new_hasher()
+        for piece in files.iter_file(self.repo.objects, manifest):
+            if len(out) + len(piece) > size:
+                raise CorruptObjectError(f"{rel}: its chunks hold more than its recorded size")
+            whole.update(piece)
+            out += piece
+        if whole.hexdigest() != digest:
+            raise CorruptObjectError(f"{rel} rebuilt from the store does not match its hash")
+        return bytes(out)
+
+
+def _model_files(rec: Record, stored: StoredVersion) -> list[tuple[str, str]]:
+    """The files that make up the model: one file, or the shards of a folder's one model."""
     if rec["kind"] == "file":
         inspected = (rec.get("inspect") or {}).get("format")
-        return path, str(inspected or rec.get("format", "raw"))
+        return [(rec["source"], str(inspected or rec.get("format", "raw")))]
     model_files = (rec.get("inspect") or {}).get("model_files") or {}
-    if len(model_files) != 1:
+    indexes = [rel for rel in stored.entries if rel.endswith(".index.json")]
+
+    def small(rel: str) -> bytes | None:
+        return stored.read(rel) if stored.size(rel) <= shards.MAX_INDEX else None
+
+    found = shards.groups(model_files, indexes, small)
+    group = shards.loadable(found)
+    if group is None:
+        what = ", ".join(" + ".join(g.files) for g in found)
         raise ModelregError(
-            f"{_label(rec)} is a folder with {len(model_files)} model files",
+            f"{_label(rec)} is a folder with {len(model_files)} model files, not all shards "
+            f"of one model ({what})"
+            if found
+            else f"{_label(rec)} is a folder with no model files",
             hint="load one of them yourself from the path get() returns",
         )
-    ((rel, fmt),) = model_files.items()
-    return path / rel, fmt
+    return [(rel, model_files[rel]) for rel in group.files]
 
 
-def load_state(rec: Record, path: Path) -> Any:
+def _load_one(data: bytes, fmt: str, label: str) -> Any:
+    reader = formats.by_name(fmt) if fmt in shards.LOADABLE else None
+    if reader is not None:
+        return reader.load(data)
+    raise ModelregError(
+        f"{label} is a {fmt} file",
+        hint="load reads torch checkpoints and safetensors; use get() for the path",
+    )
+
+
+def load_state(repo: Repository, rec: Record) -> Any:
+    """The version's state dict (or whatever its one file holds), from the store."""
     try:
         import torch
     except ImportError:
         raise ModelregError("loading needs torch", hint="pip install 'modelreg[torch]'") from None
-    file, fmt = _model_file(rec, path)
     try:
-        if fmt == "safetensors":
-            from safetensors.torch import load_file
+        stored = StoredVersion(repo, rec)
+        model = _model_files(rec, stored)
+        if len(model) == 1:
+            rel, fmt = model[0]
+            return _load_shard(torch, rec, stored.read(rel), fmt)
+        return _merge(torch, rec, stored, model)
+    except (CorruptObjectError, NotFoundError) as e:
+        raise CorruptObjectError(
+            f"cannot load {_label(rec)}: {e.args[0]}", hint=CorruptObjectError.hint
+        ) from None
 
-            return load_file(str(file))
-        if fmt in ("torch-zip", "pickle"):
-            return torch.load(file, weights_only=True, mmap=fmt == "torch-zip", map_location="cpu")
+
+def _merge(torch: Any, rec: Record, stored: StoredVersion, model: list[tuple[str, str]]) -> Any:
+    merged: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    for file, fmt in model:
+        part = _load_shard(torch, rec, stored.read(file), fmt)
+        if not isinstance(part, dict):
+            raise ModelregError(
+                f"{_label(rec)}: shard {file} holds a {type(part).__name__}, not tensors",
+                hint="load the shards yourself from the path get() returns",
+            )
+        for name, tensor in part.items():
+            if name in merged:
+                raise ModelregError(
+                    f"{_label(rec)}: tensor {name} is in two shards, {where[name]} and {file}",
+                    hint="load the shards yourself from the path get() returns",
+                )
+            merged[name], where[name] = tensor, file
+    return merged
+
+
+def _load_shard(torch: Any, rec: Record, data: bytes, fmt: str) -> Any:
+    try:
+        return _load_one(data, fmt, _label(rec))
     except (pickle.UnpicklingError, RuntimeError, ValueError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelregError(
             f"torch refused to load {_label(rec)}: {first}",
             hint="it holds objects a weights-only load does not accept",
         ) from None
-    raise ModelregError(
-        f"{_label(rec)} is a {fmt} file",
-        hint="load reads torch checkpoints and safetensors; use get() for the path",
-    )
 
 
 def build_module(rec: Record, state: Any) -> Any:
@@ -83,6 +172,9 @@ def build_module(rec: Record, state: Any) -> Any:
             hint="pass as_module=False for the state dict",
         )
     model = torchvision.models.get_model(name, weights=None)
+    classes = _num_classes(model.state_dict(), state) if isinstance(state, dict) else None
+    if classes is not None:
+        model = torchvision.models.get_model(name, weights=None, num_classes=classes)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as e:
@@ -92,6 +184,22 @@ def build_module(rec: Record, state: Any) -> Any:
             hint="pass as_module=False for the state dict",
         ) from None
     return model.eval()
+
+
+def _num_classes(default: dict[str, Any], state: dict[str, Any]) -> int | None:
+    """The class count of a fine-tuned head (a ResNet's ``fc`` remade for 4 classes): the one
+    first dimension in which the state's tensors differ from the default model's; None when
+    they do not differ that way."""
+    found = set()
+    for key, want in default.items():
+        got = state.get(key)
+        shape = tuple(getattr(got, "shape", ()))
+        if got is None or shape == tuple(want.shape):
+            continue
+        if len(shape) != len(want.shape) or shape[1:] != tuple(want.shape[1:]):
+            return None
+        found.add(shape[0])
+    return found.pop() if len(found) == 1 else None
 
 
 def wants_module(rec: Record, as_module: bool | None) -> bool:

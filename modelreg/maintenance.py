@@ -12,19 +12,23 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import _fs, files
+from . import _fs, files, formats
 from .chunking import ChunkParams
-from .errors import CorruptObjectError, ModelregError, NotFoundError
+from .errors import CorruptObjectError, MalformedObjectError, ModelregError, NotFoundError
 from .hashing import oid_of
 from .objects import ObjectStore
+from .refs import FamilyRefs
 from .repo import Repository
+from .verify import Checked, check_version, version_objects
 
 
-def reachable(repo: Repository) -> tuple[dict[str, set[str]], list[str]]:
-    """Every object a ref leads to -> the versions ('name@vN') that need it; and the
-    problems met on the way (a missing or unreadable object)."""
+def _walk(repo: Repository) -> tuple[dict[str, set[str]], dict[str, set[str]], dict[str, str]]:
+    """Every object a ref leads to -> the versions ('name@vN') that need it; the missing ones
+    -> the versions that need them; and the versions whose walk something else stopped (a
+    malformed object) -> what."""
     users: dict[str, set[str]] = {}
-    problems: list[str] = []
+    missing: dict[str, set[str]] = {}
+    errors: dict[str, str] = {}
     for refs in repo.refs:
         for version, oid in refs.versions.items():
             label = f"{refs.name}@{version}"
@@ -32,50 +36,93 @@ def reachable(repo: Repository) -> tuple[dict[str, set[str]], list[str]]:
             def need(oid: str, label: str = label) -> bool:
                 users.setdefault(oid, set()).add(label)
                 if not repo.objects.exists(oid):
-                    problems.append(f"{label}: missing object {oid}")
+                    missing.setdefault(oid, set()).add(label)
                     return False
                 return True
 
-            def unreadable(e: ModelregError, label: str = label) -> None:
-                if not isinstance(e, CorruptObjectError):  # those the object scan names
-                    problems.append(f"{label}: {e}")
+            try:
+                version_objects(repo, oid, need)
+            except MalformedObjectError as e:
+                errors[label] = e.args[0]
+            except CorruptObjectError:
+                pass  # the object scan names it, with every version that uses it
+            except ModelregError as e:
+                errors[label] = e.args[0]
+    return users, missing, errors
 
-            repo.walk_version(oid, need, unreadable)
-    return users, problems
+
+def reachable(repo: Repository) -> tuple[dict[str, set[str]], list[str]]:
+    """Every object a ref leads to -> the versions ('name@vN') that need it; and the
+    problems met on the way (a missing or malformed object)."""
+    users, missing, errors = _walk(repo)
+    problems = [
+        f"{', '.join(sorted(labels))}: missing object {oid}" for oid, labels in missing.items()
+    ]
+    return users, problems + [f"{label}: {why}" for label, why in errors.items()]
 
 
 @dataclass
 class FsckReport:
     checked: int = 0
     corrupt: dict[str, list[str]] = field(default_factory=dict)  # oid -> versions using it
-    problems: list[str] = field(default_factory=list)
-    dangling: int = 0
+    missing: dict[str, list[str]] = field(default_factory=dict)  # oid -> versions needing it
+    inconsistent: dict[str, str] = field(default_factory=dict)  # 'name@vN' -> what is wrong
+    problems: list[str] = field(default_factory=list)  # what else stopped the check
+    unused: int = 0
     leftovers: int = 0
+    repaired: dict[str, str] = field(default_factory=dict)  # oid -> remote it came from
 
     @property
     def ok(self) -> bool:
-        return not self.corrupt and not self.problems
+        return not (self.corrupt or self.missing or self.inconsistent or self.problems)
+
+    @property
+    def dangling(self) -> int:
+        return self.unused
 
 
 def fsck(repo: Repository) -> FsckReport:
+    """Re-hash every object, walk every version, and check each complete version's record
+    against its manifests and content. Counts are of objects, each once."""
     report = FsckReport()
+    errors: dict[str, str] = {}
     try:
-        users, report.problems = reachable(repo)
+        users, missing, errors = _walk(repo)
     except ModelregError as e:
-        users, report.problems = {}, [str(e)]
+        users, missing, report.problems = {}, {}, [str(e)]
+    report.problems += [f"{label}: {why}" for label, why in errors.items()]
+    report.missing = {oid: sorted(labels) for oid, labels in sorted(missing.items())}
     for oid in repo.objects:
         report.checked += 1
         try:
-            data = repo.objects.path(oid).read_bytes()
+            repo.objects.verify(oid)
         except (OSError, ModelregError):
             report.corrupt[oid] = sorted(users.get(oid, ()))
             continue
-        if oid_of(data) != oid:
-            report.corrupt[oid] = sorted(users.get(oid, ()))
-        elif oid not in users:
-            report.dangling += 1
+        if oid not in users:
+            report.unused += 1
+    checked = Checked()
+    broken = set(errors) | {
+        label for labels in [*report.corrupt.values(), *report.missing.values()] for label in labels
+    }
+    for refs in _quiet_refs(repo):
+        for version, oid in sorted(refs.versions.items()):
+            label = f"{refs.name}@{version}"
+            if label in broken:
+                continue
+            try:
+                check_version(repo, oid, checked=checked)
+            except ModelregError as e:
+                report.inconsistent[label] = f"record {oid}: {e.args[0]}"
     report.leftovers = sum(1 for _ in _leftovers(repo))
     return report
+
+
+def _quiet_refs(repo: Repository) -> list[FamilyRefs]:
+    try:
+        return list(repo.refs)
+    except ModelregError:
+        return []  # _walk reported it
 
 
 def _leftovers(repo: Repository) -> list[Path]:
@@ -245,7 +292,7 @@ def scan(path: Path, params: ChunkParams, existing: ObjectStore | None = None) -
     est = ScanEstimate()
     whole: set[str] = set()
     for target in targets:
-        _oid, manifest = files.store_file(counting, target, params)
+        _oid, manifest = files.store_file(counting, target, params, plan=formats.plan)
         est.files += 1
         est.logical_bytes += manifest["size"]
         if manifest["hash"] not in whole:

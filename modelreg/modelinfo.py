@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import base64
 import bisect
-import json
-import struct
-from dataclasses import dataclass
 from typing import Any
 
-from . import pickle_scan
+from . import containers, formats, pickle_risk
+from .formats._base import UNKNOWN_KEY
 from .hashing import oid_of
 from .objects import ObjectStore
 
 SAFE, UNSAFE, UNKNOWN = "safe", "unsafe", "unknown"
+EXECUTES_CODE, UNSAFE_CLASSES = pickle_risk.EXECUTES_CODE, pickle_risk.UNSAFE_CLASSES
 
 
 def _part_bytes(store: ObjectStore, part: dict[str, Any]) -> bytes:
@@ -44,145 +43,77 @@ class StoredFile:
             pos += n
         self.starts = [pos for pos, _n, _p in self.offsets]
         self.spans = {name: (start, length) for name, start, length in manifest.get("spans", [])}
+        self._last: tuple[int, bytes] | None = None  # zip and pickle readers re-read one part
+
+    def _part(self, index: int) -> bytes:
+        if self._last is None or self._last[0] != index:
+            self._last = (index, _part_bytes(self.store, self.offsets[index][2]))
+        return self._last[1]
 
     def read(self, start: int, length: int) -> bytes:
         out = bytearray()
         end = start + length
-        for pos, n, part in self.offsets:
-            if pos + n <= start or pos >= end:
+        first = max(bisect.bisect_right(self.starts, start) - 1, 0)
+        for index in range(first, len(self.offsets)):
+            pos, n, _part = self.offsets[index]
+            if pos >= end:
+                break
+            if pos + n <= start:
                 continue
-            data = _part_bytes(self.store, part)
-            out += data[max(0, start - pos) : min(n, end - pos)]
+            out += self._part(index)[max(0, start - pos) : min(n, end - pos)]
         return bytes(out)
 
     def span(self, name: str) -> tuple[int, int] | None:
         return self.spans.get(name)
 
     def content_key(self, start: int, length: int) -> str:
-        """An id of the bytes in [start, start+length) built from the part ids alone."""
+        """An id of the bytes in [start, start+length) built from the part ids alone.
+
+        The chunker cuts every tensor span into its own parts, so the same tensor bytes give
+        the same parts wherever they sit in whichever file. Should the parts not line up with
+        the span, the offsets into the first and last part are part of the key: two tensors
+        sharing one chunk must not look equal."""
         first = bisect.bisect_right(self.starts, start) - 1
-        ids = []
+        ids: list[str] = []
+        head = tail = 0
         for pos, n, part in self.offsets[max(first, 0) :]:
             if pos >= start + length:
                 break
             if pos + n > start:
+                if not ids:
+                    head = start - pos
                 ids.append(part.get("o") or part["b"])
+                tail = pos + n - (start + length)
+        if head or tail:
+            ids.append(f"{head}:{length}")
         return oid_of("|".join(ids).encode())
 
 
-@dataclass
-class Tensor:
-    dtype: str
-    shape: list[int]
-    numel: int
-    key: str  # content key of the bytes that hold it
-
-
-def _pickle_name(f: StoredFile) -> str | None:
-    for name, _s, _n in f.manifest.get("spans", []):
-        if name == "data.pkl" or name.endswith("/data.pkl"):
-            return str(name)
-    return None
-
-
-def _torch_zip(f: StoredFile) -> tuple[dict[str, Any], dict[str, Tensor]]:
-    pkl = _pickle_name(f)
-    names = [n for n, _s, _l in f.manifest.get("spans", [])]
-    info: dict[str, Any] = {"format": "torch-zip"}
-    if any("/code/" in n or n.endswith("constants.pkl") for n in names):
-        info["format"] = "torchscript"
-    if pkl is None:
-        info["safety"] = UNKNOWN
-        return info, {}
-    start, length = f.span(pkl) or (0, 0)
-    try:
-        scan, _ = pickle_scan.scan(f.read(start, length))
-    except pickle_scan.ScanError:
-        info.update(safety=UNKNOWN, note="the pickle could not be read")
-        return info, {}
-    if info["format"] == "torchscript":
-        info.update(safety=UNKNOWN, note="a TorchScript archive holds code; it was not checked")
-    else:
-        info["safety"] = SAFE if scan.safe else UNSAFE
-    if scan.unsafe_globals:
-        info["unsafe_globals"] = scan.unsafe_globals
-    prefix = pkl[: -len("data.pkl")]
-    table: dict[str, Tensor] = {}
-    for t in pickle_scan.tensors(scan.root):
-        where = f.span(f"{prefix}data/{t.storage}")
-        key = f.content_key(*where) if where else "?"
-        table[t.name] = Tensor(t.dtype, list(t.shape), t.numel, key)
-    return info, table
-
-
-_ST_DTYPES = {
-    "F64": "float64",
-    "F32": "float32",
-    "F16": "float16",
-    "BF16": "bfloat16",
-    "I64": "int64",
-    "I32": "int32",
-    "I16": "int16",
-    "I8": "int8",
-    "U8": "uint8",
-    "BOOL": "bool",
-    "F8_E4M3": "float8_e4m3fn",
-    "F8_E5M2": "float8_e5m2",
-}
-
-
-def _safetensors(f: StoredFile) -> tuple[dict[str, Any], dict[str, Tensor]]:
-    (n,) = struct.unpack("<Q", f.read(0, 8))
-    header = json.loads(f.read(8, n))
-    table: dict[str, Tensor] = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        shape = [int(d) for d in entry.get("shape", [])]
-        numel = 1
-        for d in shape:
-            numel *= d
-        where = f.span(name)
-        key = f.content_key(*where) if where else "?"
-        table[name] = Tensor(
-            _ST_DTYPES.get(entry.get("dtype"), str(entry.get("dtype"))), shape, numel, key
-        )
-    return {"format": "safetensors", "safety": SAFE}, table
-
-
-def _legacy_pickle(f: StoredFile) -> dict[str, Any]:
-    """A pre-zip torch.save file or a plain pickle: a run of pickles; scan what we can."""
-    data = f.read(0, min(f.manifest["size"], 64 << 20))
-    unsafe: set[str] = set()
-    pos = 0
-    for _ in range(5):
-        if pos >= len(data) or data[pos] != 0x80:
-            break
-        try:
-            scan, used = pickle_scan.scan(data[pos:])
-        except pickle_scan.ScanError:
-            return {"format": "pickle", "safety": UNKNOWN, "note": "the pickle could not be read"}
-        unsafe.update(scan.unsafe_globals)
-        pos += used
-    info: dict[str, Any] = {"format": "pickle", "safety": UNSAFE if unsafe else SAFE}
-    if unsafe:
-        info["unsafe_globals"] = sorted(unsafe)
-    return info
+Tensor = formats.Tensor  # dtype, shape, numel and the content key of its bytes
+UNKNOWN_KEY = UNKNOWN_KEY  # no span to key the tensor by: never equal to anything in a diff
 
 
 def analyze(
     store: ObjectStore, manifest: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """The summary and tensor table of one stored file. The safety verdict reads the bytes the
+    way loaders do, whatever the chunker made of the file."""
     f = StoredFile(store, manifest)
-    fmt = manifest.get("format")
-    if fmt == "torch-zip":
-        info, table = _torch_zip(f)
-    elif fmt == "safetensors":
-        info, table = _safetensors(f)
-    elif manifest["size"] and f.read(0, 1) == b"\x80":
-        info, table = _legacy_pickle(f), {}
+    size = int(manifest["size"])
+    table: dict[str, Tensor] = {}
+    if manifest.get("format") == formats.safetensors.NAME:
+        info: dict[str, Any] = {"format": formats.safetensors.NAME, "safety": SAFE}
+        table = formats.safetensors.tensor_table(f)
+        if containers.leading_pickle_globals(f.read, size):
+            info.update(safety=UNKNOWN, note="the file is both safetensors and a pickle")
     else:
-        return {"format": fmt or "raw", "safety": "n/a"}, {}
+        verdict = containers.examine(f.read, size) if size else None
+        if verdict is None:
+            return {"format": manifest.get("format") or "raw", "safety": "n/a"}, {}
+        info = verdict.summary()
+        reader = formats.by_name(verdict.format) if verdict.format in formats.TORCH else None
+        if reader is not None:
+            table = reader.tensor_table(f, verdict)
     if table:
         info["tensors"] = len(table)
         info["parameters"] = sum(t.numel for t in table.values())
@@ -207,16 +138,73 @@ def combine(per_file: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "parameters": sum(s.get("parameters", 0) for s in models.values()),
         "dtypes": sorted({d for s in models.values() for d in s.get("dtypes", [])}),
     }
-    flagged = {rel: s["unsafe_globals"] for rel, s in models.items() if s.get("unsafe_globals")}
-    if flagged:
-        out["unsafe_globals"] = flagged
+    risks = {s.get("risk") for s in models.values() if s.get("safety") == UNSAFE}
+    if risks:
+        out["risk"] = EXECUTES_CODE if risks - {UNSAFE_CLASSES} else UNSAFE_CLASSES
+    for key in ("unsafe_globals", "code_globals", "note"):
+        found = {rel: s[key] for rel, s in sorted(models.items()) if s.get(key)}
+        if found:
+            out[key] = found
+    if any(s.get("saved_module") for s in models.values()):
+        out["saved_module"] = True
     return out
+
+
+def _per_file(value: Any) -> str:
+    """A list (one file) or a path -> list mapping (a folder) as one line of words."""
+    if isinstance(value, dict):
+        return "; ".join(f"{rel}: {_per_file(v)}" for rel, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
 
 
 def flagged_globals(info: dict[str, Any]) -> str:
     """The globals that made a summary unsafe, as one line (per file for a folder)."""
-    flagged = info.get("unsafe_globals") or []
-    return ", ".join(flagged) if isinstance(flagged, list) else str(flagged)
+    return _per_file(info.get("unsafe_globals") or [])
+
+
+def risk_of(info: dict[str, Any]) -> str | None:
+    """executes-code, unsafe-classes, or None when not unsafe. A record made before the two
+    levels existed says only ``unsafe``: it counts as executing code."""
+    if info.get("safety") != UNSAFE:
+        return None
+    return str(info.get("risk") or EXECUTES_CODE)
+
+
+def verdict_line(label: str, info: dict[str, Any]) -> str | None:
+    """What is wrong with a version that is not safe to load, as one sentence, or None."""
+    safety = info.get("safety")
+    if safety == UNKNOWN:
+        return f"{label} could not be checked: {_per_file(info.get('note') or 'no reason given')}"
+    risk = risk_of(info)
+    if risk is None:
+        return None
+    hint = (
+        "; it is a whole module saved with torch.save(model): save model.state_dict()"
+        if info.get("saved_module")
+        else ""
+    )
+    if risk == UNSAFE_CLASSES:
+        return (
+            f"{label} is marked unsafe (unsafe classes): its pickle needs classes outside "
+            f"torch's weights-only allowlist ({flagged_globals(info)}){hint}"
+        )
+    if "risk" not in info:
+        return f"{label} is marked unsafe: loading its pickle would import {flagged_globals(info)}"
+    calls = _per_file(info.get("code_globals") or info.get("unsafe_globals") or [])
+    return (
+        f"{label} is marked unsafe (executes code): loading its pickle with "
+        f"torch.load(weights_only=False) would run code ({calls}){hint}"
+    )
+
+
+def safety_marker(info: dict[str, Any]) -> str:
+    """A short word for listings: empty for a safe (or non-pickle) version."""
+    if info.get("safety") == UNKNOWN:
+        return "unchecked"
+    risk = risk_of(info)
+    return {None: "", EXECUTES_CODE: "runs code", UNSAFE_CLASSES: "unsafe classes"}[risk]
 
 
 def summarize(store: ObjectStore, manifest: dict[str, Any]) -> dict[str, Any]:

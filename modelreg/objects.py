@@ -16,13 +16,13 @@ import contextlib
 import json
 import mmap
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from . import _fs
 from .errors import CorruptObjectError, NotFoundError
-from .hashing import is_oid, oid_of
+from .hashing import READ_SIZE, is_oid, new_hasher, oid_of
 
 # Past this many new objects, one syncfs (the whole file system, as `sync` does) is cheaper
 # than an fsync per file and per folder.
@@ -93,6 +93,43 @@ class ObjectStore:
         self._pending.append(final)
         self.added_bytes += len(data)
         return oid
+
+    def add_stream(self, oid: str, blocks: Iterable[bytes | memoryview]) -> int:
+        """Store an object arriving in blocks (from a remote) without holding it whole: the
+        blocks go to a temporary file while they are hashed, and the file takes its name only
+        if the hash is ``oid``. Returns its size; CorruptObjectError if the hash differs."""
+        final = self.path(oid)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        hasher = new_hasher()
+        size = 0
+        with _fs.atomic_writer(final, mode=0o444, durable=False) as out:
+            for block in blocks:
+                hasher.update(block)
+                out.write(block)
+                size += len(block)
+            if hasher.hexdigest() != oid:
+                raise CorruptObjectError(f"object {oid} is corrupt (its bytes do not match its id)")
+        self._pending.append(final)
+        return size
+
+    def verify(self, oid: str) -> int:
+        """Re-hash an object from disk in blocks (bounded memory); its size, or
+        NotFoundError / CorruptObjectError."""
+        hasher = new_hasher()
+        size = 0
+        try:
+            with open(self.path(oid), "rb", buffering=0) as f:
+                while block := f.read(READ_SIZE):
+                    hasher.update(block)
+                    size += len(block)
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"object {oid} is missing",
+                hint="run 'modelreg fsck'; pull it from a remote or re-register",
+            ) from None
+        if hasher.hexdigest() != oid:
+            raise CorruptObjectError(f"object {oid} is corrupt (its bytes do not match its id)")
+        return size
 
     def add_json(self, obj: Any) -> str:
         return self.add(canonical_json(obj))

@@ -7,15 +7,20 @@ against an allowlist, and read the tensor table of a torch checkpoint (names, dt
 storage keys) -- with no code from the file ever executed.
 
 The allowlist is the set of globals torch's ``weights_only=True`` loader accepts by default
-(torch 2.x): an allowlist, not a blocklist, so anything unknown is unsafe.
+(torch 2.x): an allowlist, not a blocklist, so anything unknown is unsafe. Which globals are
+called is recorded too, so ``pickle_risk`` can tell a saved module from code execution; which
+pickles a file holds is ``containers``' business.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import pickletools
+import re
+import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 _KINDS = ["BFloat16", "Bool", "Byte", "Char", "Double", "Float", "Half", "Int", "Long", "Short"]
 _DTYPES = {
@@ -31,6 +36,20 @@ _DTYPES = {
     "Short": "int16",
     "ComplexFloat": "complex64",
     "ComplexDouble": "complex128",
+}
+ITEM_SIZES = {
+    "bfloat16": 2,
+    "bool": 1,
+    "uint8": 1,
+    "int8": 1,
+    "float64": 8,
+    "float32": 4,
+    "float16": 2,
+    "int32": 4,
+    "int64": 8,
+    "int16": 2,
+    "complex64": 8,
+    "complex128": 16,
 }
 _REBUILD = [
     "_rebuild_parameter",
@@ -115,6 +134,18 @@ ALLOWED_GLOBALS = frozenset(
 )
 
 
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # the first pickle of a legacy (pre-zip) torch.save file
+
+
+def is_legacy_torch(head: bytes) -> bool:
+    """Whether ``head`` (a file's first bytes) starts with the legacy torch magic pickle."""
+    try:
+        result, _end = scan(head)
+    except ScanError:
+        return False
+    return result.root == LEGACY_MAGIC and not result.globals
+
+
 @dataclass(frozen=True)
 class Global:
     name: str  # "module.qualname"
@@ -141,7 +172,13 @@ _MARK = _Mark()
 
 
 class ScanError(Exception):
-    pass
+    """The bytes are not a well-formed pickle. ``partial`` is what was read before the fault:
+    ``pickle.load`` runs each opcode as it reads it, so the globals imported (and the calls
+    made) before a malformed tail still count."""
+
+    def __init__(self, message: str, partial: PickleScan | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 @dataclass
@@ -149,10 +186,14 @@ class PickleScan:
     globals: list[str]
     unsafe_globals: list[str]
     root: Any  # the symbolic object the pickle builds
+    called: frozenset[str] = frozenset()  # globals a REDUCE, INST or OBJ would call
+    calls_computed: bool = False  # a REDUCE of something that is not a plain global
+    saved_module: bool = False  # an object with an nn.Module's state (_modules, _parameters)
+    persistent: tuple[Any, ...] = ()  # every persistent id, in order (torch: the storages)
 
     @property
     def safe(self) -> bool:
-        return not self.unsafe_globals
+        return not self.unsafe_globals and not self.calls_computed
 
 
 def _pop_mark(stack: list[Any]) -> list[Any]:
@@ -173,14 +214,46 @@ def _setitems(target: Any, pairs: list[Any]) -> None:
             store[k] = v
 
 
-def scan(data: bytes) -> tuple[PickleScan, int]:
-    """Evaluate one pickle symbolically; returns the scan and the offset just past STOP."""
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _global(module: Any, qual: Any) -> Global:
+    """A global pickle.load could import; anything that is not a dotted name cannot be."""
+    if not (isinstance(module, str) and isinstance(qual, str)):
+        raise ScanError("a global named by something other than text")
+    if not (_DOTTED.fullmatch(module) and _DOTTED.fullmatch(qual)):
+        raise ScanError(f"{module!r} {qual!r} is not an importable name")
+    return Global(f"{module}.{qual}")
+
+
+def _called(func: Any, called: set[str]) -> bool:
+    """Record a call of ``func``; False when what is called is not a plain global."""
+    if isinstance(func, Global):
+        called.add(func.name)
+        return True
+    return False
+
+
+# pickletools decodes protocol-0 strings with codecs.escape_decode, which warns about escapes
+# Python would not accept in source code; a hostile pickle is full of them, and they mean
+# nothing to a scan.
+warnings.filterwarnings("ignore", category=DeprecationWarning, module="pickletools")
+
+
+def scan(data: bytes | IO[bytes] | io.RawIOBase) -> tuple[PickleScan, int]:
+    """Evaluate one pickle symbolically; returns the scan and the offset just past STOP.
+
+    ``data`` may be a file positioned at the pickle's start (offsets then count from the
+    file's start): only what the pickle spans is read."""
     stack: list[Any] = []
     memo: dict[int, Any] = {}
     seen: list[str] = []
-    end = len(data)
+    called: set[str] = set()
+    pids: list[Any] = []
+    computed = module_state = False
+    end = len(data) if isinstance(data, bytes) else -1
     try:
-        for op, raw_arg, pos in pickletools.genops(data):
+        for op, raw_arg, pos in pickletools.genops(data):  # type: ignore[arg-type]
             arg: Any = raw_arg
             name = op.name
             if name in ("PROTO", "FRAME"):
@@ -190,16 +263,18 @@ def scan(data: bytes) -> tuple[PickleScan, int]:
                 break
             if name in ("GLOBAL", "INST"):
                 module, _, qual = str(arg).partition(" ")
-                seen.append(f"{module}.{qual}")
-                g = Global(f"{module}.{qual}")
+                g = _global(module, qual)
+                seen.append(g.name)
                 if name == "INST":
+                    called.add(g.name)
                     stack.append(Call(g, tuple(_pop_mark(stack))))
                 else:
                     stack.append(g)
             elif name == "STACK_GLOBAL":
                 qual, module = stack.pop(), stack.pop()
-                seen.append(f"{module}.{qual}")
-                stack.append(Global(f"{module}.{qual}"))
+                g = _global(module, qual)
+                seen.append(g.name)
+                stack.append(g)
             elif name == "MARK":
                 stack.append(_MARK)
             elif name in ("EMPTY_DICT",):
@@ -243,21 +318,35 @@ def scan(data: bytes) -> tuple[PickleScan, int]:
                 memo[len(memo)] = stack[-1]
             elif name in ("BINGET", "LONG_BINGET", "GET"):
                 stack.append(memo[int(arg)])
-            elif name in ("REDUCE", "NEWOBJ"):
+            elif name == "REDUCE":
                 args, func = stack.pop(), stack.pop()
+                computed |= not _called(func, called)
                 stack.append(Call(func, args))
+            elif name == "NEWOBJ":
+                args, cls = stack.pop(), stack.pop()
+                computed |= not isinstance(cls, Global)
+                stack.append(Call(cls, args))
             elif name == "NEWOBJ_EX":
                 _kw, args, cls = stack.pop(), stack.pop(), stack.pop()
+                computed |= not isinstance(cls, Global)
                 stack.append(Call(cls, args))
             elif name == "OBJ":
                 marked = _pop_mark(stack)
-                stack.append(Call(marked[0] if marked else None, tuple(marked[1:])))
+                if not marked:
+                    raise ScanError("OBJ without a class")
+                computed |= not _called(marked[0], called)
+                stack.append(Call(marked[0], tuple(marked[1:])))
             elif name == "BUILD":
                 state = stack.pop()
+                if isinstance(state, tuple) and state:
+                    state = state[0]
+                if isinstance(state, dict) and {"_modules", "_parameters"} <= set(state):
+                    module_state = True
                 if isinstance(stack[-1], Call):
                     stack[-1].state = state
             elif name in ("BINPERSID", "PERSID"):
                 stack.append(Persistent(stack.pop() if name == "BINPERSID" else arg))
+                pids.append(stack[-1].pid)
             elif name == "POP":
                 stack.pop()
             elif name == "POP_MARK":
@@ -275,11 +364,23 @@ def scan(data: bytes) -> tuple[PickleScan, int]:
                 stack.append(arg)  # a literal: ints, floats, strings, bytes
             else:
                 raise ScanError(f"unhandled opcode {name}")
-    except (ValueError, IndexError, KeyError) as e:
-        raise ScanError(str(e)) from None
+        else:
+            raise ScanError("the pickle has no STOP")
+    except (ValueError, IndexError, KeyError, TypeError, ScanError) as e:
+        partial = _result(seen, called, computed, module_state, stack[-1] if stack else None)
+        partial.persistent = tuple(pids)
+        raise ScanError(str(e), partial) from None
     root = stack[-1] if stack else None
+    result = _result(seen, called, computed, module_state, root)
+    result.persistent = tuple(pids)
+    return result, end
+
+
+def _result(
+    seen: list[str], called: set[str], computed: bool, module_state: bool, root: Any
+) -> PickleScan:
     unsafe = sorted({g for g in seen if g not in ALLOWED_GLOBALS})
-    return PickleScan(sorted(set(seen)), unsafe, root), end
+    return PickleScan(sorted(set(seen)), unsafe, root, frozenset(called), computed, module_state)
 
 
 @dataclass(frozen=True)
@@ -289,6 +390,18 @@ class TensorRef:
     shape: tuple[int, ...]
     storage: str  # the storage key: the zip member "<archive>/data/<key>"
     numel: int
+
+
+def legacy_storage_sizes(main: PickleScan) -> dict[str, int]:
+    """Storage key -> bytes per element, from the persistent ids of a legacy torch pickle
+    (``("storage", <type>, key, location, numel)``); a storage of unknown type is left out."""
+    sizes: dict[str, int] = {}
+    for pid in main.persistent:
+        if isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage":
+            size = ITEM_SIZES.get(_storage_dtype(pid[1]))
+            if size:
+                sizes[str(pid[2])] = size
+    return sizes
 
 
 def _storage_dtype(storage_type: Any) -> str:

@@ -104,12 +104,45 @@ except AttributeError:  # PyYAML built without libyaml
     _Loader, _Dumper = yaml.SafeLoader, yaml.SafeDumper
 
 
+# A refs file of ten thousand versions is under 1 MiB; anything this big is not one of ours.
+MAX_REFS_BYTES = 16 << 20
+
+
+class YamlRefusedError(ValueError):
+    """YAML that modelreg never writes and will not read: aliases, or too many bytes."""
+
+
+def _refuse_aliases(text: bytes | str) -> None:
+    """Aliases let a kilobyte of YAML expand into gigabytes (nested ``&a [*b, *b, ...]``).
+    modelreg never writes them, so any anchor or alias means the file was not written by us.
+    Only a text holding '&' or '*' can have one; the event scan is for those alone."""
+    marks = (b"&", b"*") if isinstance(text, bytes) else ("&", "*")
+    if not any(m in text for m in marks):  # type: ignore[operator]
+        return
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise YamlRefusedError("it uses YAML anchors or aliases, which modelreg never writes")
+
+
 def yaml_load(text: bytes | str) -> object:
+    """Load YAML written by modelreg: no aliases, at most MAX_REFS_BYTES."""
+    if len(text) > MAX_REFS_BYTES:
+        raise YamlRefusedError(f"it is larger than {MAX_REFS_BYTES >> 20} MiB")
+    _refuse_aliases(text)
     return yaml.load(text, Loader=_Loader)
 
 
+class _NoAliasDumper(_Dumper):
+    """Writes an object seen twice in full, so what we write is always readable by us."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
 def yaml_dump(obj: object, sort_keys: bool = True, width: int | None = None) -> str:
-    return yaml.dump(obj, Dumper=_Dumper, sort_keys=sort_keys, allow_unicode=True, width=width)
+    return yaml.dump(
+        obj, Dumper=_NoAliasDumper, sort_keys=sort_keys, allow_unicode=True, width=width
+    )
 
 
 def _number(version: str) -> int:
@@ -164,8 +197,10 @@ class FamilyRefs:
         return head + b"\nversions:\n" + block.encode() + tail
 
     @classmethod
-    def from_yaml(cls, name: str, text: bytes, where: Path) -> FamilyRefs:
+    def from_yaml(cls, name: str, text: bytes, where: str | Path) -> FamilyRefs:
         try:
+            if len(text) > MAX_REFS_BYTES:
+                raise YamlRefusedError(f"it is larger than {MAX_REFS_BYTES >> 20} MiB")
             fast = _split_versions(text)
             raw = yaml_load(fast[0] if fast else text)
             if not isinstance(raw, dict) or raw.get("name") != name:
@@ -191,6 +226,8 @@ class FamilyRefs:
                 names.check_version(version)
             for version in [*refs.removed, *refs.removed_at]:
                 names.check_version(version)
+        except YamlRefusedError as e:
+            raise CorruptObjectError(f"refs file {where} is refused: {e}") from None
         except Exception:
             raise CorruptObjectError(f"refs file {where} is damaged") from None
         return refs

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import _fs, files, gitinfo, metadata, modelinfo, names
+from . import _fs, files, formats, gitinfo, metadata, modelinfo, names
 from .chunking import ChunkParams
 from .errors import (
     AlreadyExistsError,
@@ -315,10 +315,12 @@ class Repository:
             if kind == "dir":
                 mine = frozenset({self.dir.resolve(), self.checkout_root.resolve()})
                 root_oid, body = files.store_tree(
-                    self.objects, path, self.chunk_params, step, exclude=mine
+                    self.objects, path, self.chunk_params, step, exclude=mine, plan=formats.plan
                 )
             else:
-                root_oid, body = files.store_file(self.objects, path, self.chunk_params, step)
+                root_oid, body = files.store_file(
+                    self.objects, path, self.chunk_params, step, plan=formats.plan
+                )
             durable = side.submit(self.objects.sync)  # the flush waits on the disk, not the GIL
             inspected = self.inspect(kind, body)
             commit, dirty = git.result()

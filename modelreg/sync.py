@@ -2,87 +2,59 @@
 
 Rules (docs/remotes.md says the same for users):
 
-- Only missing objects move, in parallel. Every object is verified against its id when it is
-  read from the local store (push) or received from the remote (pull); a bad one stops the
-  transfer with an error naming it. Refs change only after all their objects are in place, so
-  an interrupted push or pull leaves nothing dangling and simply resumes when run again.
+- Only missing objects move, in parallel, streamed (an object is never held whole). Every
+  object is verified against its id when it is read from the local store (push) or received
+  from the remote (pull); a bad one stops the transfer with an error naming it. Refs change
+  only after all their objects are in place, so an interrupted push or pull leaves nothing
+  dangling and simply resumes when run again.
+- Nothing from a remote is believed: pull checks that every record, tree and manifest it
+  receives is well-formed and that each new record agrees with its objects (size,
+  content_hash, format, kind, and an ``inspect`` summary recomputed here). A record that
+  does not is refused, naming the remote and the object; a record is never rewritten.
 - The remote's refs change by compare-and-swap. A push that finds a version number taken on
-  the remote by a different version fails with "the remote moved; pull first".
+  the remote by a different version fails with "the remote moved; pull first". Pushing a
+  version also pushes its ancestors, so a parent named on the remote is the one meant.
 - A version number, once on the remote, never changes. ``pull`` renumbers *local* versions
-  that were never pushed when the remote took their numbers: they move, in order, after the
-  highest number in use, and their tags follow them.
-- Tags: each side remembers the remote's refs as of the last push or pull (the tracking refs
-  in ``.modelreg/remotes/<remote>/``). A tag moved on one side only follows that side; moved
-  on both, pull keeps the local one and the next push publishes it. A tag deleted locally is
-  deleted on the remote by the next push of its family (pull before that brings it back);
-  one deleted on the remote is deleted locally by pull unless it was moved here.
+  that were never published when the remote took their numbers: they move, in order, after
+  the highest number in use; their tags and the parents that name them follow.
+- Versions and tags merge three-way against the tracking refs (``modelreg.tracking``): a tag
+  moved (or deleted) on both sides is a conflict that pull reports, keeping both, and push
+  refuses unless ``force``.
 """
 
 from __future__ import annotations
 
-import contextlib
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _fs, files, names, remote_config
-from .errors import CorruptObjectError, ModelregError, NotFoundError, RemoteError, RemoteMovedError
-from .hashing import oid_of
+from . import maintenance, names, remote_config, tracking, verify
+from .errors import (
+    CorruptObjectError,
+    InvalidNameError,
+    MalformedObjectError,
+    ModelregError,
+    NotFoundError,
+    RemoteMovedError,
+)
 from .refs import FamilyRefs
 from .remotes import Remote, normalize_url, open_remote
 from .repo import Repository
+from .tracking import TransferReport
 
 Progress = Callable[[int], None]
 JOBS = 8
 CAS_ATTEMPTS = 5
 
 
-@dataclass
-class TransferReport:
-    remote: str
-    objects: int = 0
-    bytes: int = 0
-    versions: list[str] = field(default_factory=list)
-    renumbered: list[tuple[str, str]] = field(default_factory=list)
-    tags: list[str] = field(default_factory=list)
-
-
-def _tracking_path(repo: Repository, remote: str, family: str) -> Path:
-    return repo.dir / "remotes" / remote / f"{names.check_family(family)}.yaml"
-
-
-def _read_tracking(repo: Repository, remote: str, family: str) -> FamilyRefs | None:
-    path = _tracking_path(repo, remote, family)
-    with contextlib.suppress(FileNotFoundError):
-        return FamilyRefs.from_yaml(family, path.read_bytes(), path)
-    return None
-
-
-def _write_tracking(repo: Repository, remote: str, refs: FamilyRefs) -> None:
-    path = _tracking_path(repo, remote, refs.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _fs.atomic_write(path, refs.to_yaml())
-
-
-def _copy(refs: FamilyRefs) -> FamilyRefs:
-    return FamilyRefs(refs.name, dict(refs.versions), dict(refs.tags), list(refs.removed))
-
-
-def version_objects(repo: Repository, record_oid: str) -> set[str]:
-    """Every object one version needs; an unreadable one stops the push."""
-    found: set[str] = set()
-
-    def add(oid: str) -> bool:
-        found.add(oid)
-        return True
-
-    def fail(e: ModelregError) -> None:
-        raise e
-
-    repo.walk_version(record_oid, add, fail)
-    return found
+def _remote_refs(remote: Remote, label: str, family: str) -> tuple[FamilyRefs, str | None]:
+    current = remote.read_ref(family)
+    if current is None:
+        return FamilyRefs(family), None
+    where = f"refs/{family}.yaml on remote {label}"
+    return FamilyRefs.from_yaml(family, current[0], where), current[1]
 
 
 def _parallel(
@@ -102,7 +74,8 @@ def _parallel(
 
 
 def _selection(repo: Repository, specs: Iterable[str]) -> dict[str, set[str] | None]:
-    """family -> the versions to push (None: all of them, with tag deletions too)."""
+    """family -> the versions to push (None: all of them, with tag deletions too), with the
+    ancestors of every chosen version (a parent must mean the same version on the remote)."""
     chosen: dict[str, set[str] | None] = {}
     for spec in specs:
         if "@" in spec:
@@ -114,8 +87,41 @@ def _selection(repo: Repository, specs: Iterable[str]) -> dict[str, set[str] | N
             repo.family(names.check_family(spec))
             chosen[spec] = None
     if not chosen:
-        chosen = {name: None for name in repo.families()}
+        return {name: None for name in repo.families()}
+    todo = [
+        (f, v)
+        for f, vs in chosen.items()
+        for v in (vs if vs is not None else repo.family(f).versions)
+    ]
+    while todo:
+        family, version = todo.pop()
+        parent = repo.record(repo.family(family).versions[version]).get("parent")
+        if not isinstance(parent, str):
+            continue
+        pfamily, pversion = names.parse_spec(parent)
+        prefs = repo.refs.read(pfamily)
+        if prefs is None or pversion not in prefs.versions:
+            continue
+        wanted = chosen.setdefault(pfamily, set())
+        if wanted is not None and pversion not in wanted:
+            wanted.add(pversion)
+            todo.append((pfamily, pversion))
     return chosen
+
+
+def _needed_objects(repo: Repository, record_oid: str) -> set[str]:
+    found: set[str] = set()
+
+    def need(oid: str) -> bool:
+        if not repo.objects.exists(oid):
+            raise NotFoundError(
+                f"object {oid} is missing", hint="run 'modelreg fsck --repair' and push again"
+            )
+        found.add(oid)
+        return True
+
+    verify.version_objects(repo, record_oid, need)
+    return found
 
 
 def push(
@@ -123,7 +129,11 @@ def push(
     remote_name: str | None = None,
     specs: Iterable[str] = (),
     progress: Progress | None = None,
+    force: bool = False,
 ) -> TransferReport:
+    """Send versions and the objects the remote lacks, then publish the refs. ``force``
+    publishes local tag values over ones moved on both sides."""
+    started = time.monotonic()
     name, remote = remote_config.resolve(repo, remote_name)
     report = TransferReport(remote=name)
     selection = _selection(repo, specs)
@@ -135,17 +145,29 @@ def push(
         chosen = set(local.versions) if versions is None else versions
         plans.append((local, chosen, versions is None))
         for v in chosen:
-            need |= version_objects(repo, local.versions[v])
+            need |= _needed_objects(repo, local.versions[v])
+    for local, chosen, whole in plans:  # refuse a conflict before sending anything
+        theirs, _token = _remote_refs(remote, name, local.name)
+        tracking.merged_for_push(
+            local,
+            theirs,
+            tracking.read_tracking(repo, name, local.name),
+            chosen,
+            whole,
+            force,
+            name,
+        )
     missing = sorted(need - remote.list_objects())
 
     def send(oid: str) -> int:
-        data = repo.objects.get(oid)  # verified on read
-        remote.put_object(oid, data)
-        return len(data)
+        size = repo.objects.verify(oid)
+        remote.put_file(oid, repo.objects.path(oid))
+        return size
 
     report.objects, report.bytes = _parallel(send, missing, progress)
     for local, chosen, whole in plans:
-        _publish(repo, remote, name, local, chosen, whole, report)
+        _publish(repo, remote, name, local, chosen, whole, force, report)
+    report.seconds = time.monotonic() - started
     return report
 
 
@@ -156,76 +178,31 @@ def _publish(
     local: FamilyRefs,
     chosen: set[str],
     whole: bool,
+    force: bool,
     report: TransferReport,
 ) -> None:
     family = local.name
-    tracking = _read_tracking(repo, remote_name, family)
+    base = tracking.read_tracking(repo, remote_name, family)
     for _attempt in range(CAS_ATTEMPTS):
-        current = remote.read_ref(family)
-        theirs = (
-            FamilyRefs.from_yaml(family, current[0], Path(remote.url))
-            if current
-            else FamilyRefs(family)
+        theirs, token = _remote_refs(remote, remote_name, family)
+        merged, added, changes = tracking.merged_for_push(
+            local, theirs, base, chosen, whole, force, remote_name
         )
-        merged = _copy(theirs)
-        added = []
-        for v in sorted(chosen, key=names.version_number):
-            if v in theirs.versions and theirs.versions[v] != local.versions[v]:
-                raise RemoteMovedError(f"the remote moved: it has a different {family}@{v}")
-            if v in theirs.removed:
-                raise RemoteMovedError(f"the remote moved: {family}@{v} was removed there")
-            if v not in theirs.versions:
-                merged.versions[v] = local.versions[v]
-                added.append(f"{family}@{v}")
-        moved_tags = []
-        was = tracking.tags if tracking else {}
-        for tag, v in local.tags.items():
-            if v not in chosen or theirs.tags.get(tag) == v:
-                continue
-            if tag in theirs.tags and theirs.tags[tag] != was.get(tag):
-                raise RemoteMovedError(
-                    f"the remote moved: tag {tag!r} of {family} points at {theirs.tags[tag]} there"
-                )
-            merged.tags[tag] = v
-            moved_tags.append(f"{family}@{v}:{tag}")
-        if whole:
-            for tag, v in was.items():
-                if tag not in local.tags and theirs.tags.get(tag) == v:
-                    del merged.tags[tag]
-                    moved_tags.append(f"{family}:-{tag}")
-        if current and not added and not moved_tags:
+        if token is not None and not added and not changes:
             break
         try:
-            remote.write_ref(family, merged.to_yaml(), current[1] if current else None)
+            remote.write_ref(family, merged.to_yaml(), token)
         except RemoteMovedError:
             continue  # someone else pushed this family meanwhile: merge again
         report.versions += added
-        report.tags += moved_tags
+        report.tags += changes
         break
     else:
         raise RemoteMovedError(f"the remote kept moving while pushing {family}")
-    _write_tracking(repo, remote_name, merged)
+    tracking.write_tracking(repo, remote_name, tracking.advance(base, merged, local.tags))
 
 
 # --- pull ------------------------------------------------------------------------------
-
-
-def _fetch(
-    repo: Repository, remote: Remote, oids: Iterable[str], progress: Progress | None
-) -> tuple[int, int]:
-    todo = sorted({o for o in oids if not repo.objects.exists(o)})
-
-    def receive(oid: str) -> int:
-        data = remote.get_object(oid)
-        if oid_of(data) != oid:
-            raise CorruptObjectError(
-                f"object {oid} from remote {remote.url} is corrupt (its bytes do not match its id)",
-                hint="nothing was changed locally; re-push it from a registry that has it",
-            )
-        repo.objects.add(data, oid)
-        return len(data)
-
-    return _parallel(receive, todo, progress)
 
 
 def pull(
@@ -238,6 +215,42 @@ def pull(
     return pull_from(repo, name, remote, families, progress)
 
 
+def _wanted_refs(
+    name: str, remote: Remote, families: list[str], report: TransferReport
+) -> dict[str, FamilyRefs]:
+    """The remote's refs of the named families (any problem is an error), or of all its
+    families, where a junk or damaged refs file is skipped with a warning."""
+    found: dict[str, FamilyRefs] = {}
+    explicit = bool(families)
+    for family in families or remote.list_refs():
+        try:
+            names.check_family(family)
+            refs, token = _remote_refs(remote, name, family)
+        except (ModelregError, OSError) as e:
+            if explicit:
+                raise
+            if isinstance(e, InvalidNameError):
+                why = f"refs file refs/{family}.yaml on remote {name} has no valid model name"
+            elif isinstance(e, OSError):
+                why = f"refs file refs/{family}.yaml on remote {name} cannot be read"
+            else:
+                why = e.args[0]
+            report.warnings.append(f"{why}; skipped it")
+            continue
+        if token is None:
+            raise NotFoundError(f"remote {name} has no model named {family!r}")
+        found[family] = refs
+    return found
+
+
+def _refused(name: str, what: str) -> CorruptObjectError:
+    return CorruptObjectError(
+        f"remote {name}: {what}",
+        hint="nothing was changed locally; the remote's copy is damaged or forged: "
+        "push it again from a registry that registered it",
+    )
+
+
 def pull_from(
     repo: Repository,
     name: str,
@@ -245,135 +258,147 @@ def pull_from(
     families: Iterable[str] = (),
     progress: Progress | None = None,
 ) -> TransferReport:
+    started = time.monotonic()
     report = TransferReport(remote=name)
     remote.check(create=False)
-    wanted = [names.check_family(f) for f in families] or remote.list_refs()
-    remote_refs: dict[str, FamilyRefs] = {}
-    for family in wanted:
-        got = remote.read_ref(family)
-        if got is None:
-            raise NotFoundError(f"remote {name} has no model named {family!r}")
-        remote_refs[family] = FamilyRefs.from_yaml(family, got[0], Path(remote.url))
-
-    def step(oids: Iterable[str]) -> None:
-        n, size = _fetch(repo, remote, oids, progress)
-        report.objects += n
-        report.bytes += size
+    remote_refs = _wanted_refs(name, remote, list(families), report)
 
     # Versions removed here stay removed: their objects are not fetched again.
-    wanted_versions: dict[str, dict[str, str]] = {}
+    wanted: list[tuple[str, str, str]] = []  # (record oid, family, vN)
     for family, theirs in remote_refs.items():
         local = repo.refs.read(family)
         removed = set(local.removed) if local else set()
-        wanted_versions[family] = {v: oid for v, oid in theirs.versions.items() if v not in removed}
+        wanted += [(oid, family, v) for v, oid in theirs.versions.items() if v not in removed]
+    fetched: set[str] = set()
+
+    def receive(oid: str) -> int:
+        try:
+            size = repo.objects.add_stream(oid, remote.iter_object(oid))
+        except CorruptObjectError:
+            raise CorruptObjectError(
+                f"object {oid} from remote {remote.url} is corrupt (its bytes do not match its id)",
+                hint="nothing was changed locally; re-push it from a registry that has it",
+            ) from None
+        fetched.add(oid)
+        return size
+
     with repo.gc_lock(shared=True):
-        step(oid for versions in wanted_versions.values() for oid in versions.values())
-        roots = []
-        for family, versions in wanted_versions.items():
-            for v, oid in versions.items():
-                rec = repo.record(oid)
-                if rec.get("name") != family or rec.get("version") != v:
-                    raise CorruptObjectError(
-                        f"remote {name}: {family}@{v} names a record of "
-                        f"{rec.get('name')}@{rec.get('version')}"
-                    )
-                roots.append(rec)
-        step(r["root"] for r in roots)
-        manifests = [r["root"] for r in roots if r["kind"] == "file"]
-        for r in roots:
-            if r["kind"] == "dir":
-                tree = files.load_tree(repo.objects, r["root"])
-                manifests += [e["manifest"] for e in tree["entries"].values()]
-        step(manifests)
-        step(c for m in manifests for c in files.chunk_ids(repo.objects.get_json(m)))
+        # Each walk goes one level further down (record, root, manifests, chunks), checking
+        # the shape of what it reads; what is absent is fetched before the next walk.
+        absent: set[str] = set()
+
+        def need(oid: str) -> bool:
+            if repo.objects.exists(oid):
+                return True
+            absent.add(oid)
+            return False
+
+        while True:
+            absent.clear()
+            for oid, family, v in wanted:
+                try:
+                    verify.version_objects(repo, oid, need)
+                except MalformedObjectError as e:
+                    raise _refused(name, f"{family}@{v}: {e.args[0]}") from None
+            if not absent:
+                break
+            n, size = _parallel(receive, sorted(absent), progress)
+            report.objects += n
+            report.bytes += size
+        checked = verify.Checked()
+        for oid, family, v in wanted:
+            _check_record(repo, name, oid, family, v, fetched, checked)
         repo.objects.sync()
         for family, theirs in remote_refs.items():
-            tracking = _read_tracking(repo, name, family)
-            repo.refs.update(
+            base = tracking.read_tracking(repo, name, family)
+            advanced = repo.refs.update(
                 family,
-                lambda local, t=theirs, k=tracking: _merge(  # type: ignore[misc]
-                    repo, local, t, k, report
+                lambda local, t=theirs, k=base: tracking.merge_pulled(  # type: ignore[misc]
+                    repo, local, t, k, name, report
                 ),
             )
-            _write_tracking(repo, name, theirs)
+            tracking.write_tracking(repo, name, advanced)
+        if report.renumbered:
+            _reparent(repo, name, dict(report.renumbered), report)
+    report.seconds = time.monotonic() - started
     return report
 
 
-def _merge(
+def _reparent(repo: Repository, name: str, renamed: dict[str, str], report: TransferReport) -> None:
+    for family in repo.refs.families():
+        base = tracking.read_tracking(repo, name, family)
+        seen = base.versions if base else {}
+
+        def fix(local: FamilyRefs, seen: dict[str, str] = seen) -> None:
+            published = {v for v, oid in local.versions.items() if seen.get(v) == oid}
+            report.reparented += tracking.reparent(repo, local, renamed, published)
+
+        repo.refs.update(family, fix)
+
+
+def _check_record(
     repo: Repository,
-    local: FamilyRefs,
-    theirs: FamilyRefs,
-    tracking: FamilyRefs | None,
-    report: TransferReport,
+    name: str,
+    oid: str,
+    family: str,
+    version: str,
+    fetched: set[str],
+    checked: verify.Checked,
 ) -> None:
-    family = local.name
-    published = set(tracking.versions) if tracking else set()
-    clashes = [
-        v for v, oid in theirs.versions.items() if v in local.versions and local.versions[v] != oid
-    ]
-    for v in clashes:
-        if v in published:
-            raise RemoteError(
-                f"{family}@{v} differs from the copy on the remote, which it was pushed to",
-                hint="published versions never change; inspect the remote with 'modelreg diff'",
-            )
-    if clashes:
-        _renumber(repo, local, theirs, published, report)
-    for v, oid in theirs.versions.items():
-        if v not in local.versions and v not in local.removed:
-            local.versions[v] = oid
-            report.versions.append(f"{family}@{v}")
-    was = tracking.tags if tracking else {}
-    for tag, v in theirs.tags.items():
-        mine = local.tags.get(tag)
-        if mine == v or v not in local.versions:
+    """A record the remote files under NAME@vN must be that version; one that came from the
+    remote must agree with its objects, and a manifest that came with it must hash to its
+    ``hash``."""
+    rec = repo.record(oid)
+    if rec["name"] != family or rec["version"] != version:
+        raise _refused(name, f"{family}@{version} names a record of {rec['name']}@{rec['version']}")
+    if oid not in fetched:
+        return
+    try:
+        verify.check_version(repo, oid, rehash=fetched.__contains__, checked=checked)
+    except CorruptObjectError as e:
+        raise _refused(name, f"{family}@{version}: record {oid} is refused: {e.args[0]}") from None
+
+
+# --- fsck --repair -----------------------------------------------------------------------
+
+
+def repair(repo: Repository) -> maintenance.FsckReport:
+    """fsck, then fetch every corrupt or missing object from the configured remotes (each
+    verified as on pull) and check again, until nothing more can be fixed: a repaired record
+    or manifest may reveal objects below it that are missing too."""
+    report = maintenance.fsck(repo)
+    repaired: dict[str, str] = {}
+    reachable: dict[str, Remote] = {}
+    unusable: list[str] = []
+    for remote_name in sorted(remote_config.remotes(repo)):
+        try:
+            _name, remote = remote_config.resolve(repo, remote_name)
+            remote.check(create=False)
+        except ModelregError as e:
+            unusable.append(f"remote {remote_name} was not used: {e.args[0]}")
             continue
-        if mine is None or mine == was.get(tag):
-            local.tags[tag] = v
-            report.tags.append(f"{family}@{v}:{tag}")
-    for tag, v in was.items():
-        if tag not in theirs.tags and local.tags.get(tag) == v:
-            del local.tags[tag]
-            report.tags.append(f"{family}:-{tag}")
-
-
-def _renumber(
-    repo: Repository,
-    local: FamilyRefs,
-    theirs: FamilyRefs,
-    published: set[str],
-    report: TransferReport,
-) -> None:
-    """Move every never-pushed local version after the highest number in use."""
-    family = local.name
-    mine = sorted(
-        (
-            v
-            for v, oid in local.versions.items()
-            if v not in published and theirs.versions.get(v) != oid
-        ),
-        key=names.version_number,
-    )
-    used = [
-        *theirs.versions,
-        *theirs.removed,
-        *local.removed,
-        *(v for v in local.versions if v not in mine),
-    ]
-    top = max((names.version_number(v) for v in used), default=0)
-    mapping = {old: f"v{top + i}" for i, old in enumerate(mine, start=1)}
-    renamed = {f"{family}@{a}": f"{family}@{b}" for a, b in mapping.items()}
-    new_versions = {v: oid for v, oid in local.versions.items() if v not in mapping}
-    for old, new in mapping.items():
-        rec = repo.record(local.versions[old])
-        rec["version"] = new
-        if rec.get("parent") in renamed:
-            rec["parent"] = renamed[rec["parent"]]
-        new_versions[new] = repo.objects.add_json(rec)
-        report.renumbered.append((f"{family}@{old}", f"{family}@{new}"))
-    repo.objects.sync()
-    local.versions = new_versions
-    local.tags = {t: mapping.get(v, v) for t, v in local.tags.items()}
+        reachable[remote_name] = remote
+    while True:
+        bad = sorted((set(report.corrupt) | set(report.missing)) - set(repaired))
+        fixed: dict[str, str] = {}
+        with repo.gc_lock(shared=True):
+            for oid in bad:
+                for remote_name, remote in reachable.items():
+                    try:
+                        repo.objects.add_stream(oid, remote.iter_object(oid))
+                    except ModelregError:
+                        continue  # not there, or damaged there too
+                    fixed[oid] = remote_name
+                    break
+            repo.objects.sync()
+        if not fixed:
+            break
+        repaired.update(fixed)
+        report = maintenance.fsck(repo)
+    report.repaired = repaired
+    if report.corrupt or report.missing:
+        report.problems += unusable
+    return report
 
 
 # --- clone -----------------------------------------------------------------------------

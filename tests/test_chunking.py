@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelreg import chunking, files
+from modelreg import files, formats
 from modelreg.chunking import ChunkParams
 from modelreg.hashing import oid_of
 from modelreg.objects import ObjectStore
@@ -20,14 +20,14 @@ SMALL = ChunkParams(inline_max=64, split=4096, cdc_min=1024, cdc_avg_bits=11, cd
 
 def roundtrip(tmp_path: Path, path: Path, params: ChunkParams = SMALL) -> dict:
     store = ObjectStore(tmp_path / "objects")
-    _oid, manifest = files.store_file(store, path, params)
+    _oid, manifest = files.store_file(store, path, params, plan=formats.plan)
     assert b"".join(bytes(p) for p in files.iter_file(store, manifest)) == path.read_bytes()
     return manifest
 
 
 def plan_of(path: Path) -> tuple[str, list | None]:
     with open(path, "rb") as f:
-        return chunking.plan(f, path.stat().st_size)
+        return formats.plan(f, path.stat().st_size)
 
 
 def test_torch_checkpoint_is_cut_at_each_tensor_record(tmp_path: Path, torch_mod) -> None:
@@ -49,8 +49,8 @@ def test_resaving_the_same_state_dict_reuses_every_tensor_chunk(tmp_path: Path, 
     assert a.read_bytes() != b.read_bytes()  # torch.save never repeats its bytes
     store = ObjectStore(tmp_path / "objects")
     params = ChunkParams(inline_max=1024)  # headers and the zip directory stay inline
-    _, ma = files.store_file(store, a, params)
-    _, mb = files.store_file(store, b, params)
+    _, ma = files.store_file(store, a, params, plan=formats.plan)
+    _, mb = files.store_file(store, b, params, plan=formats.plan)
     assert files.chunk_ids(ma) and set(files.chunk_ids(mb)) <= set(files.chunk_ids(ma))
 
 
@@ -72,8 +72,8 @@ def test_large_tensors_are_split_so_a_partial_change_stores_only_its_piece(
     b = save_torch(tmp_path / "b.pt", state)
     store = ObjectStore(tmp_path / "objects")
     params = ChunkParams(inline_max=1024, split=4096)
-    _, ma = files.store_file(store, a, params)
-    _, mb = files.store_file(store, b, params)
+    _, ma = files.store_file(store, a, params, plan=formats.plan)
+    _, mb = files.store_file(store, b, params, plan=formats.plan)
     new = set(files.chunk_ids(mb)) - set(files.chunk_ids(ma))
     assert len(files.chunk_ids(mb)) > 10 and len(new) == 1
 
@@ -97,9 +97,9 @@ def test_cdc_cuts_are_deterministic_and_survive_an_insertion(tmp_path: Path) -> 
     data = write_bytes(tmp_path / "a", 200_000).read_bytes()
     (tmp_path / "b").write_bytes(b"inserted!" + data)
     store = ObjectStore(tmp_path / "objects")
-    _, ma = files.store_file(store, tmp_path / "a", SMALL)
-    _, ma2 = files.store_file(store, tmp_path / "a", SMALL)
-    _, mb = files.store_file(store, tmp_path / "b", SMALL)
+    _, ma = files.store_file(store, tmp_path / "a", SMALL, plan=formats.plan)
+    _, ma2 = files.store_file(store, tmp_path / "a", SMALL, plan=formats.plan)
+    _, mb = files.store_file(store, tmp_path / "b", SMALL, plan=formats.plan)
     assert ma == ma2
     sizes = [p["n"] for p in ma["parts"] if "o" in p]
     assert min(sizes[:-1]) >= SMALL.cdc_min and max(sizes) <= SMALL.cdc_max
@@ -130,7 +130,7 @@ def test_objects_written_while_reading_ahead_match_their_ids(tmp_path: Path, tor
     state = {f"t{i}": torch_mod.randn(3000 + i, generator=g) for i in range(40)}
     path = save_torch(tmp_path / "many.pt", state)
     store = ObjectStore(tmp_path / "objects")
-    _, manifest = files.store_file(store, path, ChunkParams())
+    _, manifest = files.store_file(store, path, ChunkParams(), plan=formats.plan)
     assert len(files.chunk_ids(manifest)) == 40
     for oid in store:
         assert oid_of(store.path(oid).read_bytes()) == oid
@@ -154,3 +154,22 @@ def test_a_zip_whose_members_overlap_is_cut_as_raw(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     assert plan_of(path) == ("raw", None)
     roundtrip(tmp_path, path)
+
+
+def test_a_legacy_torch_file_is_known_by_its_magic_number_pickle(tmp_path: Path, torch_mod) -> None:
+    path = tmp_path / "legacy.pt"
+    state = small_state_dict()
+    state["view"] = torch_mod.arange(10.0)[2:6]  # a view saves its whole storage
+    torch_mod.save(state, path, _use_new_zipfile_serialization=False)
+    fmt, spans = plan_of(path)
+    assert fmt == "torch-legacy" and spans is not None
+    named = {name: length for _s, length, name in spans if name}
+    assert len(named) == 7 and 40 in named.values()  # the view's storage: 10 float32
+    assert sorted(named.values())[-1] == 10 * 64 * 16 * 4  # fc.weight
+    assert roundtrip(tmp_path, path)["format"] == "torch-legacy"
+    (tmp_path / "other.pkl").write_bytes(b"\x80\x02K\x07.")
+    assert plan_of(tmp_path / "other.pkl") == ("raw", None)
+    data = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[:-3])  # storages no longer add up: cut by CDC
+    assert plan_of(tmp_path / "cut.pt") == ("torch-legacy", None)
+    roundtrip(tmp_path, tmp_path / "cut.pt")

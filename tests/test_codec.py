@@ -117,7 +117,7 @@ def test_itemsize_of_dtype_names_modelreg_writes(dtype: str, itemsize: int | Non
 
 
 def test_every_dtype_modelreg_records_has_an_item_size() -> None:
-    from modelreg.modelinfo import _ST_DTYPES
+    from modelreg.formats.safetensors import DTYPES as _ST_DTYPES
     from modelreg.pickle_scan import _DTYPES
 
     for dtype in [*_ST_DTYPES.values(), *_DTYPES.values()]:

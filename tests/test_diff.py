@@ -60,7 +60,7 @@ def test_diff_of_safetensors_and_directories(repo_dir: Path, run: CliRun, torch_
         "added": ["README.md"],
         "removed": [],
     }
-    assert [c["name"] for c in d["tensors"]["changed"]] == ["model.safetensors:fc.bias"]
+    assert [c["name"] for c in d["tensors"]["changed"]] == ["fc.bias"]  # one namespace
 
 
 def test_diff_of_identical_versions_says_so(repo_dir: Path, run: CliRun) -> None:
@@ -74,3 +74,20 @@ def test_diff_errors_name_the_missing_version(repo_dir: Path, run: CliRun) -> No
     run("register", "m", repo_dir / "a.bin")
     r = run("diff", "m@v1", "m@v5")
     assert r.exit_code == 1 and "m has no version v5" in r.stderr
+
+
+def test_diff_of_legacy_checkpoints_compares_tensors(
+    repo_dir: Path, run: CliRun, torch_mod
+) -> None:
+    """A pre-zip torch.save file is cut at its storages too, so a re-save is no change."""
+    state = small_state_dict()
+    for name in ("a", "b"):
+        torch_mod.save(state, repo_dir / f"{name}.pt", _use_new_zipfile_serialization=False)
+        run("register", "old", repo_dir / f"{name}.pt")
+    state["fc.bias"] = state["fc.bias"] + 1
+    torch_mod.save(state, repo_dir / "c.pt", _use_new_zipfile_serialization=False)
+    run("register", "old", repo_dir / "c.pt")
+    same = json.loads(run("diff", "old@v1", "old@v2", "--json").stdout)["tensors"]
+    assert same["changed"] == [] and same["unchanged"] == 6
+    one = json.loads(run("diff", "old@v2", "old@v3", "--json").stdout)["tensors"]
+    assert [c["name"] for c in one["changed"]] == ["fc.bias"] and one["unchanged"] == 5

@@ -66,3 +66,44 @@ def test_load_refuses_formats_it_cannot_read(repo_dir: Path, torch_mod) -> None:
     registry.register("n", repo_dir / "notes.bin")
     with pytest.raises(ModelregError, match="n@v1 is a raw file"):
         registry.load("n")
+
+
+def test_load_reads_from_the_store_and_writes_no_checkout(repo_dir: Path, torch_mod) -> None:
+    state = small_state_dict()
+    registry = ModelRegistry(".")
+    registry.register("m", save_torch(repo_dir / "m.pt", state))
+    registry.register("s", save_safetensors(repo_dir / "m.safetensors", state))
+    assert _same(registry.load("m"), state) and _same(registry.load("s"), state)
+    assert not (repo_dir / "models").exists()
+
+
+def test_load_refuses_a_version_whose_chunk_was_damaged(repo_dir: Path, torch_mod) -> None:
+    from modelreg.errors import CorruptObjectError
+    from modelreg.files import chunk_ids
+
+    registry = ModelRegistry(".")
+    rec = registry.register("m", save_torch(repo_dir / "m.pt", small_state_dict()))
+    store = registry.repo.objects
+    victim = store.path(chunk_ids(store.get_json(rec["root"]))[0])
+    victim.chmod(0o644)
+    data = bytearray(victim.read_bytes())
+    data[100] ^= 1
+    victim.write_bytes(bytes(data))
+    with pytest.raises(CorruptObjectError, match=r"cannot load m@v1: object .* is corrupt"):
+        registry.load("m")
+
+
+def test_a_fine_tuned_head_with_other_classes_loads_as_its_module(
+    repo_dir: Path, torch_mod
+) -> None:
+    import torchvision
+
+    torch_mod.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None, num_classes=4)
+    torch_mod.save(model.state_dict(), repo_dir / "r.pth")
+    registry = ModelRegistry(".")
+    registry.register("r", "r.pth", architecture="torchvision.models.resnet18")
+    loaded = registry.load("r")
+    assert isinstance(loaded, torch_mod.nn.Module)
+    assert loaded.fc.out_features == 4
+    assert torch_mod.equal(loaded.fc.weight, model.fc.weight)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from modelreg import ModelRegistry, maintenance
 from modelreg.errors import CorruptObjectError
+from modelreg.refs import FamilyRefs
 from modelreg.repo import Repository
 
 from .conftest import CliRun, write_bytes
@@ -19,6 +23,11 @@ def _flip(path: Path, at: int) -> None:
     data = bytearray(path.read_bytes())
     data[at % len(data)] ^= 0x01
     path.write_bytes(bytes(data))
+
+
+class _RunsCode:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, ("echo owned",))
 
 
 def _populated(repo_dir: Path) -> Repository:
@@ -82,7 +91,7 @@ def test_missing_object_is_reported_by_fsck_with_its_version(repo_dir: Path, run
     rec = repo.lookup("m@v2")
     repo.objects.remove(rec["root"])
     r = run("fsck")
-    assert r.exit_code == 1 and f"m@v2: missing object {rec['root']}" in r.stdout
+    assert r.exit_code == 1 and f"missing object {rec['root']} (used by m@v2)" in r.stdout
     r = run("gc")
     assert r.exit_code == 1 and "gc stopped: m@v2: missing object" in r.stderr
 
@@ -202,3 +211,122 @@ def test_registering_the_file_again_repairs_a_truncated_object(repo_dir: Path, r
     run("register", "m", repo_dir / "a.pt")
     assert run("fsck").exit_code == 0
     assert oct(path.stat().st_mode & 0o777) == "0o444"
+
+
+def test_fsck_counts_each_missing_object_once(repo_dir: Path, run: CliRun) -> None:
+    registry = ModelRegistry(".")
+    same = write_bytes(repo_dir / "a.pt", 600_000, seed=1)
+    registry.register("m", same)
+    registry.register("m", same)
+    root = registry.repo.lookup("m@v1")["root"]
+    assert registry.repo.lookup("m@v2")["root"] == root
+    registry.repo.objects.remove(root)
+    r = run("fsck")
+    assert r.exit_code == 1
+    assert f"missing object {root} (used by m@v1, m@v2)" in r.stdout
+    assert " 1 missing," in r.stdout
+    report = json.loads(run("fsck", "--json").stdout)
+    assert report["missing"] == {root: ["m@v1", "m@v2"]}
+
+
+def _forged(repo: Repository, label: str, **changes: object) -> str:
+    """Replace a version's record by one with ``changes``; returns the new record's id."""
+    name, version = label.split("@")
+    rec = repo.record(repo.family(name).versions[version])
+    rec.update(changes)
+    oid = repo.objects.add_json(rec)
+
+    def swap(refs: FamilyRefs) -> None:
+        refs.versions[version] = oid
+
+    repo.refs.update(name, swap)
+    return oid
+
+
+def test_fsck_names_a_version_whose_record_does_not_match_its_content(
+    repo_dir: Path, run: CliRun
+) -> None:
+    registry = ModelRegistry(".")
+    bad = repo_dir / "bad.pkl"
+    bad.write_bytes(pickle.dumps(_RunsCode(), protocol=2))
+    with pytest.warns(UserWarning):
+        registry.register("m", bad)
+    registry.register("n", write_bytes(repo_dir / "n.bin", 50_000))
+    assert run("fsck").exit_code == 0
+    forged = _forged(registry.repo, "m@v1", inspect={"format": "pickle", "safety": "safe"})
+    rec = registry.repo.lookup("n@v1")
+    manifest = registry.repo.objects.get_json(rec["root"])
+    manifest["hash"] = "0" * 32
+    lying = registry.repo.objects.add_json(manifest)
+    forged_n = _forged(registry.repo, "n@v1", root=lying, content_hash="0" * 32)
+    r = run("fsck")
+    assert r.exit_code == 1
+    assert (
+        f"inconsistent version m@v1: record {forged}: it claims inspect verdict 'safe'; "
+        "its content gives 'unsafe'" in r.stdout
+    )
+    assert (
+        f"inconsistent version n@v1: record {forged_n}: the bytes of manifest {lying} do not "
+        "hash to its hash" in r.stdout
+    )
+    assert "2 inconsistent" in r.stdout
+
+
+def test_fsck_repair_fetches_corrupt_and_missing_objects_from_the_remote(
+    repo_dir: Path, run: CliRun, remote_url: str
+) -> None:
+    repo = _populated(repo_dir)
+    run("remote", "add", "origin", remote_url)
+    assert run("push").exit_code == 0
+    chunk = repo.objects.get_json(repo.lookup("m@v1")["root"])["parts"][0]["o"]
+    _flip(repo.objects.path(chunk), 5)
+    v2 = repo.family("m").versions["v2"]
+    root = repo.record(v2)["root"]
+    repo.objects.remove(v2)
+    repo.objects.remove(root)  # found missing only once the record is back
+    r = run("fsck")
+    assert r.exit_code == 1 and "modelreg fsck --repair" in r.stdout
+    r = run("fsck", "--repair")
+    assert r.exit_code == 0, r.output
+    for oid in (chunk, v2, root):
+        assert f"repaired object {oid} from remote origin" in r.stdout
+    assert "0 corrupt, 0 missing, 0 unused, 0 leftovers; 0 inconsistent, 3 repaired" in r.stdout
+    assert run("fsck").exit_code == 0
+    assert oct(repo.objects.path(chunk).stat().st_mode & 0o777) == "0o444"
+
+
+def test_fsck_repair_without_a_copy_says_what_is_still_missing(repo_dir: Path, run: CliRun) -> None:
+    repo = _populated(repo_dir)
+    root = repo.lookup("m@v2")["root"]
+    repo.objects.remove(root)
+    r = run("fsck", "--repair")
+    assert r.exit_code == 1
+    assert f"missing object {root} (used by m@v2)" in r.stdout and "0 repaired" in r.stdout
+
+
+def test_fsck_text_and_json_use_the_same_words(repo_dir: Path, run: CliRun) -> None:
+    _populated(repo_dir)
+    text = run("fsck").stdout
+    report = json.loads(run("fsck", "--json").stdout)
+    for word in (
+        "checked",
+        "corrupt",
+        "missing",
+        "unused",
+        "leftovers",
+        "inconsistent",
+        "repaired",
+    ):
+        assert word in report and word in text
+
+
+def test_a_refs_file_with_yaml_aliases_is_refused_before_it_expands(
+    repo_dir: Path, run: CliRun
+) -> None:
+    _populated(repo_dir)
+    bomb = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    bomb += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 7)]
+    (repo_dir / ".modelreg" / "refs" / "m.yaml").write_text("\n".join([*bomb, "name: m"]))
+    r = run("list")
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1
+    assert "is refused: it uses YAML anchors or aliases, which modelreg never writes" in r.stderr

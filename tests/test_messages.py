@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from modelreg import ModelRegistry
-from modelreg.errors import InvalidInputError, ModelregError
+from modelreg.errors import InvalidInputError, ModelregError, UnsafeModelWarning
 
 from .conftest import CliRun, write_bytes
 
@@ -97,7 +97,8 @@ def test_loading_a_folder_with_several_model_files(repo_dir: Path, torch_mod) ->
 def test_a_pickle_that_cannot_be_read_is_of_unknown_safety(repo_dir: Path) -> None:
     path = repo_dir / "broken.pkl"
     path.write_bytes(b"\x80\x02" + b"0" * 10)  # POP on an empty stack
-    info = ModelRegistry(".").register("b", path)["inspect"]
+    with pytest.warns(UnsafeModelWarning, match="b@v1 could not be checked"):
+        info = ModelRegistry(".").register("b", path)["inspect"]
     assert info == {"format": "pickle", "safety": "unknown", "note": "the pickle could not be read"}
 
 

@@ -157,10 +157,17 @@ def test_torchscript_and_legacy_checkpoints(repo_dir: Path, torch_mod) -> None:
     legacy = repo_dir / "legacy.pt"
     torch_mod.save(small_state_dict(), legacy, _use_new_zipfile_serialization=False)
     registry = ModelRegistry(".")
-    jit_info = registry.register("jit", jit_path)["inspect"]
+    with pytest.warns(UnsafeModelWarning, match="jit@v1 could not be checked: a TorchScript"):
+        jit_info = registry.register("jit", jit_path)["inspect"]
     assert jit_info["format"] == "torchscript" and jit_info["safety"] == "unknown"
     old = registry.register("legacy", legacy)["inspect"]
-    assert old == {"format": "pickle", "safety": "safe"}
+    assert old == {
+        "format": "torch-legacy",
+        "safety": "safe",
+        "tensors": 6,
+        "parameters": sum(t.numel() for t in small_state_dict().values()),
+        "dtypes": ["float32", "int64"],
+    }
     for name, path in (("jit", jit_path), ("legacy", legacy)):
         assert Path(registry.get(name)["file_path"]).read_bytes() == path.read_bytes()
     assert isinstance(registry.load("legacy"), dict)
@@ -187,3 +194,115 @@ def test_records_written_before_inspection_existed_still_work(
     assert json.loads(run("diff", "m@v1", "m@v2", "--json").stdout)["tensors"]["unchanged"] == 2
     assert isinstance(registry.load("m"), dict)
     assert run("fsck").exit_code == 0
+
+
+# --- two levels of unsafe ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "risk"),
+    [
+        (b"cbuiltins\neval\n(S'1'\ntR.", "executes-code"),
+        (b"c__builtin__\ngetattr\n(S'x'\nS'y'\ntR.", "executes-code"),
+        (b"csubprocess\nPopen\n(S'ls'\ntR.", "executes-code"),
+        (b"ctorch.hub\nload\n(S'x'\ntR.", "executes-code"),
+        (b"cmymodels\nNet\n)\x81.", "executes-code"),  # importing an unknown module runs it
+        (b"ctorch.nn.modules.conv\nmake\n(tR.", "executes-code"),  # a call of a non-class
+        (b"\x80\x02ccollections\nOrderedDict\n)R(cbuiltins\nlen\ntR.", "executes-code"),
+        (b"\x80\x02c__main__\nNet\n)\x81}b.", "unsafe-classes"),
+        (b"\x80\x02ctorch.nn.modules.conv\nConv2d\n)\x81}b.", "unsafe-classes"),
+        (b"ctorch.nn.functional\nrelu\n.", "unsafe-classes"),  # named, never called
+        (b"ctorch.nn.modules.linear\nLinear\n(I1\nI2\ntR.", "unsafe-classes"),
+    ],
+)
+def test_unsafe_pickles_are_told_apart(body: bytes, risk: str) -> None:
+    from modelreg.pickle_risk import risk as risk_of
+
+    result, _end = scan(body)
+    assert not result.safe and risk_of(result) == risk
+
+
+def test_a_whole_saved_module_is_unsafe_classes_with_a_hint(
+    repo_dir: Path, run: CliRun, torch_mod
+) -> None:
+    import torchvision
+
+    path = repo_dir / "whole.pt"
+    torch_mod.save(torchvision.models.resnet18(weights=None), path)
+    with pytest.warns(UnsafeModelWarning) as caught:
+        info = ModelRegistry(".").register("whole", path)["inspect"]
+    warning = str(caught[0].message)
+    assert "whole@v1 is marked unsafe (unsafe classes)" in warning
+    assert "torchvision.models.resnet.ResNet" in warning
+    assert "torch.save(model): save model.state_dict()" in warning
+    assert info["risk"] == "unsafe-classes" and info["saved_module"] is True
+    assert "torch.nn.modules.conv.Conv2d" in info["unsafe_globals"]
+    assert "code_globals" not in info
+    with pytest.raises(UnsafeModelError, match=r"whole@v1 is marked unsafe \(unsafe classes\)"):
+        ModelRegistry(".").load("whole")
+    assert "whole  v1 [unsafe classes]" in run("list").stdout
+    assert "UNSAFE     a whole module saved with torch.save(model)" in run("log", "whole").stdout
+    shown = run("show", "whole")
+    assert "risk: unsafe-classes" in shown.stdout
+    assert "warning: whole@v1 is marked unsafe (unsafe classes)" in shown.stderr
+
+
+def test_code_execution_is_named_in_register_show_list_and_log(
+    repo_dir: Path, run: CliRun, evil_checkpoint: tuple[Path, Path]
+) -> None:
+    path, marker = evil_checkpoint
+    run("register", "good", save_torch(repo_dir / "good.pt", small_state_dict()))
+    r = run("register", "evil", path)
+    assert "warning: evil@v1 is marked unsafe (executes code): loading its pickle with " in (
+        r.stderr
+    )
+    assert "torch.load(weights_only=False) would run code (posix.system)" in r.stderr
+    listed = run("list").stdout
+    assert "evil  v1 [runs code]" in listed
+    assert "good  v1 " in listed and "good  v1 [" not in listed
+    assert "UNSAFE     its pickle would run code; load() refuses it" in run("log", "evil").stdout
+    shown = run("show", "evil")
+    assert "risk: executes-code" in shown.stdout and "code_globals:" in shown.stdout
+    assert "warning: evil@v1 is marked unsafe (executes code)" in shown.stderr
+    assert "warning" not in run("show", "good").stderr
+    assert not marker.exists()
+
+
+def test_a_record_from_before_the_two_levels_still_reads_as_unsafe() -> None:
+    from modelreg.modelinfo import safety_marker, verdict_line
+
+    old = {"format": "torch-zip", "safety": "unsafe", "unsafe_globals": ["posix.system"]}
+    assert verdict_line("m@v1", old) == (
+        "m@v1 is marked unsafe: loading its pickle would import posix.system"
+    )
+    assert safety_marker(old) == "runs code"
+    folder = {"safety": "unsafe", "risk": "executes-code", "code_globals": {"a.pt": ["os.system"]}}
+    assert verdict_line("d@v1", folder) == (
+        "d@v1 is marked unsafe (executes code): loading its pickle with "
+        "torch.load(weights_only=False) would run code (a.pt: os.system)"
+    )
+
+
+def test_a_module_of_an_unknown_package_runs_code_and_still_gets_the_hint(
+    repo_dir: Path, torch_mod, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model class from the user's own package: modelreg cannot know what importing that
+    package does, so it counts as running code; the state_dict hint still applies."""
+
+    class Net(torch_mod.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch_mod.nn.Linear(2, 2)
+
+    Net.__module__, Net.__qualname__ = "tests.test_modelinfo", "UserNet"
+    monkeypatch.setitem(globals(), "UserNet", Net)  # pickle looks the class up by name
+    path = repo_dir / "net.pt"
+    torch_mod.save(Net(), path)
+    with pytest.warns(UnsafeModelWarning) as caught:
+        info = ModelRegistry(".").register("net", path)["inspect"]
+    assert info["risk"] == "executes-code" and info["code_globals"] == [
+        "tests.test_modelinfo.UserNet"
+    ]
+    assert "would run code (tests.test_modelinfo.UserNet); it is a whole module saved" in str(
+        caught[0].message
+    )

@@ -137,3 +137,15 @@ def test_init_in_a_git_work_tree_ignores_the_store_and_checkouts(tmp_path: Path)
 def test_init_outside_git_writes_no_gitignore(tmp_path: Path, run: CliRun) -> None:
     assert run("init", tmp_path / "p").exit_code == 0
     assert not (tmp_path / "p" / ".gitignore").exists()
+
+
+def test_diff_prints_words_not_python(repo_dir: Path, run: CliRun) -> None:
+    write_bytes(repo_dir / "a.bin", 100)
+    write_bytes(repo_dir / "b.bin", 200, seed=1)
+    run("register", "m", "a.bin", "-m", "baseline", "--metric", "f1=0.89")
+    run("register", "m", "b.bin")
+    out = run("diff", "m@v1", "m@v2").stdout
+    assert "description: baseline -> (none)" in out
+    assert "f1: 0.89 -> (none)" in out
+    assert "size: 100 B (100 bytes) -> 200 B (200 bytes)" in out
+    assert "None" not in out and "'" not in out

@@ -124,7 +124,8 @@ def test_created_files_follow_the_umask(tmp_path: Path) -> None:
             [sys.executable, "-c", script, *args], cwd=root, capture_output=True, text=True
         )
         assert done.returncode == 0, done.stderr
-    created = [p for p in root.rglob("*") if p.name != "w.bin"]
+    created = [p for p in root.rglob("*") if p != root / "w.bin"]
+    assert root / "models" / "m" / "v1" / "w.bin" in created
     assert any(p.parent.name == "objects" or "objects" in p.parts for p in created)
     open_to_others = [str(p) for p in created if p.lstat().st_mode & (stat.S_IRWXG | stat.S_IRWXO)]
     assert open_to_others == []

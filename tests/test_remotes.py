@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from modelreg import ModelRegistry
+from modelreg import ModelRegistry, sync
 from modelreg.errors import CorruptObjectError, RemoteError, RemoteMovedError
 from modelreg.hashing import hash_file, oid_of
 from modelreg.maintenance import fsck
@@ -152,11 +152,14 @@ def test_tags_follow_the_side_that_moved_them(tmp_path: Path, remote_url: str) -
     bob.push()
     alice.push()  # alice's move of prod goes through: nobody else moved it
     bob.tag("m", "v3", "prod")
-    with pytest.raises(RemoteMovedError, match="tag 'prod' of m points at v1 there"):
+    conflict = "tag 'prod' of m is v3 here and v1 on origin"
+    with pytest.raises(RemoteMovedError, match=conflict):
         bob.push()
-    bob.pull()  # moved on both sides: bob keeps his, and publishes it next
+    assert bob.pull()["conflicts"] == [conflict]  # moved on both sides: both are kept
     assert bob.get("m", "prod")["version"] == "v3"
-    bob.push()
+    with pytest.raises(RemoteMovedError, match=conflict):
+        bob.push()  # the pull did not settle it
+    sync.push(bob.repo, force=True)
     alice.pull()
     assert alice.get("m", "prod")["version"] == "v3"
     assert alice.get("m", "staging")["version"] == "v1"
@@ -179,6 +182,7 @@ def test_a_corrupt_object_on_the_remote_is_refused_at_pull(
         bob.pull()
     assert tree_snapshot(bob.root / ".modelreg" / "refs") == before
     assert not bob.repo.objects.exists(chunk)
+    assert list(bob.repo.objects.leftovers()) == []  # the streamed copy was removed
     monkeypatch.chdir(bob.root)
     r = run("pull")
     assert r.exit_code == 1 and f"object {chunk} from remote" in r.stderr

@@ -79,7 +79,7 @@ def _progress(label: str, total: int) -> Iterator[Callable[[int], None] | None]:
     if total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
         yield None
         return
-    from ..api import human_bytes
+    from ..words import human_bytes
 
     started = time.monotonic()
     done = 0

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from .. import maintenance
-from ..api import human_bytes, plural
+from .. import maintenance, sync
 from ..errors import ModelregError
 from ..repo import Repository
+from ..words import human_bytes, plural
 from ._base import _emit_json, _repo, cli, json_option
 
 
@@ -43,36 +43,59 @@ def gc(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Replace corrupt or missing objects with verified copies from the remotes.",
+)
 @json_option
 @click.pass_context
-def fsck(ctx: click.Context, as_json: bool) -> None:
-    """Verify every object and every ref; exit 1 when anything is damaged or missing."""
+def fsck(ctx: click.Context, repair: bool, as_json: bool) -> None:
+    """Verify every object, every ref, and each version's record against its content; exit 1
+    when anything is damaged, missing or inconsistent."""
     repo = _repo(ctx)
-    report = maintenance.fsck(repo)
+    report = sync.repair(repo) if repair else maintenance.fsck(repo)
     if as_json:
         _emit_json(
             {
                 "ok": report.ok,
                 "checked": report.checked,
                 "corrupt": report.corrupt,
+                "missing": report.missing,
+                "inconsistent": report.inconsistent,
                 "problems": report.problems,
-                "dangling": report.dangling,
+                "unused": report.unused,
                 "leftovers": report.leftovers,
+                "repaired": report.repaired,
             }
         )
     else:
+        for oid, remote in sorted(report.repaired.items()):
+            click.echo(f"repaired object {oid} from remote {remote}")
         for oid, users in sorted(report.corrupt.items()):
-            used = f" (used by {', '.join(users)})" if users else " (unused)"
-            click.echo(f"corrupt object {oid} at {repo.objects.path(oid)}{used}")
+            click.echo(f"corrupt object {oid} at {repo.objects.path(oid)}{_used_by(users)}")
+        for oid, users in sorted(report.missing.items()):
+            click.echo(f"missing object {oid}{_used_by(users)}")
+        for label, why in sorted(report.inconsistent.items()):
+            click.echo(f"inconsistent version {label}: {why}")
         for problem in report.problems:
             click.echo(problem)
         click.echo(
             f"checked {report.checked} objects: {len(report.corrupt)} corrupt, "
-            f"{len(report.problems)} missing, {report.dangling} unused, "
-            f"{report.leftovers} leftover temporary files"
+            f"{len(report.missing)} missing, {report.unused} unused, "
+            f"{report.leftovers} leftovers; {len(report.inconsistent)} inconsistent, "
+            f"{len(report.repaired)} repaired"
         )
+        if not report.ok and not repair and (report.corrupt or report.missing):
+            click.echo(
+                "to fetch damaged or missing objects from the remotes: modelreg fsck --repair"
+            )
     if not report.ok:
         ctx.exit(1)
+
+
+def _used_by(users: list[str]) -> str:
+    return f" (used by {', '.join(users)})" if users else " (unused)"
 
 
 @cli.command()

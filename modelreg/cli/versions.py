@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .. import checkout, names
+from .. import checkout, modelinfo, names, prune
 from ..api import (
     format_warning,
     human_bytes,
@@ -17,12 +17,12 @@ from ..api import (
     unsafe_warning,
     utc_time,
 )
-from ..errors import InvalidInputError, ModelregError
+from ..errors import InvalidInputError
 from ..refs import yaml_dump
 from ..repo import Record, Repository
 from ..similar import find_same
 from ..views import json_rows
-from ._base import _emit_json, _one_line, _progress, _public, _repo, _size_of, cli, json_option
+from ._base import _emit_json, _progress, _public, _repo, _size_of, cli, json_option
 
 
 @cli.command()
@@ -163,7 +163,10 @@ def register(
 
 def _materialize(repo: Repository, rec: Record, verify: bool = False) -> checkout.CheckoutResult:
     with _progress(f"checkout {rec['name']}@{rec['version']}", rec["size"]) as bar:
-        return checkout.materialize(repo, rec, progress=bar, verify=verify)
+        result = checkout.materialize(repo, rec, progress=bar, verify=verify)
+    for label in prune.enforce_budget(repo, result.path):
+        click.echo(f"note: removed the checkout of {label} (over the checkout budget)", err=True)
+    return result
 
 
 @cli.command()
@@ -202,6 +205,11 @@ def show(ctx: click.Context, spec: str, as_json: bool) -> None:
     else:
         shown = {k: v for k, v in rec.items() if v not in (None, {}, []) and k != "schema"}
         click.echo(yaml_dump(shown).rstrip())
+        verdict = modelinfo.verdict_line(
+            f"{rec['name']}@{rec['version']}", rec.get("inspect") or {}
+        )
+        if verdict:
+            click.echo(f"warning: {verdict}", err=True)
 
 
 @cli.command("list")
@@ -220,9 +228,24 @@ def list_(ctx: click.Context, name: str | None, as_json: bool) -> None:
         return
     rows = [_public(repo, r) for r in repo.versions(name)]
     if rows:
-        click.echo(summary_table(rows))
+        click.echo(summary_table([_marked(r) for r in rows]))
     else:
         click.echo("No models yet; add one with 'modelreg register NAME PATH'.")
+
+
+def _marked(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with a word after its version when it is not safe to load."""
+    marker = modelinfo.safety_marker(row.get("inspect") or {})
+    return {**row, "version": f"{row['version']} [{marker}]"} if marker else row
+
+
+_LOG_SAFETY = {
+    "runs code": "UNSAFE     its pickle would run code",
+    "unsafe classes": "UNSAFE     its pickle needs classes outside torch's weights-only allowlist",
+    "saved module": "UNSAFE     a whole module saved with torch.save(model): save "
+    "model.state_dict() instead",
+    "unchecked": "UNCHECKED  its pickles could not all be checked",
+}
 
 
 @cli.command()
@@ -256,10 +279,11 @@ def log(ctx: click.Context, name: str, as_json: bool) -> None:
                 f"  contents   {inspected['format']}, {inspected['tensors']} tensors, "
                 f"{inspected['parameters']:,} parameters"
             )
-        if inspected.get("safety") == "unsafe":
-            click.echo(
-                click.style("  UNSAFE     its pickle would run code; load() refuses it", fg="red")
-            )
+        marker = modelinfo.safety_marker(inspected)
+        if marker:
+            whole = marker == "unsafe classes" and inspected.get("saved_module")
+            what = _LOG_SAFETY["saved module" if whole else marker]
+            click.echo(click.style(f"  {what}; load() refuses it", fg="red"))
         if r.get("description"):
             click.echo(f"  {r['description']}")
         click.echo("")
@@ -322,64 +346,32 @@ def tag(ctx: click.Context, spec: str, tag_name: str | None, delete: bool, as_js
         click.echo(f"{tag_name} -> {names.parse_spec(spec)[0]}@{version}")
 
 
-@cli.command("checkout")
-@click.argument("specs", nargs=-1, metavar="[NAME[@REF]]...")
-@click.option("--all", "everything", is_flag=True, help="Every version of every family.")
-@json_option
-@click.pass_context
-def checkout_(ctx: click.Context, specs: tuple[str, ...], everything: bool, as_json: bool) -> None:
-    """Materialize versions under models/. NAME alone checks out every version of NAME;
-    NAME@REF one version."""
-    repo = _repo(ctx)
-    if not specs and not everything:
-        raise click.UsageError("name what to check out, or pass --all")
-    records: list[Record] = []
-    if everything:
-        records = list(repo.versions())
-    for spec in specs:
-        records.extend([repo.lookup(spec)] if "@" in spec else repo.versions(spec))
-    done = []
-    failures = []
-    for rec in records:
-        try:
-            result = _materialize(repo, rec)
-        except ModelregError as e:
-            failures.append(_one_line(e))
-            continue
-        done.append(
-            {
-                "name": rec["name"],
-                "version": rec["version"],
-                "path": str(result.path),
-                "written": result.written,
-                "removed": result.removed,
-            }
-        )
-    if as_json:
-        _emit_json(done)
-    else:
-        for d in done:
-            state = f"{len(d['written'])} written" if d["written"] else "up to date"
-            click.echo(f"{d['name']}@{d['version']}: {d['path']} ({state})")
-    if failures:
-        raise ModelregError(f"{len(failures)} of {len(records)} failed: {failures[0]}")
-
-
 @cli.command("diff")
 @click.argument("spec_a", metavar="A")
 @click.argument("spec_b", metavar="B")
+@click.option("--stat", is_flag=True, help="Counts only; list no names.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="List at most N files and N tensors (0: no limit).",
+)
 @json_option
 @click.pass_context
-def diff_(ctx: click.Context, spec_a: str, spec_b: str, as_json: bool) -> None:
+def diff_(
+    ctx: click.Context, spec_a: str, spec_b: str, stat: bool, limit: int, as_json: bool
+) -> None:
     """What changed from version A to version B (each NAME[@REF]): metadata, metrics, and
-    which tensors changed, were added or removed, read from the stored manifests."""
+    which tensors changed, were added or removed, read from the stored manifests. The shards
+    of one model in a folder are one set of tensors. --json always lists everything."""
     from ..diff import diff, render
 
     result = diff(_repo(ctx), spec_a, spec_b)
     if as_json:
         _emit_json(result)
     else:
-        click.echo("\n".join(render(result)))
+        click.echo("\n".join(render(result, limit=limit or None, stat=stat)))
 
 
 @cli.command()

@@ -15,9 +15,15 @@ pass one contract suite.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import RemoteError
+from ..refs import MAX_REFS_BYTES
 
 MARKER = "modelreg-remote.yaml"
 MARKER_BODY = b"format: 1\nhash: xxh3-128\n"
+BLOCK = 1 << 20
 
 
 def object_key(oid: str) -> str:
@@ -26,6 +32,13 @@ def object_key(oid: str) -> str:
 
 def ref_key(name: str) -> str:
     return f"refs/{name}.yaml"
+
+
+def too_big(url: str, name: str) -> RemoteError:
+    return RemoteError(
+        f"refs file {ref_key(name)} on remote {url} is larger than {MAX_REFS_BYTES >> 20} MiB",
+        hint="it was not written by modelreg; remove it from the remote",
+    )
 
 
 class Remote(ABC):
@@ -44,8 +57,17 @@ class Remote(ABC):
         """Store an object (idempotent: the same id always means the same bytes)."""
 
     @abstractmethod
+    def put_file(self, oid: str, path: Path) -> None:
+        """Store an object from a file, streamed: a large object is never held whole."""
+
+    @abstractmethod
+    def iter_object(self, oid: str) -> Iterator[bytes]:
+        """The object's bytes as stored, in blocks of at most ``BLOCK``; the caller verifies
+        them. Raises NotFoundError before the first block when the object is absent."""
+
     def get_object(self, oid: str) -> bytes:
-        """The object's bytes as stored; the caller verifies them."""
+        """The whole object (for small ones; large ones go through ``iter_object``)."""
+        return b"".join(self.iter_object(oid))
 
     @abstractmethod
     def list_refs(self) -> list[str]:
@@ -54,7 +76,7 @@ class Remote(ABC):
     @abstractmethod
     def read_ref(self, name: str) -> tuple[bytes, str] | None:
         """(content, token) of a family's refs, or None. The token is what ``write_ref``
-        compares against."""
+        compares against. A refs file over ``MAX_REFS_BYTES`` raises RemoteError unread."""
 
     @abstractmethod
     def write_ref(self, name: str, data: bytes, token: str | None) -> None:

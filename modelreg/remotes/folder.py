@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from .. import _fs
 from ..errors import NotFoundError, RemoteError, RemoteMovedError
 from ..hashing import is_oid, oid_of
-from .base import MARKER, MARKER_BODY, Remote, object_key, ref_key
+from ..refs import MAX_REFS_BYTES
+from .base import BLOCK, MARKER, MARKER_BODY, Remote, object_key, ref_key, too_big
 
 
 class FolderRemote(Remote):
@@ -66,14 +70,23 @@ class FolderRemote(Remote):
         final.parent.mkdir(parents=True, exist_ok=True)
         _fs.atomic_write(final, data, mode=0o444)
 
-    def get_object(self, oid: str) -> bytes:
+    def put_file(self, oid: str, path: Path) -> None:
+        final = self._path(object_key(oid))
+        if final.exists():
+            return
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "rb") as src, _fs.atomic_writer(final, mode=0o444) as out:
+            shutil.copyfileobj(src, out, BLOCK)
+
+    def iter_object(self, oid: str) -> Iterator[bytes]:
         try:
-            return self._path(object_key(oid)).read_bytes()
+            f = open(self._path(object_key(oid)), "rb")  # noqa: SIM115 - closed below
         except FileNotFoundError:
             raise NotFoundError(
                 f"object {oid} is missing on remote {self.url}",
                 hint="push it again from a registry that has it",
             ) from None
+        return _blocks(f)
 
     def list_refs(self) -> list[str]:
         refs = self.root / "refs"
@@ -86,8 +99,10 @@ class FolderRemote(Remote):
         )
 
     def read_ref(self, name: str) -> tuple[bytes, str] | None:
-        with contextlib.suppress(FileNotFoundError):
-            data = self._path(ref_key(name)).read_bytes()
+        with contextlib.suppress(FileNotFoundError), open(self._path(ref_key(name)), "rb") as f:
+            data = f.read(MAX_REFS_BYTES + 1)
+            if len(data) > MAX_REFS_BYTES:
+                raise too_big(self.url, name)
             return data, oid_of(data)
         return None
 
@@ -105,3 +120,9 @@ class FolderRemote(Remote):
             path = self._path(ref_key(name))
             path.parent.mkdir(exist_ok=True)
             _fs.atomic_write(path, data)
+
+
+def _blocks(f: io.BufferedReader) -> Iterator[bytes]:
+    with f:
+        while block := f.read(BLOCK):
+            yield block

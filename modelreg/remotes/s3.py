@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import NotFoundError, RemoteError, RemoteMovedError
 from ..hashing import is_oid
-from .base import MARKER, MARKER_BODY, Remote, object_key, ref_key
+from ..refs import MAX_REFS_BYTES
+from .base import BLOCK, MARKER, MARKER_BODY, Remote, object_key, ref_key, too_big
 
 T = TypeVar("T")
 BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -100,23 +102,41 @@ class S3Remote(Remote):
             "404",
         )
 
-    def _get(self, key: str) -> tuple[bytes, str] | None:
+    def _open(self, key: str) -> dict[str, Any] | None:
+        """The GetObject response (its body not yet read), or None when the key is absent."""
         from botocore.exceptions import ClientError
 
         with self._errors(f"reading {key}"):
             try:
-                r = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+                return dict(self.client.get_object(Bucket=self.bucket, Key=self.prefix + key))
             except ClientError as e:
                 if self._missing(e):
                     return None
                 raise
-            return r["Body"].read(), str(r["ETag"])
         raise AssertionError("unreachable")
+
+    def _get(self, key: str, limit: int = MAX_REFS_BYTES) -> tuple[bytes, str] | None:
+        """A small key's bytes and ETag (None if absent); ValueError when it holds more than
+        ``limit`` bytes, before reading them, so a hostile key cannot make us allocate."""
+        r = self._open(key)
+        if r is None:
+            return None
+        if int(r.get("ContentLength", 0)) > limit:
+            r["Body"].close()
+            raise ValueError(key)
+        with self._errors(f"reading {key}"):
+            data = r["Body"].read(limit + 1)
+        if len(data) > limit:
+            raise ValueError(key)
+        return data, str(r["ETag"])
 
     def check(self, create: bool) -> None:
         self._call("opening the bucket", self.client.head_bucket)
-        if self._get(MARKER) is not None:
-            return
+        try:
+            if self._get(MARKER) is not None:
+                return
+        except ValueError:
+            pass  # a huge marker is not ours
         if not create:
             raise RemoteError(
                 f"{self.url} is not a modelreg remote", hint="check the URL, or push to it first"
@@ -152,14 +172,30 @@ class S3Remote(Remote):
             Body=data,
         )
 
-    def get_object(self, oid: str) -> bytes:
-        got = self._get(object_key(oid))
-        if got is None:
+    def put_file(self, oid: str, path: Path) -> None:
+        with open(path, "rb") as body:
+            self._call(
+                f"uploading object {oid}",
+                self.client.put_object,
+                Key=self.prefix + object_key(oid),
+                Body=body,
+            )
+
+    def iter_object(self, oid: str) -> Iterator[bytes]:
+        r = self._open(object_key(oid))
+        if r is None:
             raise NotFoundError(
                 f"object {oid} is missing on remote {self.url}",
                 hint="push it again from a registry that has it",
             )
-        return got[0]
+        return self._stream(oid, r["Body"])
+
+    def _stream(self, oid: str, body: Any) -> Iterator[bytes]:
+        with self._errors(f"downloading object {oid}"):
+            try:
+                yield from body.iter_chunks(BLOCK)
+            finally:
+                body.close()
 
     def list_refs(self) -> list[str]:
         base = self.prefix + "refs/"
@@ -174,7 +210,10 @@ class S3Remote(Remote):
         return sorted(names)
 
     def read_ref(self, name: str) -> tuple[bytes, str] | None:
-        return self._get(ref_key(name))
+        try:
+            return self._get(ref_key(name))
+        except ValueError:
+            raise too_big(self.url, name) from None
 
     def write_ref(self, name: str, data: bytes, token: str | None) -> None:
         from botocore.exceptions import ClientError

@@ -1,0 +1,58 @@
+"""File formats, one module each: which spans a file is cut at, which tensors it holds, and
+how its weights are loaded. The storage layer never knows what torch is: it is handed
+``plan`` and asks it where to cut.
+
+| module          | format name      | spans                        | tensors from              |
+|-----------------|------------------|------------------------------|---------------------------|
+| torch_legacy    | ``torch-legacy`` | each storage after 5 pickles | the main pickle           |
+| torch_zip       | ``torch-zip``    | each zip member              | ``<archive>/data.pkl``    |
+| safetensors     | ``safetensors``  | the header, each tensor      | the JSON header           |
+| (anything else) | ``raw``/``zip``  | none: content-defined chunks | nothing                   |
+
+A new format is one module with ``NAME``, ``detect(head)``, ``spans(f, size)``,
+``tensor_table(stored, verdict)`` and ``load(data)``, added to ``FORMATS``. Cutting never
+changes what is stored (a file is the concatenation of its pieces), so a misread format only
+costs dedup, never correctness.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import IO
+
+from . import safetensors, torch_legacy, torch_zip
+from ._base import Span, Stored, Tensor, fill_gaps
+
+RAW = "raw"
+FORMATS: tuple[ModuleType, ...] = (torch_legacy, torch_zip, safetensors)  # detection order
+HEAD = 64  # bytes ``detect`` sees
+TORCH = frozenset({torch_legacy.NAME, torch_zip.NAME, torch_zip.TORCHSCRIPT})
+
+
+def plan(f: IO[bytes], size: int) -> tuple[str, list[Span] | None]:
+    """(format, spans covering the whole file), or (format, None) to cut by content: ``raw``,
+    a plain ``zip``, or a known format whose layout did not add up."""
+    f.seek(0)
+    head = f.read(HEAD)
+    for fmt in FORMATS:
+        if not fmt.detect(head):
+            continue
+        name, spans = fmt.spans(f, size)
+        filled = fill_gaps(spans, size) if spans is not None else None
+        f.seek(0)
+        if filled is None and name != torch_legacy.NAME:
+            return RAW, None
+        return name, filled
+    f.seek(0)
+    return RAW, None
+
+
+def by_name(name: str) -> ModuleType | None:
+    """The module that reads files of this format (``torchscript`` reads as a torch zip)."""
+    for fmt in FORMATS:
+        if name in getattr(fmt, "NAMES", (fmt.NAME,)):
+            return fmt
+    return None
+
+
+__all__ = ["FORMATS", "RAW", "TORCH", "Span", "Stored", "Tensor", "by_name", "fill_gaps", "plan"]

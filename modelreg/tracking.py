@@ -1,0 +1,237 @@
+"""Tracking refs and the merges push and pull make with them.
+
+``.modelreg/remotes/<remote>/<name>.yaml`` keeps a family's refs as the remote had them at the
+last sync, like Git's ``origin/main``. With them each merge is three-way:
+
+- a local version counts as *published* only when the remote held that very record then;
+  one the remote numbers differently is renumbered, never one that was published;
+- a tag is compared as (here, there, remembered): moved on one side only, it follows that
+  side; moved or deleted on both, it is a conflict. The remembered value of a tag advances
+  only when both sides agree on it, so a conflict stays one until someone settles it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import _fs, names
+from .errors import RemoteError, RemoteMovedError
+from .refs import FamilyRefs
+from .repo import Repository
+
+
+@dataclass
+class TransferReport:
+    remote: str
+    objects: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    versions: list[str] = field(default_factory=list)
+    renumbered: list[tuple[str, str]] = field(default_factory=list)
+    reparented: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _tracking_path(repo: Repository, remote: str, family: str) -> Path:
+    return repo.dir / "remotes" / remote / f"{names.check_family(family)}.yaml"
+
+
+def read_tracking(repo: Repository, remote: str, family: str) -> FamilyRefs | None:
+    path = _tracking_path(repo, remote, family)
+    with contextlib.suppress(FileNotFoundError):
+        return FamilyRefs.from_yaml(family, path.read_bytes(), path)
+    return None
+
+
+def write_tracking(repo: Repository, remote: str, refs: FamilyRefs) -> None:
+    path = _tracking_path(repo, remote, refs.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _fs.atomic_write(path, refs.to_yaml())
+
+
+def copy_refs(refs: FamilyRefs) -> FamilyRefs:
+    return FamilyRefs(refs.name, dict(refs.versions), dict(refs.tags), list(refs.removed))
+
+
+def advance(base: FamilyRefs | None, theirs: FamilyRefs, local: dict[str, str]) -> FamilyRefs:
+    """The tracking refs after a sync: the remote's versions, and for each tag the remote's
+    value where both sides now agree, the value remembered before where they do not (so an
+    unresolved difference is still seen as one next time)."""
+    was = base.tags if base else {}
+    tags: dict[str, str] = {}
+    for tag in set(theirs.tags) | set(was):
+        value = theirs.tags.get(tag) if local.get(tag) == theirs.tags.get(tag) else was.get(tag)
+        if value is not None:
+            tags[tag] = value
+    return FamilyRefs(theirs.name, dict(theirs.versions), tags, list(theirs.removed))
+
+
+def _shown(version: str | None) -> str:
+    return version or "deleted"
+
+
+def merged_for_push(
+    local: FamilyRefs,
+    theirs: FamilyRefs,
+    tracking: FamilyRefs | None,
+    chosen: set[str],
+    whole: bool,
+    force: bool,
+    remote_name: str,
+) -> tuple[FamilyRefs, list[str], list[str]]:
+    """The remote's refs with the chosen versions and the tags moved here; (refs, versions
+    added, tag changes). Raises RemoteMovedError on a taken number or a tag conflict."""
+    family = local.name
+    merged = copy_refs(theirs)
+    added = []
+    for v in sorted(chosen, key=names.version_number):
+        if v in theirs.versions and theirs.versions[v] != local.versions[v]:
+            raise RemoteMovedError(f"the remote moved: it has a different {family}@{v}")
+        if v in theirs.removed:
+            raise RemoteMovedError(f"the remote moved: {family}@{v} was removed there")
+        if v not in theirs.versions:
+            merged.versions[v] = local.versions[v]
+            added.append(f"{family}@{v}")
+    was = tracking.tags if tracking else {}
+    candidates = set(local.tags) | (set(was) | set(theirs.tags) if whole else set())
+    changes: list[str] = []
+    conflicts: list[tuple[str, str | None, str | None]] = []
+    for tag in sorted(candidates):
+        mine, there, base = local.tags.get(tag), theirs.tags.get(tag), was.get(tag)
+        if (mine is not None and mine not in chosen) or mine in (there, base):
+            continue  # not pushed, already there, or not moved here
+        if there != base and not force:
+            conflicts.append((tag, mine, there))
+        elif mine is None:
+            del merged.tags[tag]
+            changes.append(f"{family}:-{tag}")
+        else:
+            merged.tags[tag] = mine
+            changes.append(f"{family}@{mine}:{tag}")
+    if conflicts:
+        said = "; ".join(
+            f"tag {tag!r} of {family} is {_shown(mine)} here and {_shown(there)} on {remote_name}"
+            for tag, mine, there in conflicts
+        )
+        tag, _mine, there = conflicts[0]
+        take = (
+            f"modelreg tag {family}@{there} {tag}" if there else f"modelreg tag -d {family} {tag}"
+        )
+        raise RemoteMovedError(
+            f"{said} (both moved since the last sync)",
+            hint=f"take the remote's value ('{take}') and push, or publish yours with "
+            "'modelreg push --force'",
+        )
+    return merged, added, changes
+
+
+def merge_pulled(
+    repo: Repository,
+    local: FamilyRefs,
+    theirs: FamilyRefs,
+    tracking: FamilyRefs | None,
+    remote_name: str,
+    report: TransferReport,
+) -> FamilyRefs:
+    """Bring the remote's versions and tag moves into ``local``; return the new tracking."""
+    family = local.name
+    seen = tracking.versions if tracking else {}
+    published = {v for v, oid in local.versions.items() if seen.get(v) == oid}
+    clashes = [
+        v for v, oid in theirs.versions.items() if v in local.versions and local.versions[v] != oid
+    ]
+    for v in clashes:
+        if v in published:
+            raise RemoteError(
+                f"{family}@{v} differs from the copy on the remote, which it was pushed to",
+                hint="published versions never change; inspect the remote with 'modelreg diff'",
+            )
+    if clashes:
+        _renumber(repo, local, theirs, published, report)
+    for v, oid in theirs.versions.items():
+        if v not in local.versions and v not in local.removed:
+            local.versions[v] = oid
+            report.versions.append(f"{family}@{v}")
+    was = tracking.tags if tracking else {}
+    for tag in sorted(set(theirs.tags) | set(local.tags) | set(was)):
+        mine, there, base = local.tags.get(tag), theirs.tags.get(tag), was.get(tag)
+        if mine == there or there == base:
+            continue  # the same, or moved here only: the next push publishes it
+        if mine != base:
+            report.conflicts.append(
+                f"tag {tag!r} of {family} is {_shown(mine)} here and {_shown(there)} on "
+                f"{remote_name}"
+            )
+        elif there is None:
+            del local.tags[tag]
+            report.tags.append(f"{family}:-{tag}")
+        elif there in local.versions:
+            local.tags[tag] = there
+            report.tags.append(f"{family}@{there}:{tag}")
+    return advance(tracking, theirs, local.tags)
+
+
+def _renumber(
+    repo: Repository,
+    local: FamilyRefs,
+    theirs: FamilyRefs,
+    published: set[str],
+    report: TransferReport,
+) -> None:
+    """Move every never-published local version after the highest number in use; a parent
+    that named a moved version names its new number."""
+    family = local.name
+    mine = sorted(
+        (
+            v
+            for v, oid in local.versions.items()
+            if v not in published and theirs.versions.get(v) != oid
+        ),
+        key=names.version_number,
+    )
+    used = [
+        *theirs.versions,
+        *theirs.removed,
+        *local.removed,
+        *(v for v in local.versions if v not in mine),
+    ]
+    top = max((names.version_number(v) for v in used), default=0)
+    mapping = {old: f"v{top + i}" for i, old in enumerate(mine, start=1)}
+    renamed = {f"{family}@{a}": f"{family}@{b}" for a, b in mapping.items()}
+    new_versions = {v: oid for v, oid in local.versions.items() if v not in mapping}
+    for old, new in mapping.items():
+        rec = repo.record(local.versions[old])
+        rec["version"] = new
+        if rec.get("parent") in renamed:
+            rec["parent"] = renamed[rec["parent"]]
+        new_versions[new] = repo.objects.add_json(rec)
+        report.renumbered.append((f"{family}@{old}", f"{family}@{new}"))
+    repo.objects.sync()
+    local.versions = new_versions
+    local.tags = {t: mapping.get(v, v) for t, v in local.tags.items()}
+
+
+def reparent(
+    repo: Repository, local: FamilyRefs, renamed: dict[str, str], published: set[str]
+) -> list[str]:
+    """Point never-published versions whose parent, in another family, was just renumbered
+    at that parent's new number (within a family ``_renumber`` does it). A published record
+    is never rewritten: ``push`` sends a version's ancestors with it, so none names a parent
+    that was never published."""
+    changed = []
+    for v, oid in sorted(local.versions.items()):
+        if v in published:
+            continue
+        rec = repo.record(oid)
+        parent = rec.get("parent")
+        if parent in renamed and not str(parent).startswith(f"{local.name}@"):
+            rec["parent"] = renamed[parent]
+            local.versions[v] = repo.objects.add_json(rec)
+            changed.append(f"{local.name}@{v}: parent {parent} is now {rec['parent']}")
+    if changed:
+        repo.objects.sync()
+    return changed
