@@ -220,14 +220,14 @@ class FamilyIndex:
             raise IndexDamaged
         return rec
 
-    def record(self, version: str) -> Record:
-        """The version's record, verified, with its tags."""
+    def record_with_id(self, version: str) -> tuple[str, Record]:
+        """The version's record id and record, verified, with its tags."""
         e = self.find(names.version_number(version))
         if e is None:
             raise IndexDamaged
         rec = self._record(e)
         rec["tags"] = self.tags_of(version)
-        return rec
+        return e.oid.hex(), rec
 
     def entries(self) -> list[Entry]:
         table = self._table.read(self._table_at, self.count * _ENTRY.size)

@@ -209,18 +209,24 @@ class Repository:
         """The record of NAME@REF with its tags, through the index when it can answer; a
         version it does not find is confirmed (and the error worded) from the refs."""
         name, ref = names.parse_spec(spec)
+        found: tuple[str, Record] | None = None
         try:
             with self.index.probe(name) as index:
                 if index is not None:
-                    return index.record(index.resolve(ref))
+                    found = index.record_with_id(index.resolve(ref))
         except IndexDamaged:
-            found = self.from_index(name, lambda index: index.record(index.resolve(ref)))
-            if found is not None:
-                return found
+            found = self.from_index(name, lambda index: index.record_with_id(index.resolve(ref)))
         except ModelregError:
             pass  # not found (confirmed below), or a record the index could not be built from
-        refs, version = self.resolve(spec)
-        return self.describe(refs, version)
+        if found is None:
+            refs, version = self.resolve(spec)
+            return self.describe(refs, version)
+        oid, rec = found
+        try:
+            self.record(oid)  # the store's copy must be whole too: fsck and get agree
+        except ModelregError as e:
+            raise type(e)(f"{name}@{rec['version']}: {e.args[0]}", e.hint) from None
+        return rec
 
     def describe(self, refs: FamilyRefs, version: str) -> Record:
         """A version record with its current tags; errors name the version."""
