@@ -38,262 +38,31 @@ import secrets
 import struct
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
-
-import xxhash
+from typing import Any
 
 from . import _fs, names
 from .errors import LockTimeoutError, ModelregError
-from .hashing import oid_of
-from .objects import ObjectStore, canonical_json
-from .refs import FamilyRefs, RefsKey, RefStore, resolve_ref
-from .schema import FIELDS, SCHEMA, public_fields
+from .indexfile import (
+    ENTRY,
+    HEAD,
+    HEADER_SIZE,
+    LAYOUT,
+    MAGIC,
+    Entry,
+    FamilyIndex,
+    IndexDamaged,
+    Source,
+    checksum,
+    is_orphan,
+    make_entry,
+    meta_json,
+)
+from .objects import ObjectStore
+from .refs import FamilyRefs, RefsKey, RefStore
 
-Record = dict[str, Any]
+__all__ = ["FamilyIndex", "IndexDamaged", "VersionIndex"]
 
-INDEX_FORMAT = 2
-MAGIC = b"MRVIDX01"
-# Changes whenever what an entry holds would change: an index of another layout is rebuilt.
-LAYOUT = xxhash.xxh3_128_digest(repr((INDEX_FORMAT, SCHEMA, tuple(FIELDS))).encode())
-# magic, layout, refs size, mtime_ns, inode, stamp, count, meta length, data length, data
-# token, meta sum, table sum; then the sum of all of that.
-_HEAD = struct.Struct("<8s16sQQQ16sIIQ8sQQ")
-_HEADER_SIZE = _HEAD.size + 8
-# number, record length, fields length, path length, offset, record id, sum
-_ENTRY = struct.Struct("<IIIIQ16sQ")
 _GARBAGE_SLACK = 1 << 16  # data bytes no entry names, tolerated before compaction
-
-
-class IndexDamaged(Exception):
-    """The index cannot be believed; internal, never shown to a user."""
-
-
-def _sum(*parts: bytes) -> int:
-    h = xxhash.xxh3_64()
-    for part in parts:
-        h.update(part)
-    return h.intdigest()
-
-
-class Entry(NamedTuple):
-    num: int
-    rec_len: int
-    fields_len: int
-    path_len: int
-    offset: int
-    oid: bytes
-    check: int  # xxh3-64 of the public fields and the path
-
-    @property
-    def version(self) -> str:
-        return f"v{self.num}"
-
-    @property
-    def size(self) -> int:
-        return self.rec_len + self.fields_len + self.path_len
-
-
-def _piece(rec: Record) -> tuple[bytes, bytes]:
-    """(public fields without tags, checkout path relative to the checkout root) of a record,
-    as they are stored; the path is empty when the record's source is not a safe name (the
-    slow path then raises what it raises today)."""
-    fields = public_fields(rec)
-    del fields["tags"]
-    rel = f"{rec['name']}/{rec['version']}"
-    try:
-        if rec["kind"] == "file":
-            rel += "/" + _fs.check_relpath(str(rec["source"]))
-        path = rel.encode()
-    except (ModelregError, KeyError, TypeError):
-        path = b""
-    return canonical_json(fields), path
-
-
-def _entry(num: int, oid: str, raw: bytes, offset: int) -> tuple[Entry, bytes]:
-    rec = json.loads(raw)
-    if not isinstance(rec, dict) or rec.get("type") != "version":
-        raise IndexDamaged
-    fields, path = _piece(rec)
-    check = _sum(fields, path)
-    return Entry(num, len(raw), len(fields), len(path), offset, bytes.fromhex(oid), check), (
-        raw + fields + path
-    )
-
-
-class _Source:
-    """Bytes of an index file, from an open file (probing) or from memory (whole reads)."""
-
-    def __init__(self, data: bytes | None = None, fd: int | None = None) -> None:
-        self.data, self.fd = data, fd
-
-    def read(self, offset: int, n: int) -> bytes:
-        if self.data is not None:
-            got = self.data[offset : offset + n]
-        else:
-            assert self.fd is not None
-            got = os.pread(self.fd, n, offset)
-        if len(got) != n:
-            raise IndexDamaged
-        return got
-
-
-class FamilyIndex:
-    """One family's versions, tags and removed numbers as the index holds them."""
-
-    def __init__(
-        self,
-        name: str,
-        key: RefsKey,
-        meta: dict[str, Any],
-        count: int,
-        table: _Source,
-        table_at: int,
-        data: _Source,
-        data_len: int,
-        token: bytes,
-    ) -> None:
-        self.name = name
-        self.key = key
-        self.tags: dict[str, str] = meta["tags"]
-        self.removed: list[str] = meta["removed"]
-        self.removed_at: dict[str, str] = meta["removed_at"]
-        self.count = count
-        self._table, self._table_at = table, table_at
-        self._data, self.data_len, self.token = data, data_len, token
-        self._latest: str | None = None
-
-    # --- the refs side, as refs.resolve_ref wants it -----------------------------------
-    def entry_at(self, i: int) -> Entry:
-        return Entry(
-            *_ENTRY.unpack(self._table.read(self._table_at + i * _ENTRY.size, _ENTRY.size))
-        )
-
-    def find(self, num: int) -> Entry | None:
-        lo, hi = 0, self.count
-        while lo < hi:
-            mid = (lo + hi) // 2
-            e = self.entry_at(mid)
-            if e.num == num:
-                return e
-            if e.num < num:
-                lo = mid + 1
-            else:
-                hi = mid
-        return None
-
-    def latest(self) -> str | None:
-        if not self.count:
-            return None
-        if self._latest is None:
-            e = self.entry_at(self.count - 1)
-            self._record(e)  # its record names its number
-            self._latest = e.version
-        return self._latest
-
-    def has(self, version: str) -> bool:
-        return self.find(names.version_number(version)) is not None
-
-    def resolve(self, ref: str) -> str:
-        return resolve_ref(self, ref)
-
-    def tags_of(self, version: str) -> list[str]:
-        tags = sorted(t for t, v in self.tags.items() if v == version)
-        return [names.LATEST, *tags] if version == self.latest() else tags
-
-    # --- the records --------------------------------------------------------------------
-    def _bytes(self, e: Entry) -> bytes:
-        if e.offset + e.size > self.data_len:
-            raise IndexDamaged
-        blob = self._data.read(e.offset, e.size)
-        if _sum(blob[e.rec_len :]) != e.check:
-            raise IndexDamaged
-        return blob
-
-    def _record(self, e: Entry) -> Record:
-        """The entry's record; its bytes must hash to the entry's id and name the entry's
-        family and number, so an entry damaged in any field is caught here."""
-        raw = self._bytes(e)[: e.rec_len]
-        if bytes.fromhex(oid_of(raw)) != e.oid:
-            raise IndexDamaged
-        rec: Record = json.loads(raw)
-        if rec.get("version") != e.version or rec.get("name") != self.name:
-            raise IndexDamaged
-        return rec
-
-    def record_with_id(self, version: str) -> tuple[str, Record]:
-        """The version's record id and record, verified, with its tags."""
-        e = self.find(names.version_number(version))
-        if e is None:
-            raise IndexDamaged
-        rec = self._record(e)
-        rec["tags"] = self.tags_of(version)
-        return e.oid.hex(), rec
-
-    def entries(self) -> list[Entry]:
-        table = self._table.read(self._table_at, self.count * _ENTRY.size)
-        return [Entry(*t) for t in _ENTRY.iter_unpack(table)]
-
-    def pieces(self) -> Iterator[tuple[int, bytes, bytes]]:
-        """(number, public fields JSON, escaped checkout path) of every version, in order;
-        for whole reads, whose table was checked as a whole."""
-        table = self._table.read(self._table_at, self.count * _ENTRY.size)
-        data = self._data.read(0, self.data_len)
-        view = memoryview(data)
-        last = 0
-        for num, rec_len, fields_len, path_len, offset, _oid, check in _ENTRY.iter_unpack(table):
-            start = offset + rec_len
-            mid = start + fields_len
-            end = mid + path_len
-            if (
-                end > self.data_len
-                or num <= last
-                or xxhash.xxh3_64_intdigest(view[start:end]) != check
-            ):
-                raise IndexDamaged
-            last = num
-            yield num, data[start:mid], data[mid:end]
-
-    def views(self) -> Iterator[Record]:
-        """Every version in the public shape (without file_path and checked_out)."""
-        latest = self.latest()
-        by_version: dict[str, list[str]] = {}
-        for tag, version in sorted(self.tags.items()):
-            by_version.setdefault(version, []).append(tag)
-        for num, fields, _path in self.pieces():
-            rec: Record = json.loads(fields)
-            version = f"v{num}"
-            tags = by_version.get(version, [])
-            rec["tags"] = [names.LATEST, *tags] if version == latest else tags
-            yield rec
-
-    def oids(self) -> dict[str, str]:
-        return {e.version: e.oid.hex() for e in self.entries()}
-
-
-def _orphan(filename: str) -> bool:
-    """A temporary file (``_fs.tmp_name``) of a process that no longer runs."""
-    if not filename.startswith(_fs.TMP_PREFIX):
-        return False
-    pid = filename[len(_fs.TMP_PREFIX) :].partition("-")[0]
-    if not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
-def _meta(refs: FamilyRefs) -> bytes:
-    return canonical_json(
-        {
-            "tags": refs.tags,
-            "removed": sorted(refs.removed, key=names.version_number),
-            "removed_at": refs.removed_at,
-        }
-    )
 
 
 class VersionIndex:
@@ -312,12 +81,12 @@ class VersionIndex:
 
     # --- reading ------------------------------------------------------------------------
     def _parse(self, name: str, head: bytes, key: RefsKey | None) -> tuple[Any, ...]:
-        if len(head) < _HEADER_SIZE:
+        if len(head) < HEADER_SIZE:
             raise IndexDamaged
-        body, (total,) = head[: _HEAD.size], struct.unpack("<Q", head[_HEAD.size : _HEADER_SIZE])
-        if _sum(body) != total:
+        body, (total,) = head[: HEAD.size], struct.unpack("<Q", head[HEAD.size : HEADER_SIZE])
+        if checksum(body) != total:
             raise IndexDamaged
-        fields = _HEAD.unpack(body)
+        fields = HEAD.unpack(body)
         magic, layout, size, mtime, ino, stamp = fields[:6]
         if magic != MAGIC or layout != LAYOUT:
             raise IndexDamaged
@@ -331,39 +100,37 @@ class VersionIndex:
             with open(self.idx_path(name), "rb") as f:
                 if whole:
                     blob = f.read()
-                    head = blob[:_HEADER_SIZE]
+                    head = blob[:HEADER_SIZE]
                 else:
-                    head = f.read(_HEADER_SIZE)
+                    head = f.read(HEADER_SIZE)
                 built_for, count, meta_len, data_len, token, meta_sum, table_sum = self._parse(
                     name, head, key
                 )
                 if not re.fullmatch(rb"[0-9a-f]{8}", token):
                     raise IndexDamaged
-                meta_raw = (
-                    blob[_HEADER_SIZE : _HEADER_SIZE + meta_len] if whole else f.read(meta_len)
-                )
-                if len(meta_raw) != meta_len or _sum(meta_raw) != meta_sum:
+                meta_raw = blob[HEADER_SIZE : HEADER_SIZE + meta_len] if whole else f.read(meta_len)
+                if len(meta_raw) != meta_len or checksum(meta_raw) != meta_sum:
                     raise IndexDamaged
                 meta = json.loads(meta_raw)
-                table_at = _HEADER_SIZE + meta_len
-                end = table_at + count * _ENTRY.size
+                table_at = HEADER_SIZE + meta_len
+                end = table_at + count * ENTRY.size
                 if whole:
-                    if len(blob) != end or _sum(blob[table_at:]) != table_sum:
+                    if len(blob) != end or checksum(blob[table_at:]) != table_sum:
                         raise IndexDamaged
-                    table = _Source(blob)
+                    table = Source(blob)
                 else:
                     if os.fstat(f.fileno()).st_size != end:
                         raise IndexDamaged
-                    table = _Source(fd=os.dup(f.fileno()))
+                    table = Source(fd=os.dup(f.fileno()))
             with open(self.data_path(name, token), "rb") as d:
                 if whole:
-                    data = _Source(d.read(data_len))
+                    data = Source(d.read(data_len))
                     if len(data.data or b"") != data_len:
                         raise IndexDamaged
                 else:
                     if os.fstat(d.fileno()).st_size < data_len:
                         raise IndexDamaged
-                    data = _Source(fd=os.dup(d.fileno()))
+                    data = Source(fd=os.dup(d.fileno()))
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             raise IndexDamaged from None
         return FamilyIndex(name, built_for, meta, count, table, table_at, data, data_len, token)
@@ -409,7 +176,7 @@ class VersionIndex:
             oid = refs.versions[version]
             raw = self.objects.get(oid)
             try:
-                e, piece = _entry(names.version_number(version), oid, raw, len(blob))
+                e, piece = make_entry(names.version_number(version), oid, raw, len(blob))
             except (IndexDamaged, ValueError):
                 raise ModelregError(
                     f"{name}@{version}: object {oid} is not a version record"
@@ -417,8 +184,8 @@ class VersionIndex:
             entries.append(e)
             blob += piece
         token = secrets.token_hex(4).encode()
-        meta = _meta(refs)
-        table = b"".join(_ENTRY.pack(*e) for e in entries)
+        meta = meta_json(refs)
+        table = b"".join(ENTRY.pack(*e) for e in entries)
         with contextlib.suppress(OSError, LockTimeoutError), self._try_lock(name) as locked:
             if locked and self.refs.key(name) == key:
                 self._write(name, key, meta, table, len(blob), token, bytes(blob))
@@ -428,9 +195,9 @@ class VersionIndex:
             key,
             header_meta,
             len(entries),
-            _Source(table),
+            Source(table),
             0,
-            _Source(bytes(blob)),
+            Source(bytes(blob)),
             len(blob),
             token,
         )
@@ -463,21 +230,21 @@ class VersionIndex:
         self.root.mkdir(exist_ok=True)
         if new_data is not None:
             _fs.atomic_write(self.data_path(name, token), new_data, durable=False)
-        body = _HEAD.pack(
+        body = HEAD.pack(
             MAGIC,
             LAYOUT,
             key.size,
             key.mtime_ns,
             key.ino,
             bytes.fromhex(key.stamp),
-            len(table) // _ENTRY.size,
+            len(table) // ENTRY.size,
             len(meta),
             data_len,
             token,
-            _sum(meta),
-            _sum(table),
+            checksum(meta),
+            checksum(table),
         )
-        head = body + struct.pack("<Q", _sum(body))
+        head = body + struct.pack("<Q", checksum(body))
         _fs.atomic_write(self.idx_path(name), head + meta + table, durable=False)
         if new_data is not None:
             self._drop_data(name, keep=token)
@@ -489,7 +256,7 @@ class VersionIndex:
         with contextlib.suppress(FileNotFoundError):
             for entry in os.scandir(self.root):
                 m = mine.fullmatch(entry.name)
-                if (m and m.group(1).encode() != keep) or _orphan(entry.name):
+                if (m and m.group(1).encode() != keep) or is_orphan(entry.name):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(entry.path)
 
@@ -534,14 +301,14 @@ class VersionIndex:
             entries, blob = [], bytearray()
             for version in sorted(refs.versions, key=names.version_number):
                 oid = refs.versions[version]
-                e, piece = _entry(
+                e, piece = make_entry(
                     names.version_number(version), oid, self.objects.get(oid), len(blob)
                 )
                 entries.append(e)
                 blob += piece
-            table = b"".join(_ENTRY.pack(*e) for e in entries)
+            table = b"".join(ENTRY.pack(*e) for e in entries)
             token = secrets.token_hex(4).encode()
-            self._write(name, key, _meta(refs), table, len(blob), token, bytes(blob))
+            self._write(name, key, meta_json(refs), table, len(blob), token, bytes(blob))
 
     def _advance(self, name: str, current: FamilyIndex, refs: FamilyRefs, key: RefsKey) -> None:
         old = {e.num: e for e in current.entries()}
@@ -563,7 +330,7 @@ class VersionIndex:
             base = f.seek(0, os.SEEK_END)
             blob = bytearray()
             for num, oid in added:
-                e, piece = _entry(num, oid, self.objects.get(oid), base + len(blob))
+                e, piece = make_entry(num, oid, self.objects.get(oid), base + len(blob))
                 fresh.append(e)
                 blob += piece
             f.write(blob)
@@ -571,6 +338,6 @@ class VersionIndex:
         nums = [e.num for e in entries]
         if nums != sorted(set(nums)):
             raise IndexDamaged
-        table = b"".join(_ENTRY.pack(*e) for e in entries)
-        self._write(name, key, _meta(refs), table, base + len(blob), current.token, None)
+        table = b"".join(ENTRY.pack(*e) for e in entries)
+        self._write(name, key, meta_json(refs), table, base + len(blob), current.token, None)
         return None

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from modelreg import ModelRegistry
 from modelreg.errors import ModelregError
-from modelreg.index import _HEADER_SIZE
+from modelreg.indexfile import HEADER_SIZE
 from modelreg.refs import FamilyRefs
 from modelreg.repo import Repository
 from modelreg.views import json_rows, version_view
@@ -210,14 +210,14 @@ Damage = Callable[[Path, Path], None]  # (index file, data file)
 def corruptions(idx_size: int, dat_size: int) -> list[tuple[str, Damage]]:
     out: list[tuple[str, Damage]] = [
         ("truncated table", lambda i, d: os.truncate(i, idx_size - 7)),
-        ("truncated to the header", lambda i, d: os.truncate(i, _HEADER_SIZE)),
+        ("truncated to the header", lambda i, d: os.truncate(i, HEADER_SIZE)),
         ("empty", lambda i, d: os.truncate(i, 0)),
         ("garbage", lambda i, d: i.write_bytes(os.urandom(idx_size))),
         ("data truncated", lambda i, d: os.truncate(d, dat_size // 2)),
         ("data missing", lambda i, d: d.unlink()),
         ("data garbage", lambda i, d: d.write_bytes(os.urandom(dat_size))),
     ]
-    for at in (3, 20, 60, _HEADER_SIZE + 5, idx_size - 60, idx_size - 30, idx_size - 3):
+    for at in (3, 20, 60, HEADER_SIZE + 5, idx_size - 60, idx_size - 30, idx_size - 3):
         out.append((f"index byte {at}", lambda i, d, at=at: flip(i, at)))  # type: ignore[misc]
     for at in range(40, dat_size, 97):
         out.append((f"data byte {at}", lambda i, d, at=at: flip(d, at)))  # type: ignore[misc]
