@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import stat
@@ -153,7 +154,9 @@ class Repository:
     def families(self) -> list[str]:
         found = []
         for name in self.refs.families():
-            count = self.from_index(name, lambda index: index.count)
+            count = None
+            with contextlib.suppress(ModelregError, IndexDamaged), self.index.probe(name) as index:
+                count = index.count if index is not None else 0  # the header alone
             if count is not None:
                 if count:
                     found.append(name)
