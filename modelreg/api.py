@@ -15,7 +15,7 @@ from .errors import UnrecognizedFormatWarning, UnsafeModelWarning
 from .metaview import MetadataView
 from .repo import DEFAULT_CHECKOUT_DIR, Record, Repository, find_root
 from .views import version_view
-from .words import human_bytes, plural, utc_time
+from .words import clean, human_bytes, plural, utc_time
 
 
 class ModelRegistry:
@@ -227,7 +227,7 @@ def unsafe_warning(rec: Record) -> str | None:
     return f"{line}; load() refuses it without trust=True" if line else None
 
 
-RECOGNISED = ("torch-zip", "torchscript", "safetensors", "pickle")
+RECOGNISED = ("torch-zip", "torchscript", "torch-legacy", "safetensors", "pickle")
 
 
 def format_warning(rec: Record) -> str | None:
@@ -263,6 +263,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
                 utc_time(r.get("registered_at")).removesuffix(" UTC"),
             ]
         )
+    table = [[clean(cell) for cell in row] for row in table]
     widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()

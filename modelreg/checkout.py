@@ -197,6 +197,16 @@ def materialize(
     root = checkout_root or repo.checkout_root
     folder = root / rec["name"] / rec["version"]
     base = (rec["name"], rec["version"])
+    if root.is_symlink() and not root.exists():
+        raise ModelregError(
+            f"the checkout folder {root} is a link to a missing folder",
+            hint="make the folder it points to, or remove the link",
+        )
+    if root.exists() and not root.is_dir():
+        raise ModelregError(
+            f"the checkout folder {root} is a file, not a folder",
+            hint="move the file away; modelreg checks versions out into that folder",
+        )
     try:
         expected = _expected(repo, rec)
         _check_limit(repo, label, expected)

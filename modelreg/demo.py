@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelregError
-from .repo import DIRNAME, Repository
+from .repo import DIRNAME, Repository, find_root
 
 Echo = Callable[[str], None]
 
@@ -162,6 +162,17 @@ def check_new_or_empty(directory: Path) -> None:
     hint = "pass a new or empty folder to --dir, or leave --dir out for a temporary one"
     if directory.exists() and not directory.is_dir():
         raise ModelregError(f"--dir {directory} is a file, not a folder", hint=hint)
+    outer = find_root(directory.absolute().parent)
+    if outer is not None:
+        owned = Repository(outer)
+        inside = directory.absolute().resolve()
+        for folder, what in ((owned.dir, "store"), (owned.checkout_root, "checkout folder")):
+            real = folder.resolve()
+            if inside == real or real in inside.parents:
+                raise ModelregError(
+                    f"--dir {directory} is inside the {what} of the registry at {outer}",
+                    hint=hint,
+                )
     if directory.is_dir():
         if (directory / DIRNAME).exists():
             raise ModelregError(

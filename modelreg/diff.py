@@ -130,6 +130,8 @@ def _shown(key: str, v: Any) -> str:
 
 
 def _capped(lines: list[str], limit: int | None) -> list[str]:
+    if limit == 0:
+        return []  # --stat: the counts line says it all
     if limit is None or len(lines) <= limit:
         return lines
     return [*lines[:limit], f"  ... and {len(lines) - limit} more"]

@@ -30,6 +30,7 @@ from .objects import Mapped, ObjectStore
 
 READ_AHEAD = 2
 
+STORE_DIRNAME = ".modelreg"  # a registry's store: never part of a folder model
 Progress = Callable[[int], None]
 Planner = Callable[[IO[bytes], int], tuple[str, "list[chunking.Span] | None"]]
 
@@ -137,7 +138,8 @@ def walk_dir(root: Path, exclude: frozenset[Path] = frozenset()) -> list[tuple[s
     """Regular files under ``root`` as (relative posix path, path), sorted.
 
     Left out: folders whose resolved path is in ``exclude`` (a registry's own store and
-    checkouts), and what ``root/.modelregignore`` names (that file too). A symlink that
+    checkouts), the store of any registry nested inside, and what ``root/.modelregignore``
+    names (that file too). A symlink that
     resolves outside the registered folder is refused; one inside it is stored as the file (or
     folder) it points to, since checkouts hold plain files. A folder link that leads back to a
     folder being walked is refused as a loop.
@@ -165,7 +167,8 @@ def _walk(
     for folder, dirs, names in os.walk(root, followlinks=False):
         for name in list(dirs):
             p = Path(folder, name)
-            if p.resolve() in exclude or rules.ignored(rel_of(p), is_dir=True):
+            nested_store = name == STORE_DIRNAME and (p / "config.yaml").is_file()
+            if nested_store or p.resolve() in exclude or rules.ignored(rel_of(p), is_dir=True):
                 dirs.remove(name)
             elif p.is_symlink():
                 _check_inside(p, outer.resolve(), outer)

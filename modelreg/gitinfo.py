@@ -13,12 +13,28 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import subprocess
 from pathlib import Path
 
 _OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _SYMREF_DEPTH = 5
 _FILTER_KEY = re.compile(r"filter\.(.+)\.(?:clean|smudge|process|required)", re.DOTALL)
+
+
+def _read(path: Path, limit: int = 64 << 10) -> str:
+    """A small regular file's text. Anything else (a FIFO that would block, a link to
+    /dev/zero that never ends, a huge file) raises OSError, as a missing file does."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        data = os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise OSError(f"{path} is larger than {limit} bytes")
+    return data.decode(errors="replace")
 
 
 def find_git(start: Path) -> tuple[Path, Path, Path] | None:
@@ -33,7 +49,7 @@ def find_git(start: Path) -> tuple[Path, Path, Path] | None:
             gitdir = dotgit
         elif dotgit.is_file():
             try:
-                line = dotgit.read_text(errors="replace").strip()
+                line = _read(dotgit).strip()
             except OSError:
                 return None
             if not line.startswith("gitdir:"):
@@ -43,7 +59,7 @@ def find_git(start: Path) -> tuple[Path, Path, Path] | None:
             continue
         common = gitdir
         with contextlib.suppress(OSError):
-            common = (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
+            common = (gitdir / _read(gitdir / "commondir").strip()).resolve()
         return folder, gitdir, common
     return None
 
@@ -54,11 +70,11 @@ def _read_ref(gitdir: Path, common: Path, ref: str) -> str | None:
         return None
     for base in (gitdir, common):
         try:
-            return (base / ref).read_text(errors="replace").strip()
+            return _read(base / ref).strip()
         except OSError:
             continue
     try:
-        packed = (common / "packed-refs").read_text(errors="replace")
+        packed = _read(common / "packed-refs", limit=256 << 20)
     except OSError:
         return None
     for line in packed.splitlines():
@@ -71,7 +87,7 @@ def _read_ref(gitdir: Path, common: Path, ref: str) -> str | None:
 def head_commit(gitdir: Path, common: Path) -> str | None:
     """HEAD's commit id, following symbolic refs; None on an unborn branch or junk."""
     try:
-        value: str | None = (gitdir / "HEAD").read_text(errors="replace").strip()
+        value: str | None = _read(gitdir / "HEAD").strip()
     except OSError:
         return None
     for _ in range(_SYMREF_DEPTH):

@@ -32,7 +32,15 @@ INT_LIMIT = 2**63
 KEY_MAX = 200
 
 
-def check_text(what: str, value: str) -> str:
+def _control(c: str, multiline: bool) -> bool:
+    """A character a terminal acts on rather than shows (escape sequences start with one)."""
+    code = ord(c)
+    if multiline and c in "\n\t":
+        return False
+    return code < 32 or 0x7F <= code <= 0x9F
+
+
+def check_text(what: str, value: str, multiline: bool = False) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -40,6 +48,13 @@ def check_text(what: str, value: str) -> str:
             f"{what} holds text that is not valid Unicode (a lone surrogate)",
             hint="pass a str decoded from UTF-8",
         ) from None
+    bad = next((c for c in value if _control(c, multiline)), None)
+    if bad is not None:
+        allowed = "; line breaks and tabs are fine" if multiline else ""
+        raise InvalidInputError(
+            f"{what} holds a control character (U+{ord(bad):04X})",
+            hint=f"remove it: terminals would act on it{allowed}",
+        )
     return value
 
 
@@ -57,10 +72,14 @@ def _check_key(what: str, key: object) -> str:
         raise InvalidInputError(
             f"{what} name {key!r} is {_a(type(key).__name__)}", hint="names must be strings"
         )
-    if not key or len(key) > KEY_MAX or any(ord(c) < 32 or c == "\x7f" for c in key):
+    if not key or len(key) > KEY_MAX or any(_control(c, False) for c in key):
         raise InvalidInputError(
             f"invalid {what} name {key[:60]!r}",
             hint=f"use 1-{KEY_MAX} printable characters",
+        )
+    if key != key.strip():
+        raise InvalidInputError(
+            f"{what} name {key!r} starts or ends with a space", hint="remove the spaces"
         )
     return check_text(f"{what} name {key[:60]!r}", key)
 
@@ -113,7 +132,7 @@ def check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
                 f"not {_a(type(value).__name__)}"
             )
         if isinstance(value, str):
-            out[key] = check_text(key, value)
+            out[key] = check_text(key, value, multiline=key == "description")
         elif key == "metrics":
             out[key] = {_check_key("metric", k): check_metric(k, v) for k, v in value.items()}
         elif key == "params":

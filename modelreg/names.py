@@ -7,8 +7,11 @@ import re
 from .errors import InvalidNameError
 
 FAMILY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-VERSION_RE = re.compile(r"v([1-9][0-9]{0,8})")
-VERSION_LIKE_RE = re.compile(r"v[0-9]+")  # reserved for versions, valid or not
+# Up to 18 digits (it fits an int64); a version chosen by hand (--version) has at most 9, so a
+# typo such as v999999999 can never use up the numbers after it.
+VERSION_RE = re.compile(r"v([1-9][0-9]{0,17})")
+CHOSEN_MAX = 999_999_999
+VERSION_LIKE_RE = re.compile(r"[vV][0-9]+")  # reserved for versions, valid or not
 TAG_RE = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")
 LATEST = "latest"
 
@@ -40,12 +43,22 @@ def version_number(version: str) -> int:
     return int(check_version(version)[1:])
 
 
+def check_chosen_version(version: str) -> str:
+    """A version given by hand: valid, and not so high that it uses up the numbers after it."""
+    if version_number(version) > CHOSEN_MAX:
+        raise InvalidNameError(
+            f"version {version} is too high to choose by hand",
+            hint=f"choose at most v{CHOSEN_MAX}, or leave the version out to get the next one",
+        )
+    return version
+
+
 def check_tag(tag: str) -> str:
     if (
         not isinstance(tag, str)
         or not TAG_RE.fullmatch(tag)
         or tag == LATEST
-        or VERSION_RE.fullmatch(tag)
+        or VERSION_LIKE_RE.fullmatch(tag)
     ):
         raise InvalidNameError(
             f"invalid tag {_shown(str(tag))}",

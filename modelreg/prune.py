@@ -120,6 +120,8 @@ def prune(
     cutoff = time.time() - older_than_days * 86400 if older_than_days is not None else None
     plan = PrunePlan()
     for m in materialized(repo, root):
+        if not m.registered:
+            continue  # not a checkout of a version this registry holds: not ours to remove
         if cutoff is not None and m.last_used > cutoff:
             continue
         if m.modified and not force:
@@ -151,7 +153,7 @@ def enforce_budget(repo: Repository, keep: Path, root: Path | None = None) -> li
     for m in present:
         if total <= limit:
             break
-        if m.modified or m.path == keep or keep.is_relative_to(m.path):
+        if not m.registered or m.modified or m.path == keep or keep.is_relative_to(m.path):
             continue
         try:
             checkout.discard(repo, m.name, m.version, root)

@@ -40,7 +40,7 @@ from .index import FamilyIndex, IndexDamaged, VersionIndex
 from .objects import ObjectStore
 from .refs import FamilyRefs, RefStore, yaml_dump, yaml_load
 
-DIRNAME = ".modelreg"
+DIRNAME = files.STORE_DIRNAME
 FORMAT = 1
 DEFAULT_CHECKOUT_DIR = "models"
 Record = dict[str, Any]
@@ -84,7 +84,7 @@ class Repository:
         self.refs = RefStore(self.dir / "refs", self.dir / "locks", lock_timeout())
         self.index = VersionIndex(self.dir / "index", self.refs, self.objects)
         self.refs.on_publish = self.index.published
-        self.checkout_root = root / str(config.get("checkout_dir", DEFAULT_CHECKOUT_DIR))
+        self.checkout_root = root / _checkout_dir(config, self.dir / "config.yaml")
         self.gitignored: list[str] = []  # what init added to .gitignore
 
     # --- opening --------------------------------------------------------------------------
@@ -306,7 +306,8 @@ class Repository:
         not given (``metadata.INHERITED``) are taken from the parent version."""
         names.check_family(name)
         if version is not None:
-            version = names.check_version(names.normalize_ref(str(version)))
+            version = names.check_chosen_version(names.normalize_ref(str(version)))
+            self._check_unused(name, version)
         for tag in tags:
             names.check_tag(tag)
         meta = metadata.check_metadata(fields)
@@ -350,12 +351,7 @@ class Repository:
 
             def publish(refs: FamilyRefs) -> Record:
                 chosen = version or refs.next_version()
-                if chosen in refs.versions or chosen in refs.removed:
-                    raise AlreadyExistsError(
-                        f"{name}@{chosen} already exists"
-                        + (" (removed versions are not reused)" if chosen in refs.removed else ""),
-                        hint=f"omit the version to get the next one ({refs.next_version()})",
-                    )
+                _refuse_taken(refs, chosen)
                 latest = refs.latest()
                 lineage = parent_name or (f"{name}@{latest}" if latest else None)
                 given = meta
@@ -377,6 +373,12 @@ class Repository:
 
             record = self.refs.update(name, publish)
         return self.lookup(f"{name}@{record['version']}")
+
+    def _check_unused(self, name: str, version: str) -> None:
+        """Refuse a taken version before storing anything (publish checks again, locked)."""
+        refs = self.refs.read(name)
+        if refs is not None:
+            _refuse_taken(refs, version)
 
     def _source_kind(self, path: Path) -> str:
         """'file' or 'dir'; refuses what cannot or must not be registered, before any work."""
@@ -477,3 +479,25 @@ class Repository:
             return version, tagged
 
         return self.refs.update(name, drop)
+
+
+def _refuse_taken(refs: FamilyRefs, version: str) -> None:
+    if version in refs.versions or version in refs.removed:
+        gone = " (removed versions are not reused)" if version in refs.removed else ""
+        raise AlreadyExistsError(
+            f"{refs.name}@{version} already exists{gone}",
+            hint=f"omit the version to get the next one ({refs.next_version()})",
+        )
+
+
+def _checkout_dir(config: dict[str, Any], where: Path) -> str:
+    """The checkout folder named in config.yaml: a folder inside the registry, below its root
+    (``.`` would make every ``X/vN/`` folder of the project look like a checkout)."""
+    raw = config.get("checkout_dir", DEFAULT_CHECKOUT_DIR)
+    parts = str(raw).split("/") if isinstance(raw, str) else []
+    if not parts or any(p in ("", ".", "..") for p in parts) or parts[0] == DIRNAME:
+        raise ModelregError(
+            f"checkout_dir {raw!r} in {where} is not a folder inside the registry",
+            hint=f"set it to a relative folder such as {DEFAULT_CHECKOUT_DIR}",
+        )
+    return str(raw)

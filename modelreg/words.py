@@ -49,5 +49,13 @@ def value(v: Any, width: int = 60) -> str:
         text = ",".join(value(x, width) for x in v)
     else:
         text = str(v)
-    text = " ".join(text.split())
+    text = clean(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def clean(text: str) -> str:
+    """Text safe to print: a control character (the start of a terminal escape sequence, in
+    a record from an older modelreg or a remote) is shown as ``\\xNN``, never sent."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == "\t" else f"\\x{ord(c):02x}" for c in text)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from ..refs import yaml_dump
 from ..repo import Record, Repository
 from ..similar import find_same
 from ..views import json_rows
+from ..words import clean
 from ._base import _emit_json, _progress, _public, _repo, _size_of, cli, json_option
 
 
@@ -54,16 +55,20 @@ def _pairs(option: str, pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+NOT_FINITE = {f"{sign}{word}" for sign in ("", "+", "-") for word in ("nan", "inf", "infinity")}
+
+
 def _parse_metrics(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """Numbers as numbers; anything else stays text, which the registry then refuses with a
-    message that says what to do."""
+    """Plain ASCII numbers as numbers (not '1_000' or full-width digits, which Python's float
+    would take); anything else stays text, which the registry refuses with what to do."""
     metrics: dict[str, Any] = {}
     for key, raw in _pairs("--metric", pairs).items():
         value: Any = raw
-        with contextlib.suppress(ValueError):
+        if NUMBER_RE.fullmatch(raw):
+            value = int(raw) if raw.lstrip("+-").isdigit() else float(raw)
+        elif raw.lower() in NOT_FINITE:
             value = float(raw)
-            if raw.strip().lstrip("+-").isdigit():
-                value = int(raw)
         metrics[key] = value
     return metrics
 
@@ -272,20 +277,21 @@ def log(ctx: click.Context, name: str, as_json: bool) -> None:
             dirty = " (dirty)" if r.get("git_dirty") else ""
             click.echo(f"  git        {r['git_commit'][:12]}{dirty}")
         if r.get("metrics"):
-            click.echo("  metrics    " + " ".join(f"{k}={v}" for k, v in r["metrics"].items()))
+            shown = " ".join(f"{k}={v}" for k, v in r["metrics"].items())
+            click.echo("  metrics    " + clean(shown))
         inspected = r.get("inspect") or {}
         if inspected.get("tensors"):
             click.echo(
-                f"  contents   {inspected['format']}, {inspected['tensors']} tensors, "
-                f"{inspected['parameters']:,} parameters"
+                f"  contents   {inspected['format']}, {plural(inspected['tensors'], 'tensor')}, "
+                f"{plural(inspected['parameters'], 'parameter')}"
             )
         marker = modelinfo.safety_marker(inspected)
         if marker:
             whole = marker == "unsafe classes" and inspected.get("saved_module")
             what = _LOG_SAFETY["saved module" if whole else marker]
             click.echo(click.style(f"  {what}; load() refuses it", fg="red"))
-        if r.get("description"):
-            click.echo(f"  {r['description']}")
+        for line in (r.get("description") or "").splitlines():
+            click.echo(f"  {clean(line)}")
         click.echo("")
 
 
