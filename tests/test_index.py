@@ -497,3 +497,22 @@ def test_refs_that_are_not_exactly_as_written_go_to_the_yaml_parser() -> None:
         FamilyRefs.from_yaml(
             "m", b"name: m\nversions:\n  v1: 01234567012345670123456701234567\n", Path("x")
         )
+
+
+def test_get_of_an_unchanged_checkout_only_touches_its_stat_cache(tmp_path: Path) -> None:
+    """The cache file's mtime is the version's last use (prune), so it is touched, not
+    rewritten: a rename per get was most of a get's time on a busy disk."""
+    registry = ModelRegistry(tmp_path / "models")
+    registry.register("m", write_bytes(tmp_path / "w.pt", 300))
+    registry.get("m")
+    (cache,) = (registry.repo.dir / "cache" / "checkouts").iterdir()
+    before = cache.stat()
+    os.utime(cache, ns=(before.st_atime_ns, before.st_mtime_ns - 10**10))
+    registry.get("m")
+    after = cache.stat()
+    assert after.st_ino == before.st_ino
+    assert after.st_mtime_ns >= before.st_mtime_ns
+    Path(registry.get("m")["file_path"]).chmod(0o644)
+    Path(registry.get("m")["file_path"]).write_bytes(b"changed")
+    registry.get("m")  # rebuilt: the cache is written anew
+    assert cache.stat().st_ino != before.st_ino
