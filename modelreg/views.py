@@ -18,7 +18,7 @@ from .index import FamilyIndex, IndexDamaged
 from .repo import Record, Repository
 from .schema import FIELDS, SCHEMA, public_fields
 
-__all__ = ["FIELDS", "SCHEMA", "json_rows", "public_fields", "version_view"]
+__all__ = ["FIELDS", "SCHEMA", "json_families", "json_rows", "public_fields", "version_view"]
 
 
 def version_view(
@@ -37,18 +37,29 @@ def json_rows(repo: Repository, name: str | None = None) -> Iterator[str]:
     string each, spliced from the index's stored public fields without parsing them: what
     makes ``list --json`` of 100,000 versions take well under a second. Same keys and values
     as ``json.dumps(version_view(...))``; the keys are in another order."""
+    for rows in json_families(repo, name):
+        yield from rows
+
+
+def json_families(repo: Repository, name: str | None = None) -> Iterator[list[str]]:
+    """``json_rows``, one list per family. A missing ``name`` is refused here, before the
+    first family is asked for (so before a caller has printed anything)."""
     if name is not None:
         repo.check_family_exists(name)
+    return _json_families(repo, [name] if name is not None else repo.refs.families())
+
+
+def _json_families(repo: Repository, families: list[str]) -> Iterator[list[str]]:
     root = str(repo.checkout_root)
     root_json = json.dumps(root, ensure_ascii=False)[1:-1]
-    for family in [name] if name is not None else repo.refs.families():
+    for family in families:
         rows = repo.from_index(family, lambda index: list(_spliced(index, root, root_json)))
         if rows is None:
             rows = [
                 json.dumps(version_view(repo, rec), ensure_ascii=False, default=str)
                 for rec in repo.versions(family)
             ]
-        yield from rows
+        yield rows
 
 
 def _spliced(index: FamilyIndex, root: str, root_json: str) -> Iterator[str]:

@@ -325,7 +325,9 @@ def test_list_json_from_the_cli_has_the_schema(repo: Repository, run) -> None:  
     assert rows == [version_view(repo, repo.lookup(f"m@v{n}")) for n in (1, 2)]
     assert rows[0]["checked_out"] is True and rows[1]["checked_out"] is False
     assert json.loads(run("list", "m", "--json").stdout) == rows
-    assert run("list", "nope", "--json").exit_code == 1
+    missing = run("list", "nope", "--json")
+    assert missing.exit_code == 1 and missing.stdout == ""
+    assert "no model named 'nope'" in missing.stderr
 
 
 def test_removing_every_version_drops_the_family_index(repo: Repository) -> None:

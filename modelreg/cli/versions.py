@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from ..errors import InvalidInputError
 from ..refs import yaml_dump
 from ..repo import Record, Repository
 from ..similar import find_same
-from ..views import json_rows
+from ..views import json_families
 from ..words import clean
 from ._base import _emit_json, _progress, _public, _repo, _size_of, cli, json_option
 
@@ -227,9 +228,19 @@ def list_(ctx: click.Context, name: str | None, as_json: bool) -> None:
     if name is not None:
         names.check_family(name)
     if as_json:
-        # compact, one version a line: 100,000 versions in well under a second
-        lines = list(json_rows(repo, name))
-        click.echo("[\n" + ",\n".join(lines) + "\n]" if lines else "[]")
+        # compact, one version a line, written a family at a time: 100,000 versions in well
+        # under a second
+        families = json_families(repo, name)
+        sys.stdout.flush()
+        out = sys.stdout.buffer
+        out.write(b"[")
+        lead = b"\n"
+        for family_rows in families:
+            if family_rows:
+                out.write(lead + ",\n".join(family_rows).encode())
+                lead = b",\n"
+        out.write(b"]\n" if lead == b"\n" else b"\n]\n")
+        out.flush()
         return
     rows = [_public(repo, r) for r in repo.versions(name)]
     if rows:
