@@ -1,6 +1,7 @@
 """Reading a pickle without running it.
 
-``scan`` walks the opcodes with ``pickletools.genops`` and evaluates them on a symbolic stack:
+``scan`` walks the opcodes (``pickletools``' table, with the protocol-0 arguments read the
+way the C unpickler reads them) and evaluates them on a symbolic stack:
 a GLOBAL becomes a ``Global`` record (nothing is imported), a REDUCE a ``Call`` record
 (nothing is called). That is enough to list every global the pickle would import, judge them
 against an allowlist, and read the tensor table of a torch checkpoint (names, dtypes, shapes,
@@ -174,11 +175,19 @@ _MARK = _Mark()
 class ScanError(Exception):
     """The bytes are not a well-formed pickle. ``partial`` is what was read before the fault:
     ``pickle.load`` runs each opcode as it reads it, so the globals imported (and the calls
-    made) before a malformed tail still count."""
+    made) before a malformed tail still count. ``inconclusive``: the scan stopped where a
+    loader may go on (an argument line too long to read), so the bytes may well be a pickle."""
 
-    def __init__(self, message: str, partial: PickleScan | None = None) -> None:
+    def __init__(
+        self, message: str, partial: PickleScan | None = None, inconclusive: bool = False
+    ) -> None:
         super().__init__(message)
         self.partial = partial
+        self.inconclusive = inconclusive
+
+
+class Inconclusive(ValueError):
+    """Raised by a reader the scan reads through: it cannot tell what a loader would read."""
 
 
 @dataclass
@@ -240,6 +249,115 @@ def _called(func: Any, called: set[str]) -> bool:
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="pickletools")
 
 
+# --- protocol-0 arguments, read as the C unpickler (_pickle.c) reads them -----------------
+#
+# pickletools reads INT with int(), so ``I0x10`` or ``I 7`` stops it at the first opcode; the
+# C unpickler reads it with strtol(s, &end, 0) (hex, octal, blanks, a sign), falls back to
+# int(s, 0), and ends every argument at a NUL byte as well as at the newline. A scan stricter
+# than the loader would call a pickle that runs code "not a pickle".
+
+_C_SPACE = b" \t\n\v\f\r"
+_HEX = {bytes([c]) for c in b"0123456789abcdef"}
+_LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _c_line(f: IO[bytes]) -> bytes:
+    """An argument line; the unpickler wants at least one byte before the newline."""
+    line = f.readline()
+    if not line.endswith(b"\n"):
+        raise ValueError("no newline found when trying to read a protocol-0 argument")
+    if len(line) < 2:
+        raise ValueError("an empty protocol-0 argument")
+    return line
+
+
+def _c_string(line: bytes) -> bytes:
+    """The line as a C string: it ends at the first NUL."""
+    return line.split(b"\0", 1)[0]
+
+
+def _strtol(line: bytes) -> int | None:
+    """What strtol(line, &end, 0) reads, when ``end`` lands on the newline or the NUL; None
+    when it stops short (the unpickler then tries int(line, 0))."""
+    s = _c_string(line)
+    i = 0
+    while i < len(s) and s[i] in _C_SPACE:
+        i += 1
+    sign = -1 if s[i : i + 1] == b"-" else 1
+    i += s[i : i + 1] in (b"-", b"+")
+    base, digits = 10, "0123456789"
+    if s[i : i + 2] in (b"0x", b"0X") and s[i + 2 : i + 3].lower() in _HEX:
+        base, digits, i = 16, "0123456789abcdef", i + 2
+    elif s[i : i + 1] == b"0":
+        base, digits = 8, "01234567"
+    j = i
+    while j < len(s) and chr(s[j]).lower() in digits:
+        j += 1
+    if j == i:  # no digits: end is the line's start
+        return 0 if s == b"" else None
+    if j < len(s) and s[j : j + 1] != b"\n":
+        return None
+    return sign * int(s[i:j], base)
+
+
+def _read_int(f: IO[bytes]) -> int | bool:
+    line = _c_line(f)
+    value = _strtol(line)
+    if value is None or not _LONG_MIN <= value <= _LONG_MAX:
+        return int(_c_string(line), 0)
+    if len(line) == 3 and value in (0, 1):
+        return bool(value)
+    return value
+
+
+def _read_long(f: IO[bytes]) -> int:
+    line = _c_line(f)
+    if line[-2:-1] == b"L":  # the unpickler drops an ending L, without requiring it
+        line = line[:-2]
+    return int(_c_string(line), 0)
+
+
+def _read_float(f: IO[bytes]) -> float:
+    return float(_c_string(_c_line(f)))
+
+
+def _read_memo_key(f: IO[bytes]) -> int:
+    return int(_c_string(_c_line(f)), 10)
+
+
+def _read_global(f: IO[bytes]) -> str:
+    """Module and name lines, as UTF-8 with no escapes; joined by a blank like pickletools."""
+    module = _c_line(f)[:-1].decode("utf-8")
+    return f"{module} {_c_line(f)[:-1].decode('utf-8')}"
+
+
+_OPCODES = {op.code: op for op in pickletools.opcodes}
+_READERS = {
+    "INT": _read_int,
+    "LONG": _read_long,
+    "FLOAT": _read_float,
+    "GET": _read_memo_key,
+    "PUT": _read_memo_key,
+    "GLOBAL": _read_global,
+    "INST": _read_global,
+}
+
+
+def _genops(data: bytes | IO[bytes]) -> Any:
+    """``pickletools.genops`` with the readers above."""
+    f: IO[bytes] = io.BytesIO(data) if isinstance(data, bytes) else data
+    while True:
+        pos = f.tell()
+        code = f.read(1)
+        op = _OPCODES.get(code.decode("latin-1"))
+        if op is None:
+            raise ValueError("pickle exhausted before seeing STOP" if not code else "bad opcode")
+        reader = _READERS.get(op.name) or (op.arg.reader if op.arg is not None else None)
+        yield op, (reader(f) if reader is not None else None), pos
+        if op.name == "STOP":
+            return
+
+
 def scan(data: bytes | IO[bytes] | io.RawIOBase) -> tuple[PickleScan, int]:
     """Evaluate one pickle symbolically; returns the scan and the offset just past STOP.
 
@@ -253,7 +371,7 @@ def scan(data: bytes | IO[bytes] | io.RawIOBase) -> tuple[PickleScan, int]:
     computed = module_state = False
     end = len(data) if isinstance(data, bytes) else -1
     try:
-        for op, raw_arg, pos in pickletools.genops(data):  # type: ignore[arg-type]
+        for op, raw_arg, pos in _genops(data):  # type: ignore[arg-type]
             arg: Any = raw_arg
             name = op.name
             if name in ("PROTO", "FRAME"):
@@ -369,7 +487,7 @@ def scan(data: bytes | IO[bytes] | io.RawIOBase) -> tuple[PickleScan, int]:
     except (ValueError, IndexError, KeyError, TypeError, ScanError) as e:
         partial = _result(seen, called, computed, module_state, stack[-1] if stack else None)
         partial.persistent = tuple(pids)
-        raise ScanError(str(e), partial) from None
+        raise ScanError(str(e), partial, isinstance(e, Inconclusive)) from None
     root = stack[-1] if stack else None
     result = _result(seen, called, computed, module_state, root)
     result.persistent = tuple(pids)

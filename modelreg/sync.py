@@ -11,6 +11,12 @@ Rules (docs/remotes.md says the same for users):
   receives is well-formed and that each new record agrees with its objects (size,
   content_hash, format, kind, and an ``inspect`` summary recomputed here). A record that
   does not is refused, naming the remote and the object; a record is never rewritten.
+  Pulling everything skips a family with a refused version (one warning) and pulls the
+  rest; pulling that family by name is an error. Every object is read up to a bound known
+  before reading it (a chunk's length in its manifest; 64 MiB for a record, tree or
+  manifest).
+- ``push --force`` replaces the remote's copy of a version this registry pushed (the remote
+  held this very record at the last sync) when it differs there now: damaged or forged.
 - The remote's refs change by compare-and-swap. A push that finds a version number taken on
   the remote by a different version fails with "the remote moved; pull first". Pushing a
   version also pushes its ancestors, so a parent named on the remote is the one meant.
@@ -24,6 +30,8 @@ Rules (docs/remotes.md says the same for users):
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +49,7 @@ from .errors import (
 )
 from .refs import FamilyRefs
 from .remotes import Remote, normalize_url, open_remote
+from .remotes.base import NotRegularFileError, ObjectTooLargeError
 from .repo import Repository
 from .tracking import TransferReport
 
@@ -63,6 +72,8 @@ def _parallel(
     count = total = 0
     with ThreadPoolExecutor(JOBS) as pool:
         for size in pool.map(fn, oids):
+            if size < 0:
+                continue  # refused unread: not moved
             count += 1
             total += size
             if progress:
@@ -195,6 +206,11 @@ def _publish(
         except RemoteMovedError:
             continue  # someone else pushed this family meanwhile: merge again
         report.versions += added
+        report.replaced += [
+            f"{family}@{v}"
+            for v, oid in merged.versions.items()
+            if theirs.versions.get(v, oid) != oid
+        ]
         report.tags += changes
         break
     else:
@@ -229,10 +245,13 @@ def _wanted_refs(
         except (ModelregError, OSError) as e:
             if explicit:
                 raise
+            where = f"refs file refs/{family}.yaml on remote {name}"
             if isinstance(e, InvalidNameError):
-                why = f"refs file refs/{family}.yaml on remote {name} has no valid model name"
+                why = f"{where} has no valid model name"
+            elif isinstance(e, NotRegularFileError):
+                why = f"{where} is {e.kind}, not a regular file"
             elif isinstance(e, OSError):
-                why = f"refs file refs/{family}.yaml on remote {name} cannot be read"
+                why = f"{where} cannot be read"
             else:
                 why = e.args[0]
             report.warnings.append(f"{why}; skipped it")
@@ -246,8 +265,8 @@ def _wanted_refs(
 def _refused(name: str, what: str) -> CorruptObjectError:
     return CorruptObjectError(
         f"remote {name}: {what}",
-        hint="nothing was changed locally; the remote's copy is damaged or forged: "
-        "push it again from a registry that registered it",
+        hint="nothing was changed locally; the remote's copy is damaged or forged: the "
+        "registry that pushed that version can replace it with 'modelreg push --force'",
     )
 
 
@@ -261,7 +280,16 @@ def pull_from(
     started = time.monotonic()
     report = TransferReport(remote=name)
     remote.check(create=False)
-    remote_refs = _wanted_refs(name, remote, list(families), report)
+    named = list(families)
+    remote_refs = _wanted_refs(name, remote, named, report)
+    # A family with a version the remote's objects do not bear out is skipped whole, with a
+    # warning, when pulling everything; pulling it by name is an error.
+    refused: dict[str, str] = {}  # family -> what is wrong, starting with NAME@vN
+
+    def refuse(family: str, what: str) -> None:
+        if named:
+            raise _refused(name, what)
+        refused.setdefault(family, what)
 
     # Versions removed here stay removed: their objects are not fetched again.
     wanted: list[tuple[str, str, str]] = []  # (record oid, family, vN)
@@ -270,10 +298,21 @@ def pull_from(
         removed = set(local.removed) if local else set()
         wanted += [(oid, family, v) for v, oid in theirs.versions.items() if v not in removed]
     fetched: set[str] = set()
+    limits: dict[str, int] = {}  # oid -> the most bytes it may have (verify.version_objects)
+    oversized: dict[str, str] = {}  # oid -> why reading it stopped
 
     def receive(oid: str) -> int:
+        limit = limits.get(oid, verify.MAX_STRUCTURED_BYTES)
         try:
-            size = repo.objects.add_stream(oid, remote.iter_object(oid))
+            size = repo.objects.add_stream(oid, remote.iter_object(oid, limit))
+        except ObjectTooLargeError:
+            oversized[oid] = (
+                f"object {oid} is larger than {limit >> 20} MiB, too large for a record, "
+                "tree or manifest"
+                if limit == verify.MAX_STRUCTURED_BYTES
+                else f"object {oid} is larger than the {limit} bytes its manifest gives it"
+            )
+            return -1
         except CorruptObjectError:
             raise CorruptObjectError(
                 f"object {oid} from remote {remote.url} is corrupt (its bytes do not match its id)",
@@ -285,31 +324,55 @@ def pull_from(
     with repo.gc_lock(shared=True):
         # Each walk goes one level further down (record, root, manifests, chunks), checking
         # the shape of what it reads; what is absent is fetched before the next walk.
-        absent: set[str] = set()
+        absent: dict[str, set[str]] = {}  # family -> objects it still needs
+        stopped: list[str] = []
 
-        def need(oid: str) -> bool:
+        def need(oid: str, into: set[str]) -> bool:
+            if oid in oversized:
+                stopped.append(oid)
+                return False
             if repo.objects.exists(oid):
                 return True
-            absent.add(oid)
+            into.add(oid)
             return False
 
         while True:
             absent.clear()
             for oid, family, v in wanted:
+                if family in refused:
+                    continue
+                stopped.clear()
+                into = absent.setdefault(family, set())
                 try:
-                    verify.version_objects(repo, oid, need)
+                    verify.version_objects(repo, oid, functools.partial(need, into=into), limits)
                 except MalformedObjectError as e:
-                    raise _refused(name, f"{family}@{v}: {e.args[0]}") from None
-            if not absent:
+                    refuse(family, f"{family}@{v}: {e.args[0]}")
+                    continue
+                if stopped:
+                    refuse(family, f"{family}@{v}: {oversized[stopped[0]]}")
+            todo: set[str] = set().union(*(o for f, o in absent.items() if f not in refused))
+            if not todo:
                 break
-            n, size = _parallel(receive, sorted(absent), progress)
+            n, size = _parallel(receive, sorted(todo), progress)
             report.objects += n
             report.bytes += size
         checked = verify.Checked()
         for oid, family, v in wanted:
-            _check_record(repo, name, oid, family, v, fetched, checked)
+            if family in refused:
+                continue
+            try:
+                _check_record(repo, oid, family, v, fetched, checked)
+            except CorruptObjectError as e:
+                refuse(family, e.args[0])
         repo.objects.sync()
+        for family, what in refused.items():
+            report.warnings.append(
+                f"remote {name}: {what}; skipped family {family} (the registry that pushed it "
+                "can replace the remote's copy with 'modelreg push --force')"
+            )
         for family, theirs in remote_refs.items():
+            if family in refused:
+                continue
             base = tracking.read_tracking(repo, name, family)
             advanced = repo.refs.update(
                 family,
@@ -338,7 +401,6 @@ def _reparent(repo: Repository, name: str, renamed: dict[str, str], report: Tran
 
 def _check_record(
     repo: Repository,
-    name: str,
     oid: str,
     family: str,
     version: str,
@@ -347,16 +409,20 @@ def _check_record(
 ) -> None:
     """A record the remote files under NAME@vN must be that version; one that came from the
     remote must agree with its objects, and a manifest that came with it must hash to its
-    ``hash``."""
+    ``hash``. Raises CorruptObjectError saying what is wrong, starting with NAME@vN."""
     rec = repo.record(oid)
     if rec["name"] != family or rec["version"] != version:
-        raise _refused(name, f"{family}@{version} names a record of {rec['name']}@{rec['version']}")
+        raise CorruptObjectError(
+            f"{family}@{version} names a record of {rec['name']}@{rec['version']}"
+        )
     if oid not in fetched:
         return
     try:
         verify.check_version(repo, oid, rehash=fetched.__contains__, checked=checked)
     except CorruptObjectError as e:
-        raise _refused(name, f"{family}@{version}: record {oid} is refused: {e.args[0]}") from None
+        raise CorruptObjectError(
+            f"{family}@{version}: record {oid} is refused: {e.args[0]}"
+        ) from None
 
 
 # --- fsck --repair -----------------------------------------------------------------------
@@ -381,11 +447,13 @@ def repair(repo: Repository) -> maintenance.FsckReport:
     while True:
         bad = sorted((set(report.corrupt) | set(report.missing)) - set(repaired))
         fixed: dict[str, str] = {}
+        limits = _limits(repo)
         with repo.gc_lock(shared=True):
             for oid in bad:
+                limit = limits.get(oid, verify.MAX_STRUCTURED_BYTES)
                 for remote_name, remote in reachable.items():
                     try:
-                        repo.objects.add_stream(oid, remote.iter_object(oid))
+                        repo.objects.add_stream(oid, remote.iter_object(oid, limit))
                     except ModelregError:
                         continue  # not there, or damaged there too
                     fixed[oid] = remote_name
@@ -399,6 +467,18 @@ def repair(repo: Repository) -> maintenance.FsckReport:
     if report.corrupt or report.missing:
         report.problems += unusable
     return report
+
+
+def _limits(repo: Repository) -> dict[str, int]:
+    """The most bytes each object the versions here need may have, as far as the objects
+    here tell (a chunk's length in its manifest): what a repair reads from a remote."""
+    limits: dict[str, int] = {}
+    with contextlib.suppress(ModelregError, OSError):  # damaged refs: fsck says so
+        for refs in list(repo.refs):
+            for oid in refs.versions.values():
+                with contextlib.suppress(ModelregError, OSError):  # damaged: fsck says so
+                    verify.version_objects(repo, oid, repo.objects.exists, limits)
+    return limits
 
 
 # --- clone -----------------------------------------------------------------------------

@@ -29,6 +29,9 @@ class TransferReport:
     bytes: int = 0
     seconds: float = 0.0
     versions: list[str] = field(default_factory=list)
+    replaced: list[str] = field(
+        default_factory=list
+    )  # push --force: the remote's copy was not ours
     renumbered: list[tuple[str, str]] = field(default_factory=list)
     reparented: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
@@ -84,13 +87,29 @@ def merged_for_push(
     remote_name: str,
 ) -> tuple[FamilyRefs, list[str], list[str]]:
     """The remote's refs with the chosen versions and the tags moved here; (refs, versions
-    added, tag changes). Raises RemoteMovedError on a taken number or a tag conflict."""
+    added, tag changes). Raises RemoteMovedError on a taken number or a tag conflict.
+
+    A version this registry published (the remote held this very record at the last sync)
+    that the remote now holds differently was changed there by someone else: a version
+    number never changes, so its copy is damaged or forged. ``force`` puts this registry's
+    record back; a version published from elsewhere is never replaced."""
     family = local.name
     merged = copy_refs(theirs)
     added = []
+    seen = tracking.versions if tracking else {}
     for v in sorted(chosen, key=names.version_number):
         if v in theirs.versions and theirs.versions[v] != local.versions[v]:
-            raise RemoteMovedError(f"the remote moved: it has a different {family}@{v}")
+            if seen.get(v) != local.versions[v]:
+                raise RemoteMovedError(f"the remote moved: it has a different {family}@{v}")
+            if not force:
+                raise RemoteMovedError(
+                    f"the remote's copy of {family}@{v} differs from yours, which you pushed "
+                    "there; version numbers never change, so it is damaged or forged",
+                    hint="'modelreg push --force' replaces it with yours",
+                )
+            merged.versions[v] = local.versions[v]
+            added.append(f"{family}@{v}")
+            continue
         if v in theirs.removed:
             raise RemoteMovedError(f"the remote moved: {family}@{v} was removed there")
         if v not in theirs.versions:
@@ -148,7 +167,8 @@ def merge_pulled(
         if v in published:
             raise RemoteError(
                 f"{family}@{v} differs from the copy on the remote, which it was pushed to",
-                hint="published versions never change; inspect the remote with 'modelreg diff'",
+                hint="published versions never change: if yours is the right one, "
+                "'modelreg push --force' replaces the remote's copy with yours",
             )
     if clashes:
         _renumber(repo, local, theirs, published, report)

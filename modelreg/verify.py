@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import datetime as dt
 import mmap
 import os
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from typing import Any, cast
 from . import files, names
 from .errors import CorruptObjectError, MalformedObjectError, ModelregError
 from .hashing import READ_SIZE, is_oid, new_hasher
-from .metadata import USER_FIELDS
+from .metadata import USER_FIELDS, check_metadata, check_text
 from .objects import ObjectStore
 from .repo import Repository
 
@@ -55,18 +56,28 @@ def check_record(obj: object) -> dict[str, Any]:
         not isinstance(source, str)
         or source in ("", ".", "..")
         or any(c in source for c in "/\\\0")
+        or _control(source)
     ):
         raise bad(f"its source {source!r:.80} is not a plain file or folder name")
+    if _control(obj["format"]) or _control(obj["content_hash"]):
+        raise bad("its content_hash or format holds a control character")
     parent = obj.get("parent")
     if parent is not None:
         try:
             names.check_version(names.parse_spec(str(parent))[1])
         except ModelregError:
             raise bad(f"its parent {parent!r:.80} is not NAME@vN") from None
+        if parent == f"{obj['name']}@{obj['version']}":
+            raise bad(f"its parent {parent} is the version itself")
     if "inspect" in obj and not isinstance(obj["inspect"], dict):  # absent: made before it
         raise bad("its inspect summary is not a mapping")
-    if not isinstance(obj.get("registered_at"), str):
+    when = obj.get("registered_at")
+    if not isinstance(when, str):
         raise bad("its registered_at is not text")
+    try:
+        dt.datetime.fromisoformat(when)
+    except ValueError:
+        raise bad(f"its registered_at {when!r:.40} is not an ISO 8601 time") from None
     for key, kind in USER_FIELDS.items():
         if obj.get(key) is not None and not isinstance(obj[key], kind):
             raise bad(f"its {key} has the wrong type")
@@ -75,7 +86,46 @@ def check_record(obj: object) -> dict[str, Any]:
         isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in metrics.values()
     ):
         raise bad("a metric is neither a number nor text")
+    for key in USER_FIELDS:
+        try:
+            _check_field(key, obj.get(key))
+        except ModelregError as e:
+            raise bad(f"its {key} is invalid: {e.args[0]}") from None
     return obj
+
+
+def _control(text: str) -> bool:
+    """Text holds a character that moves or restyles a terminal (C0 but tab and newline,
+    DEL, C1): printed by ``show``, it could forge what the user sees."""
+    return any((ord(c) < 32 and c not in "\t\n") or 0x7F <= ord(c) <= 0x9F for c in text)
+
+
+def _printable(what: str, text: str) -> None:
+    check_text(what, text)
+    if _control(text):
+        raise MalformedObjectError(f"{what} holds a control character")
+
+
+def _check_field(key: str, value: Any) -> None:
+    """One metadata field of a record, checked as ``register`` checks what it is given
+    (``metadata.check_metadata``), except that a metric may be text: modelreg once accepted
+    text metrics, so records made then hold them."""
+    if value is None:
+        return
+    if key == "metrics":
+        # Text metrics: their names are checked as any metric's, their values as text.
+        check_metadata({key: {k: 0 if isinstance(v, str) else v for k, v in value.items()}})
+        for k, v in value.items():
+            if isinstance(v, str):
+                _printable(f"metric {k!r}", v)
+        return
+    check_metadata({key: value})
+    if isinstance(value, str):
+        _printable(key, value)
+    elif key == "params":
+        for k, v in value.items():
+            if isinstance(v, str):
+                _printable(f"param {k!r}", v)
 
 
 class _UnverifiedMaps(ObjectStore):
@@ -146,18 +196,31 @@ def _json(store: ObjectStore, oid: str) -> Any:
         raise MalformedObjectError(f"object {oid} is not JSON") from None
 
 
-def version_objects(repo: Repository, record_oid: str, need: Callable[[str], bool]) -> None:
+def version_objects(
+    repo: Repository,
+    record_oid: str,
+    need: Callable[[str], bool],
+    limits: dict[str, int] | None = None,
+) -> None:
     """Call ``need`` on every object one version needs (record, manifest or tree, the tree's
     manifests, chunks), checking the shape of each structured one on the way: the one walk
     pull and fsck share. It descends only where ``need`` returns True (the object is here).
     A malformed object raises MalformedObjectError naming it; an unreadable one, the store's
-    error."""
-    if not need(record_oid):
+    error. ``limits``, when given, learns the most bytes each object may have before ``need``
+    is asked for it: a chunk's length in its manifest, ``MAX_STRUCTURED_BYTES`` for a
+    record, tree or manifest (so pull can stop reading a remote's object past it)."""
+    bounds = limits if limits is not None else {}
+
+    def needs(oid: str, limit: int) -> bool:
+        bounds[oid] = max(bounds.get(oid, 0), limit)
+        return need(oid)
+
+    if not needs(record_oid, MAX_STRUCTURED_BYTES):
         return
     try:
         rec = check_record(_json(repo.objects, record_oid))
         root = rec["root"]
-        if not need(root):
+        if not needs(root, MAX_STRUCTURED_BYTES):
             return
         body = _json(repo.objects, root)
         want = "tree" if rec["kind"] == "dir" else "file"
@@ -177,14 +240,15 @@ def version_objects(repo: Repository, record_oid: str, need: Callable[[str], boo
     else:
         manifests = [root]
     for m in manifests:
-        if m != root and not need(m):
+        if m != root and not needs(m, MAX_STRUCTURED_BYTES):
             continue
         try:
             manifest = files.check_manifest(_json(repo.objects, m))
         except MalformedObjectError as e:
             raise MalformedObjectError(f"object {m} is {e.args[0]}") from None
-        for chunk in files.chunk_ids(manifest):
-            need(chunk)
+        for part in manifest["parts"]:
+            if "o" in part:
+                needs(part["o"], part["n"])
 
 
 @dataclass

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +79,28 @@ def bob(tmp_path: Path, remote_url: str, run: CliRun) -> Path:
     return bob
 
 
-def _refused(run: CliRun, bob: Path, message: str) -> None:
-    before = tree_snapshot(bob / ".modelreg" / "refs")
+SKIPPED = (
+    "; skipped family {} (the registry that pushed it can replace the remote's copy with "
+    "'modelreg push --force')"
+)
+
+
+def _refused(run: CliRun, bob: Path, message: str, family: str = "m", other: str = "d") -> None:
+    """Pulling everything skips the family with one warning and pulls the others; pulling
+    that family by name is a one-line error that changes nothing."""
     r = run("-C", bob, "pull")
+    assert r.exit_code == 0, r.output
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: remote origin: "), r.stderr
+    assert message in lines[0] and lines[0].endswith(SKIPPED.format(family)), lines[0]
+    assert ModelRegistry(bob).list_families() == [other]
+    before = tree_snapshot(bob / ".modelreg")
+    r = run("-C", bob, "pull", family)
     assert r.exit_code == 1
     assert r.stderr.startswith("error: remote origin: ") and r.stderr.count("\n") == 1, r.stderr
     assert message in r.stderr and "internal error" not in r.stderr
-    assert tree_snapshot(bob / ".modelreg" / "refs") == before
+    assert "'modelreg push --force'" in r.stderr
+    assert tree_snapshot(bob / ".modelreg") == before
 
 
 def _alias_bomb(depth: int) -> bytes:
@@ -199,14 +217,15 @@ def test_clone_refuses_a_record_that_claims_the_benign_models_verdict(
     oid = put_json(remote_url, forged)
     point(remote_url, "m", "v2", oid)
     r = run("clone", remote_url, tmp_path / "victim")
-    assert r.exit_code == 1 and r.stderr.count("\n") == 1
+    assert r.exit_code == 0 and r.stderr.count("\n") == 1, r.output
     said = (
         "it claims inspect verdict 'safe'; its content gives 'unsafe'"
         if claim == "inspect"
         else f"it claims content_hash '{good['content_hash']}'"
     )
-    assert f"error: remote origin: m@v2: record {oid} is refused: {said}" in r.stderr
-    assert not (tmp_path / "victim").exists()
+    assert r.stderr.startswith(f"warning: remote origin: m@v2: record {oid} is refused: {said}")
+    assert r.stderr.endswith(SKIPPED.format("m") + "\n")
+    assert ModelRegistry(tmp_path / "victim").list_families() == ["d"]
 
 
 def test_one_record_filed_under_two_numbers_is_refused(
@@ -225,7 +244,13 @@ def test_a_tree_with_a_path_out_of_its_folder_is_refused(
     rec = {k: v for k, v in rec.items() if k != "tags"}
     rec["version"], rec["root"] = "v2", put_json(remote_url, tree)
     point(remote_url, "d", "v2", put_json(remote_url, rec))
-    _refused(run, bob, f"d@v2: object {rec['root']} is not a well-formed tree: it has an unsafe")
+    _refused(
+        run,
+        bob,
+        f"d@v2: object {rec['root']} is not a well-formed tree: it has an unsafe",
+        family="d",
+        other="m",
+    )
 
 
 def test_a_manifest_too_large_to_be_one_is_refused_before_it_is_parsed(
@@ -237,3 +262,247 @@ def test_a_manifest_too_large_to_be_one_is_refused_before_it_is_parsed(
     rec["version"], rec["root"] = "v2", oid_of(huge)
     point(remote_url, "m", "v2", put_json(remote_url, rec))
     _refused(run, bob, f"object {oid_of(huge)} is larger than 64 MiB, too large for a record")
+
+
+# --- a folder remote cannot hang a pull or make it read without end --------------------------
+
+
+def _chunk_of(registry: ModelRegistry, spec: str = "d@v1") -> tuple[str, int]:
+    """(id, length) of a chunk of ``spec``."""
+    rec = registry.repo.lookup(spec)
+    tree = registry.repo.objects.get_json(rec["root"])
+    manifest = registry.repo.objects.get_json(next(iter(tree["entries"].values()))["manifest"])
+    part = next(p for p in manifest["parts"] if "o" in p)
+    return part["o"], part["n"]
+
+
+def _cli(*args: object, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The CLI in a child process: a hang is a failed test, not a hung suite."""
+    return subprocess.run(
+        [sys.executable, "-m", "modelreg", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+
+
+@pytest.fixture
+def folder_alice(tmp_path: Path) -> tuple[ModelRegistry, Path]:
+    """alice (m@v1, d@v1) pushed to a folder remote."""
+    remote = tmp_path / "rem"
+    registry = ModelRegistry(tmp_path / "alice")
+    good = tmp_path / "good.pkl"
+    good.write_bytes(pickle.dumps({"w": [1.0, 2.0]}, protocol=2))
+    registry.register("m", good)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    write_bytes(folder / "w.bin", 20_000)
+    registry.register("d", folder)
+    registry.add_remote("origin", str(remote))
+    registry.push()
+    return registry, remote
+
+
+def test_a_fifo_under_the_remotes_refs_is_skipped_not_waited_on(
+    folder_alice: tuple[ModelRegistry, Path], tmp_path: Path
+) -> None:
+    _alice, remote = folder_alice
+    os.mkfifo(remote / "refs" / "fifo.yaml")
+    os.symlink(remote / "refs" / "m.yaml", remote / "refs" / "link.yaml")
+    r = _cli("clone", remote, tmp_path / "bob")
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stderr.splitlines()) == [
+        "warning: refs file refs/fifo.yaml on remote origin is a FIFO, not a regular file; "
+        "skipped it",
+        "warning: refs file refs/link.yaml on remote origin is a symbolic link, not a regular "
+        "file; skipped it",
+    ]
+    assert ModelRegistry(tmp_path / "bob").list_families() == ["d", "m"]
+    r = _cli("-C", tmp_path / "bob", "pull", "fifo")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert "refs/fifo.yaml on remote " in r.stderr and "is a FIFO, not a regular file" in r.stderr
+
+
+@pytest.mark.parametrize("what", ["fifo", "link to /dev/zero", "link to a good copy"])
+def test_an_object_that_is_not_a_regular_file_is_one_line_error(
+    folder_alice: tuple[ModelRegistry, Path], tmp_path: Path, what: str
+) -> None:
+    alice, remote = folder_alice
+    oid, _n = _chunk_of(alice)
+    path = remote / "objects" / oid[:2] / oid[2:]
+    copy = tmp_path / "copy"
+    copy.write_bytes(path.read_bytes())
+    path.unlink()
+    if what == "fifo":
+        os.mkfifo(path)
+    else:
+        os.symlink("/dev/zero" if what == "link to /dev/zero" else copy, path)
+    r = _cli("clone", remote, tmp_path / "bob", timeout=30)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    kind = "a FIFO" if what == "fifo" else "a symbolic link"
+    assert r.stderr.startswith(f"error: object {oid} on remote {remote} is {kind}, not a regular")
+    assert not (tmp_path / "bob").exists()
+
+
+def test_a_chunk_longer_than_its_manifest_says_is_not_read_past_it(
+    alice: ModelRegistry, remote_url: str, run: CliRun, bob: Path
+) -> None:
+    oid, n = _chunk_of(alice)
+    put_raw(remote_url, f"objects/{oid[:2]}/{oid[2:]}", b"\0" * (n + (8 << 20)))
+    _refused(
+        run,
+        bob,
+        f"d@v1: object {oid} is larger than the {n} bytes its manifest gives it",
+        family="d",
+        other="m",
+    )
+
+
+@pytest.mark.parametrize("kind", ["folder", "s3"])
+def test_a_remotes_object_is_read_only_up_to_its_bound(
+    tmp_path: Path, request: pytest.FixtureRequest, kind: str
+) -> None:
+    from modelreg.remotes.base import ObjectTooLargeError, bounded
+
+    def endless() -> Iterator[bytes]:
+        while True:
+            yield b"\0" * 4096
+
+    with pytest.raises(ObjectTooLargeError, match="larger than the 10000 bytes it may have"):
+        for _ in bounded(endless(), "r", "x" * 32, 10_000):
+            pass
+    if kind == "folder":
+        url = str(tmp_path / "r")
+    else:
+        from .conftest import new_bucket
+
+        url = f"s3://{new_bucket(request.getfixturevalue('s3'))}/x"
+    remote = open_remote(url)
+    remote.check(create=True)
+    body = b"z" * 100_000
+    remote.put_object(oid_of(body), body)
+    assert remote.get_object(oid_of(body), 100_000) == body
+    with pytest.raises(ObjectTooLargeError, match=f"object {oid_of(body)} on remote {url} is "):
+        remote.get_object(oid_of(body), 99_999)
+
+
+# --- records are checked as register checks its input ---------------------------------------
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("metrics", {"f1": NAN}, "its metrics is invalid: metric 'f1' is nan"),
+        ("metrics", {"acc": float("inf")}, "its metrics is invalid: metric 'acc' is inf"),
+        ("metrics", {"k\nfake": 1}, "its metrics is invalid: invalid metric name 'k\\nfake'"),
+        ("metrics", {"acc": "\x1b[2J"}, "its metrics is invalid: metric 'acc' holds a control"),
+        ("description", "\x1b]0;owned\x07", "its description is invalid: description"),
+        ("framework", "torch\r", "its framework is invalid: framework"),
+        ("input_shape", ["x", {"a": 1}], "its input_shape is invalid: input_shape ['x', {'a"),
+        ("params", {"p": {"nested": [1]}}, "its params is invalid: param 'p' must be text"),
+        ("params", {"p": 2**70}, "its params is invalid: param 'p' is too large"),
+        ("registered_at", "yesterday", "its registered_at 'yesterday' is not an ISO 8601 time"),
+        ("parent", "m@v2", "its parent m@v2 is the version itself"),
+        ("source", "a\x1b[1m", "its source 'a\\x1b[1m' is not a plain file or folder name"),
+    ],
+)
+def test_a_record_is_checked_as_register_checks_metadata(
+    alice: ModelRegistry,
+    remote_url: str,
+    run: CliRun,
+    bob: Path,
+    field: str,
+    value: Any,
+    message: str,
+) -> None:
+    rec = alice.repo.record(alice.repo.family("m").versions["v1"])
+    rec["version"], rec[field] = "v2", value
+    oid = put_json(remote_url, rec)
+    point(remote_url, "m", "v2", oid)
+    _refused(run, bob, f"m@v2: object {oid} is not a well-formed version record: {message}")
+
+
+def test_text_metrics_of_old_records_are_accepted(
+    alice: ModelRegistry, remote_url: str, run: CliRun, bob: Path
+) -> None:
+    rec = alice.repo.record(alice.repo.family("m").versions["v1"])
+    rec["version"], rec["metrics"] = "v2", {"acc": "high", "f1": 0.5}
+    rec["registered_at"] = "2024-03-01T12:00:00+00:00"
+    point(remote_url, "m", "v2", put_json(remote_url, rec))
+    r = run("-C", bob, "pull")
+    assert r.exit_code == 0 and r.stderr == "", r.output
+    assert ModelRegistry(bob).get("m", "v2")["metrics"] == {"acc": "high", "f1": 0.5}
+
+
+def test_fsck_names_a_record_with_metadata_register_refuses(
+    alice: ModelRegistry, run: CliRun
+) -> None:
+    rec = alice.repo.record(alice.repo.family("m").versions["v1"])
+    rec.update(
+        metrics={"acc": "high", "f1": NAN, "k\nfake": 1},
+        description="\x1b]0;owned\x07",
+        input_shape=["x", {"a": 1}],
+        params={"p": {"nested": [1]}},
+        registered_at="yesterday",
+        parent="m@v1",
+    )
+    for said in ("its parent m@v1 is the version itself", "its metrics is invalid: metric"):
+        oid = alice.repo.objects.add_json(rec)
+        alice.repo.objects.sync()
+
+        def swap(refs: FamilyRefs, oid: str = oid) -> None:
+            refs.versions["v1"] = oid
+
+        alice.repo.refs.update("m", swap)
+        r = run("-C", alice.root, "fsck")
+        assert r.exit_code == 1
+        assert f"m@v1: object {oid} is not a well-formed version record: {said}" in r.stdout
+        rec = {**rec, "parent": None, "registered_at": "2024-03-01T12:00:00Z"}
+        rec = {**rec, "description": None, "input_shape": None, "params": None}
+
+
+# --- push --force republishes a version from the registry that pushed it ---------------------
+
+
+def test_push_force_replaces_a_forged_copy_of_a_version_this_registry_pushed(
+    alice: ModelRegistry, remote_url: str, run: CliRun, tmp_path: Path
+) -> None:
+    carol = tmp_path / "carol"
+    assert run("clone", remote_url, carol).exit_code == 0
+    second = tmp_path / "second.pkl"
+    second.write_bytes(pickle.dumps({"w": [3.0]}, protocol=2))
+    alice.register("m", second)
+    alice.push()
+    mine = alice.repo.family("m").versions["v2"]
+    forged = {**alice.repo.record(mine), "registered_at": "yesterday"}
+    point(remote_url, "m", "v2", put_json(remote_url, forged))
+
+    r = run("clone", remote_url, tmp_path / "bob")
+    assert r.exit_code == 0 and "skipped family m" in r.stderr
+
+    r = run("-C", alice.root, "push")
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1
+    assert r.stderr == (
+        "error: the remote's copy of m@v2 differs from yours, which you pushed there; version "
+        "numbers never change, so it is damaged or forged; 'modelreg push --force' replaces it "
+        "with yours\n"
+    )
+    # a registry that never pushed m@v2 cannot replace it, even with --force
+    third = tmp_path / "third.pkl"
+    third.write_bytes(pickle.dumps({"w": [4.0]}, protocol=2))
+    run("-C", carol, "register", "m", third)
+    r = run("-C", carol, "push", "--force")
+    assert r.exit_code == 1 and "the remote moved: it has a different m@v2" in r.stderr
+
+    r = run("-C", alice.root, "push", "--force")
+    assert r.exit_code == 0, r.output
+    assert "  m@v2 (replaced the remote's copy)" in r.stdout.splitlines()
+    got = open_remote(remote_url).read_ref("m")
+    assert got is not None and FamilyRefs.from_yaml("m", got[0], "r").versions["v2"] == mine
+    r = run("-C", tmp_path / "bob", "pull")
+    assert r.exit_code == 0 and r.stderr == "", r.output
+    assert ModelRegistry(tmp_path / "bob").repo.family("m").versions["v2"] == mine

@@ -9,8 +9,10 @@ never creates the marker.
 from __future__ import annotations
 
 import copy
+import io
 import os
 import pickle
+import struct
 import subprocess
 import sys
 import zipfile
@@ -316,3 +318,262 @@ def test_a_legacy_tar_checkpoint_is_unknown(repo_dir: Path, tmp_path: Path, torc
         registry.load("old")
     assert not marker.exists()
     assert torch_would_run_it(path, marker, tmp_path)
+
+
+# --- files modelreg once called safe or n/a: every one is at least unknown -----------------
+
+
+def numpy_would_run_it(path: Path, marker: Path, tmp_path: Path) -> bool:
+    """Load ``path`` with numpy.load(allow_pickle=True) in a subprocess; did the code run?"""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir(exist_ok=True)
+    code = (
+        "import sys, numpy; z = numpy.load(sys.argv[1], allow_pickle=True)\n"
+        "for k in getattr(z, 'files', ()): z[k]"  # an .npz reads each array on access
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], cwd=scratch, timeout=300, check=False)
+    ran = marker.exists()
+    marker.unlink(missing_ok=True)
+    return ran
+
+
+def _zip_bytes(files: dict[str, bytes]) -> bytearray:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return bytearray(out.getvalue())
+
+
+def zip64_locator_elsewhere(folder: Path, marker: Path) -> Path:
+    """A torch zip whose zip64 locator points at a second directory hidden in a tensor's bytes:
+    zipfile reads the zip64 record before the locator (a benign checkpoint), torch's reader
+    follows the locator (a data.pkl that runs code)."""
+    prefix, members = _torch_members(folder)
+    tensor = next(n for n, _d in members if "/data/" in n)
+
+    def eocd(b: bytearray) -> tuple[int, tuple[int, int, int]]:
+        e = b.rfind(b"PK\x05\x06")
+        return e, struct.unpack("<HII", b[e + 10 : e + 20])
+
+    def z64(n: int, size: int, off: int) -> bytes:
+        return struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, n, n, size, off)
+
+    def build(payload: bytes) -> bytearray:
+        return _zip_bytes({n: (payload if n == tensor else d) for n, d in members})
+
+    pad = 4096
+    first = build(bytes(pad))
+    info = zipfile.ZipFile(io.BytesIO(first)).getinfo(tensor)
+    local = info.header_offset
+    x = local + 30 + sum(struct.unpack("<HH", first[local + 26 : local + 30]))
+    evil = pickle.dumps(Evil(marker), protocol=2)
+    m = _zip_bytes(
+        {f"{prefix}/data.pkl": evil, f"{prefix}/byteorder": b"little", f"{prefix}/version": b"3\n"}
+    )
+    e, (n, size, off) = eocd(m)
+    p = off
+    for _ in range(n):  # shift the hidden directory's offsets to where it will sit
+        m[p + 42 : p + 46] = struct.pack("<I", struct.unpack("<I", m[p + 42 : p + 46])[0] + x)
+        p += 46 + sum(struct.unpack("<HHH", m[p + 28 : p + 34]))
+    hidden, hidden_z64 = bytes(m[:e]) + z64(n, size, off + x), x + e
+    f = build(hidden + bytes(pad - len(hidden)))
+    e, (n, size, off) = eocd(f)
+    tail = (
+        z64(n, size, off)
+        + struct.pack("<IIQI", 0x07064B50, 0, hidden_z64, 1)
+        + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, n, n, size, off, 0)
+    )
+    path = folder / "zip64.pt"
+    path.write_bytes(bytes(f[:e]) + tail)
+    return path
+
+
+def hex_int_pickle(folder: Path, marker: Path) -> Path:
+    """A protocol-0 pickle opening with ``I0x10``: the C unpickler reads INT with strtol (base
+    0: hex, octal, blanks, a sign), pickletools with int() and gives up at the first opcode."""
+    path = folder / "hex.pkl"
+    path.write_bytes(b"I0x10\n0cos\nsystem\n(S'touch %s'\ntR." % str(marker).encode())
+    return path
+
+
+def padded_int_pickle(folder: Path, marker: Path) -> Path:
+    """strtol skips leading blanks: 2 MiB of them put the INT's newline past the scan's line
+    limit, where the scan cannot follow."""
+    path = folder / "padded.pkl"
+    evil = b"0cos\nsystem\n(S'touch %s'\ntR." % str(marker).encode()
+    path.write_bytes(b"I" + b" " * (2 << 20) + b"0x10\n" + evil)
+    return path
+
+
+def v7_tar(folder: Path, marker: Path) -> Path:
+    """A legacy tar checkpoint in the old V7 layout: no ``ustar`` magic at byte 257."""
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in [
+            ("storages", pickle.dumps(Evil(marker), protocol=2)),
+            ("tensors", b""),
+            ("pickle", b""),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    b, off = bytearray(buf.getvalue()), 0
+    while b[off : off + 512] != bytes(512):
+        size = int(b[off + 124 : off + 136].strip(b"\0 ") or b"0", 8)
+        b[off + 257 : off + 265] = bytes(8)  # no magic, no version
+        b[off + 148 : off + 156] = b" " * 8
+        b[off + 148 : off + 156] = b"%06o\0 " % sum(b[off : off + 512])
+        off += 512 + (size + 511) // 512 * 512
+    path = folder / "v7.pt"
+    path.write_bytes(bytes(b))
+    return path
+
+
+def object_npy(folder: Path, marker: Path) -> Path:
+    """``np.save`` of an object array: the data after the header is a pickle."""
+    import numpy as np
+
+    array = np.empty(2, dtype=object)
+    array[0], array[1] = 1, Evil(marker)
+    path = folder / "objects.npy"
+    np.save(path, array)
+    return path
+
+
+def object_npz(folder: Path, marker: Path) -> Path:
+    """``np.savez_compressed`` with an object array among plain ones."""
+    import numpy as np
+
+    array = np.empty(1, dtype=object)
+    array[0] = Evil(marker)
+    path = folder / "objects.npz"
+    np.savez_compressed(path, weights=np.arange(4.0), extra=array)
+    return path
+
+
+NOT_SAFE = {
+    "zip64 locator pointing at a hidden directory": (zip64_locator_elsewhere, torch_would_run_it),
+    "protocol-0 pickle opening with a hex INT": (hex_int_pickle, torch_would_run_it),
+    "protocol-0 INT past the line limit": (padded_int_pickle, torch_would_run_it),
+    "V7 tar checkpoint (no ustar magic)": (v7_tar, torch_would_run_it),
+    "object-dtype .npy": (object_npy, numpy_would_run_it),
+    "object-dtype member of an .npz": (object_npz, numpy_would_run_it),
+}
+
+
+@pytest.mark.parametrize("build, runs", NOT_SAFE.values(), ids=list(NOT_SAFE))
+def test_a_file_a_loader_runs_is_never_safe_or_n_a(
+    build: Callable[[Path, Path], Path],
+    runs: Callable[[Path, Path, Path], bool],
+    repo_dir: Path,
+    tmp_path: Path,
+    torch_mod,
+) -> None:
+    marker = tmp_path / MARKER
+    path = build(repo_dir, marker)
+    with pytest.warns(UnsafeModelWarning):
+        info = ModelRegistry(".").register("h", path)["inspect"]
+    assert info["safety"] in ("unsafe", "unknown"), info
+    assert not marker.exists()
+    assert runs(path, marker, tmp_path)
+
+
+def test_code_in_a_hex_int_pickle_and_object_arrays_is_found(
+    repo_dir: Path, tmp_path: Path
+) -> None:
+    """Not just unknown: the scan reads past ``I0x10`` and into the .npy's pickle."""
+    registry = ModelRegistry(".")
+    marker = tmp_path / MARKER
+    for name, build in (("hex", hex_int_pickle), ("npy", object_npy), ("npz", object_npz)):
+        with pytest.warns(UnsafeModelWarning, match="executes code"):
+            info = registry.register(name, build(repo_dir, marker))["inspect"]
+        assert info["risk"] == "executes-code", name
+        assert {"os.system", "posix.system"} & set(info["code_globals"]), name
+
+
+def test_ordinary_files_keep_their_verdicts(repo_dir: Path, torch_mod) -> None:
+    import tarfile
+
+    import numpy as np
+
+    from .conftest import write_bytes
+
+    save_torch(repo_dir / "sd.pt", small_state_dict())
+    big = {f"layer{i}.weight": torch_mod.randn(300, 300) for i in range(3)}
+    torch_mod.save(big, repo_dir / "big.pt")
+    (repo_dir / "notes.txt").write_text("I am a text file, not a pickle.\n0 ok\n")
+    (repo_dir / "ints.txt").write_text("I 12 apples\nL0x\n")
+    write_bytes(repo_dir / "noise.bin", 100_000, seed=5)
+    np.save(repo_dir / "numbers.npy", np.arange(12.0).reshape(3, 4))
+    np.save(repo_dir / "records.npy", np.zeros(3, dtype=[("a", "<i4"), ("b", "<f8")]))
+    np.savez_compressed(repo_dir / "numbers.npz", a=np.arange(5), b=np.ones((2, 2)))
+    with tarfile.open(repo_dir / "texts.tar", "w", format=tarfile.USTAR_FORMAT) as tar:
+        tar.add(repo_dir / "notes.txt", "notes.txt")
+    registry = ModelRegistry(".")
+    expected = {
+        "sd.pt": "safe",
+        "big.pt": "safe",
+        "notes.txt": "n/a",
+        "ints.txt": "n/a",
+        "noise.bin": "n/a",
+        "numbers.npy": "n/a",
+        "records.npy": "n/a",
+        "numbers.npz": "n/a",
+        "texts.tar": "n/a",
+    }
+    for i, (name, safety) in enumerate(expected.items()):
+        info = registry.register(f"m{i}", repo_dir / name)["inspect"]
+        assert info["safety"] == safety, (name, info)
+
+
+def test_a_zip_whose_end_record_a_reader_could_pick_otherwise_is_unknown(repo_dir: Path) -> None:
+    """Readers search the end record backwards from the end: one in the comment, bytes after
+    the record, or a zip64 record the classic one contradicts leave the choice open."""
+    benign = pickle.dumps({"w": 1}, protocol=2)
+    plain = _zip_bytes({"a/data.pkl": benign})
+    end = plain.rfind(b"PK\x05\x06")
+    fake = bytes(plain[end : end + 20]) + b"\0\0"  # the same record again, in the comment
+    files = {
+        "comment.zip": bytes(plain[: end + 20]) + struct.pack("<H", len(fake)) + fake,
+        "trailing.zip": bytes(plain) + b"junk",
+    }
+    size, offset = struct.unpack("<II", plain[end + 12 : end + 20])
+    zip64 = struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, 1, 1, size, offset)
+    locator = struct.pack("<IIQI", 0x07064B50, 0, end, 1)
+    classic = bytearray(plain[end:])
+    classic[8:12] = struct.pack("<HH", 7, 7)  # 7 entries, says the classic record; 1, zip64
+    files["zip64.zip"] = bytes(plain[:end]) + zip64 + locator + bytes(classic)
+    registry = ModelRegistry(".")
+    for name, content in files.items():
+        (repo_dir / name).write_bytes(content)
+        if name != "comment.zip":  # zipfile takes the record in the comment and fails
+            with zipfile.ZipFile(repo_dir / name) as zf:
+                assert zf.read("a/data.pkl") == benign
+        with pytest.warns(UnsafeModelWarning, match="could not be checked: (the|its) zip"):
+            info = registry.register(name.split(".")[0], repo_dir / name)["inspect"]
+        assert info["safety"] == "unknown", name
+
+
+def test_a_zip_entry_with_two_zip64_fields_is_unknown(repo_dir: Path) -> None:
+    """miniz reads a member's zip64 sizes and offset from its first zip64 extra field, zipfile
+    from each in turn: two fields can send the two readers to different bytes."""
+    plain = _zip_bytes({"a/data.pkl": pickle.dumps({"w": 1}, protocol=2)})
+    end = plain.rfind(b"PK\x05\x06")
+    offset = struct.unpack("<I", plain[end + 16 : end + 20])[0]
+    name_len = struct.unpack("<H", plain[offset + 28 : offset + 30])[0]
+    extra = struct.pack("<HHQ", 1, 8, 0) * 2  # the local header offset, twice
+    entry = bytearray(plain[offset : offset + 46 + name_len])
+    entry[30:32] = struct.pack("<H", len(extra))
+    entry[42:46] = struct.pack("<I", 0xFFFFFFFF)  # "see the zip64 field"
+    record = bytearray(plain[end:])
+    record[12:16] = struct.pack("<I", len(entry) + len(extra))
+    path = repo_dir / "two_fields.zip"
+    path.write_bytes(bytes(plain[:offset]) + bytes(entry) + extra + bytes(record))
+    with zipfile.ZipFile(path) as zf:
+        assert zf.infolist()[0].header_offset == 0
+    with pytest.warns(UnsafeModelWarning, match="has two zip64 size fields"):
+        info = ModelRegistry(".").register("two", path)["inspect"]
+    assert info["safety"] == "unknown"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -231,8 +232,14 @@ def test_a_published_version_that_changed_on_the_remote_is_an_error(
     swapped = swapped.replace(refs.versions["v2"].encode(), refs.versions["v1"].encode())
     swapped = swapped.replace(b"X" * 32, refs.versions["v2"].encode())
     remote.write_ref("m", swapped, token)
-    with pytest.raises(Exception, match=r"m@v1 names a record of m@v2"):
-        alice.pull()
+    before = alice.repo.family("m").versions
+    assert alice.pull()["warnings"] == [
+        "remote origin: m@v1 names a record of m@v2; skipped family m (the registry that "
+        "pushed it can replace the remote's copy with 'modelreg push --force')"
+    ]
+    with pytest.raises(CorruptObjectError, match=r"remote origin: m@v1 names a record of m@v2"):
+        alice.pull(names=["m"])
+    assert alice.repo.family("m").versions == before
 
 
 def test_a_published_version_rewritten_on_the_remote_is_refused(
@@ -253,8 +260,9 @@ def test_a_published_version_rewritten_on_the_remote_is_refused(
     remote.put_object(new, body)
     data, token = remote.read_ref("m")  # type: ignore[misc]
     remote.write_ref("m", data.replace(old.encode(), new.encode()), token)
-    with pytest.raises(RemoteError, match="m@v1 differs from the copy on the remote"):
+    with pytest.raises(RemoteError, match="m@v1 differs from the copy on the remote") as e:
         alice.pull()
+    assert "'modelreg push --force' replaces the remote's copy with yours" in str(e.value)
     assert alice.repo.family("m").versions["v1"] == old
 
 
@@ -273,3 +281,36 @@ def test_a_version_removed_here_is_not_fetched_again(tmp_path: Path, remote_url:
     again = bob.pull()
     assert again["objects"] == 0 and again["versions"] == []
     assert [r["version"] for r in bob.list("m")] == ["v1"]
+
+
+def test_fsck_repair_reads_a_remote_object_only_up_to_its_manifests_length(
+    tmp_path: Path, remote_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelreg.remotes.base import Remote
+
+    alice = registry(tmp_path / "alice")
+    alice.register("m", write_bytes(tmp_path / "a.bin", 30_000, seed=1))
+    alice.add_remote("origin", remote_url)
+    alice.push()
+    part = alice.repo.objects.get_json(alice.repo.lookup("m@v1")["root"])["parts"][0]
+    chunk, n = part["o"], part["n"]
+    alice.repo.objects.remove(chunk)
+    remote = open_remote(remote_url)
+    longer = b"\0" * (n + (4 << 20))
+    if remote_url.startswith("s3://"):
+        remote.put_object(chunk, longer)  # S3 overwrites in place
+    else:
+        path = Path(remote_url, *object_key(chunk).split("/"))
+        path.chmod(0o644)
+        path.write_bytes(longer)
+    asked: list[tuple[str, int | None]] = []
+    real = type(remote).iter_object
+
+    def spy(self: Remote, oid: str, limit: int | None = None) -> Iterator[bytes]:
+        asked.append((oid, limit))
+        return real(self, oid, limit)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(remote), "iter_object", spy)
+    report = sync.repair(alice.repo)
+    assert asked == [(chunk, n)]
+    assert report.repaired == {} and list(report.missing) == [chunk]

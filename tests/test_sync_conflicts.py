@@ -220,6 +220,7 @@ def test_a_folder_under_the_remotes_refs_is_skipped_with_a_warning(
     r = run("-C", tmp_path / "carol", "pull")
     assert r.exit_code == 0, r.output
     assert r.stderr == (
-        "warning: refs file refs/odd.yaml on remote origin cannot be read; skipped it\n"
+        "warning: refs file refs/odd.yaml on remote origin is a folder, not a regular file; "
+        "skipped it\n"
     )
     assert ModelRegistry(tmp_path / "carol").list_families() == ["m"]

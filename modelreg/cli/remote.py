@@ -70,7 +70,8 @@ def _report(report: sync.TransferReport, verb: str, as_json: bool) -> None:
         return
     click.echo(_totals(report, verb))
     for label in report.versions:
-        click.echo(f"  {label}")
+        replaced = " (replaced the remote's copy)" if label in report.replaced else ""
+        click.echo(f"  {label}{replaced}")
     for old, new in report.renumbered:
         click.echo(f"  renumbered your unpublished {old} as {new}")
     for line in report.reparented:
@@ -138,7 +139,8 @@ def _split_remote(
 @click.option(
     "--force",
     is_flag=True,
-    help="Publish your value of tags that were moved (or deleted) both here and on the remote.",
+    help="Publish your value of tags that were moved (or deleted) both here and on the "
+    "remote, and your copy of versions you pushed that differ on the remote.",
 )
 @json_option
 @click.pass_context

@@ -41,6 +41,42 @@ def too_big(url: str, name: str) -> RemoteError:
     )
 
 
+class NotRegularFileError(RemoteError):
+    """What a folder remote holds under a key is not a regular file (a FIFO, a link, a
+    folder...): never read. ``kind`` says what it is."""
+
+    def __init__(self, message: str, kind: str, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.kind = kind
+
+
+class ObjectTooLargeError(RemoteError):
+    """A remote's object holds more bytes than the caller said it may: reading stopped there."""
+
+
+def too_large(url: str, oid: str, limit: int) -> ObjectTooLargeError:
+    return ObjectTooLargeError(
+        f"object {oid} on remote {url} is larger than the {limit} bytes it may have; "
+        "it was not read further",
+        hint="it was not written by modelreg; remove it from the remote",
+    )
+
+
+def bounded(blocks: Iterator[bytes], url: str, oid: str, limit: int | None) -> Iterator[bytes]:
+    """``blocks``, stopped with ObjectTooLargeError as soon as they pass ``limit`` bytes."""
+    seen = 0
+    try:
+        for block in blocks:
+            seen += len(block)
+            if limit is not None and seen > limit:
+                raise too_large(url, oid, limit)
+            yield block
+    finally:
+        close = getattr(blocks, "close", None)
+        if close is not None:
+            close()  # the file or the HTTP body, now rather than when collected
+
+
 class Remote(ABC):
     url: str
 
@@ -61,13 +97,16 @@ class Remote(ABC):
         """Store an object from a file, streamed: a large object is never held whole."""
 
     @abstractmethod
-    def iter_object(self, oid: str) -> Iterator[bytes]:
+    def iter_object(self, oid: str, limit: int | None = None) -> Iterator[bytes]:
         """The object's bytes as stored, in blocks of at most ``BLOCK``; the caller verifies
-        them. Raises NotFoundError before the first block when the object is absent."""
+        them. Raises NotFoundError before the first block when the object is absent, and
+        ObjectTooLargeError (before reading when the size is known, else as soon as it shows)
+        when it holds more than ``limit`` bytes: a remote decides nothing about how much we
+        read. A folder remote's object that is not a regular file is a RemoteError."""
 
-    def get_object(self, oid: str) -> bytes:
+    def get_object(self, oid: str, limit: int | None = None) -> bytes:
         """The whole object (for small ones; large ones go through ``iter_object``)."""
-        return b"".join(self.iter_object(oid))
+        return b"".join(self.iter_object(oid, limit))
 
     @abstractmethod
     def list_refs(self) -> list[str]:

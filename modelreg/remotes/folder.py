@@ -1,19 +1,43 @@
-"""A remote in a plain folder (a shared drive, an NFS mount, another disk)."""
+"""A remote in a plain folder (a shared drive, an NFS mount, another disk).
+
+Anyone who can write to the folder can put anything there, so every file is opened without
+blocking and without following links below the remote's own folder (which may itself be a
+link), and only a regular file is read: a FIFO would hang the reader, a link could lead to
+``/dev/zero`` or to a file outside the remote. modelreg never writes links there.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import io
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from .. import _fs
+from .. import _fs, _nofollow
 from ..errors import NotFoundError, RemoteError, RemoteMovedError
 from ..hashing import is_oid, oid_of
 from ..refs import MAX_REFS_BYTES
-from .base import BLOCK, MARKER, MARKER_BODY, Remote, object_key, ref_key, too_big
+from .base import (
+    BLOCK,
+    MARKER,
+    MARKER_BODY,
+    NotRegularFileError,
+    Remote,
+    bounded,
+    object_key,
+    ref_key,
+    too_big,
+    too_large,
+)
+
+OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class NotRegularError(Exception):
+    """What stands at a key is not a regular file; ``args[0]`` says what it is."""
 
 
 class FolderRemote(Remote):
@@ -78,33 +102,77 @@ class FolderRemote(Remote):
         with open(path, "rb") as src, _fs.atomic_writer(final, mode=0o444) as out:
             shutil.copyfileobj(src, out, BLOCK)
 
-    def iter_object(self, oid: str) -> Iterator[bytes]:
+    def _open(self, key: str) -> io.BufferedReader:
+        """The regular file at ``key``: FileNotFoundError when nothing is there (or a folder
+        on the way is not a real folder), NotRegularError when something else is."""
+        *folders, name = key.split("/")
+        with _nofollow.Tree(self.root) as tree:
+            parent = tree.folder(tuple(folders), create=False)
+            if parent is None:
+                raise FileNotFoundError(errno.ENOENT, "not found", key)
+            try:
+                fd = os.open(name, OPEN_FLAGS, dir_fd=parent)
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise NotRegularError("a symbolic link") from None
+                raise
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            raise NotRegularError(_kind(mode))
+        return open(fd, "rb")
+
+    def iter_object(self, oid: str, limit: int | None = None) -> Iterator[bytes]:
         try:
-            f = open(self._path(object_key(oid)), "rb")  # noqa: SIM115 - closed below
+            f = self._open(object_key(oid))
         except FileNotFoundError:
             raise NotFoundError(
                 f"object {oid} is missing on remote {self.url}",
                 hint="push it again from a registry that has it",
             ) from None
-        return _blocks(f)
+        except NotRegularError as e:
+            raise NotRegularFileError(
+                f"object {oid} on remote {self.url} is {e.args[0]}, not a regular file",
+                e.args[0],
+                hint="it was not written by modelreg; remove it from the remote and push the "
+                "object again from a registry that has it",
+            ) from None
+        if limit is not None and os.fstat(f.fileno()).st_size > limit:
+            f.close()
+            raise too_large(self.url, oid, limit)
+        return bounded(_blocks(f), self.url, oid, limit)
 
     def list_refs(self) -> list[str]:
-        refs = self.root / "refs"
-        if not refs.is_dir():
-            return []
-        return sorted(
-            e.name[: -len(".yaml")]
-            for e in os.scandir(refs)
-            if e.name.endswith(".yaml") and not e.name.startswith(_fs.TMP_PREFIX)
-        )
+        """Names under ``refs/``, a real folder (a link there is no refs folder, as for
+        ``read_ref``)."""
+        with _nofollow.Tree(self.root) as tree:
+            refs = tree.folder(("refs",), create=False)
+            if refs is None:
+                return []
+            with os.scandir(refs) as entries:
+                return sorted(
+                    e.name[: -len(".yaml")]
+                    for e in entries
+                    if e.name.endswith(".yaml") and not e.name.startswith(_fs.TMP_PREFIX)
+                )
 
     def read_ref(self, name: str) -> tuple[bytes, str] | None:
-        with contextlib.suppress(FileNotFoundError), open(self._path(ref_key(name)), "rb") as f:
+        try:
+            f = self._open(ref_key(name))
+        except FileNotFoundError:
+            return None
+        except NotRegularError as e:
+            raise NotRegularFileError(
+                f"refs file {ref_key(name)} on remote {self.url} is {e.args[0]}, "
+                "not a regular file",
+                e.args[0],
+                hint="it was not written by modelreg; remove it from the remote",
+            ) from None
+        with f:
             data = f.read(MAX_REFS_BYTES + 1)
-            if len(data) > MAX_REFS_BYTES:
-                raise too_big(self.url, name)
-            return data, oid_of(data)
-        return None
+        if len(data) > MAX_REFS_BYTES:
+            raise too_big(self.url, name)
+        return data, oid_of(data)
 
     def write_ref(self, name: str, data: bytes, token: str | None) -> None:
         (self.root / "locks").mkdir(exist_ok=True)
@@ -120,6 +188,18 @@ class FolderRemote(Remote):
             path = self._path(ref_key(name))
             path.parent.mkdir(exist_ok=True)
             _fs.atomic_write(path, data)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
 
 
 def _blocks(f: io.BufferedReader) -> Iterator[bytes]:

@@ -17,7 +17,17 @@ from typing import Any, TypeVar
 from ..errors import NotFoundError, RemoteError, RemoteMovedError
 from ..hashing import is_oid
 from ..refs import MAX_REFS_BYTES
-from .base import BLOCK, MARKER, MARKER_BODY, Remote, object_key, ref_key, too_big
+from .base import (
+    BLOCK,
+    MARKER,
+    MARKER_BODY,
+    Remote,
+    bounded,
+    object_key,
+    ref_key,
+    too_big,
+    too_large,
+)
 
 T = TypeVar("T")
 BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -181,14 +191,17 @@ class S3Remote(Remote):
                 Body=body,
             )
 
-    def iter_object(self, oid: str) -> Iterator[bytes]:
+    def iter_object(self, oid: str, limit: int | None = None) -> Iterator[bytes]:
         r = self._open(object_key(oid))
         if r is None:
             raise NotFoundError(
                 f"object {oid} is missing on remote {self.url}",
                 hint="push it again from a registry that has it",
             )
-        return self._stream(oid, r["Body"])
+        if limit is not None and int(r.get("ContentLength", 0)) > limit:
+            r["Body"].close()
+            raise too_large(self.url, oid, limit)
+        return bounded(self._stream(oid, r["Body"]), self.url, oid, limit)
 
     def _stream(self, oid: str, body: Any) -> Iterator[bytes]:
         with self._errors(f"downloading object {oid}"):
