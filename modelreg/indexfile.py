@@ -233,9 +233,6 @@ class FamilyIndex:
             rec["tags"] = [names.LATEST, *tags] if version == latest else tags
             yield rec
 
-    def oids(self) -> dict[str, str]:
-        return {e.version: e.oid.hex() for e in self.entries()}
-
 
 def is_orphan(filename: str) -> bool:
     """A temporary file (``_fs.tmp_name``) of a process that no longer runs."""
