@@ -168,10 +168,13 @@ class ModelRegistry:
         remote: str | None = None,
         names: Sequence[str] = (),
         progress: files.Progress | None = None,
+        force: bool = False,
     ) -> dict[str, Any]:
         """Send ``names`` (``NAME`` or ``NAME@REF``; default: everything) and the objects the
-        remote lacks. Raises RemoteMovedError when the remote took a version number first."""
-        return sync.push(self.repo, remote, names, progress).__dict__
+        remote lacks. Raises RemoteMovedError when the remote took a version number first, or
+        a tag moved on both sides; ``force=True`` publishes the local tag values (and
+        replaces the remote's copy of a version this registry pushed), as ``push --force``."""
+        return sync.push(self.repo, remote, names, progress, force=force).__dict__
 
     def pull(
         self,

@@ -40,6 +40,10 @@ def _control(c: str, multiline: bool) -> bool:
     return code < 32 or 0x7F <= code <= 0x9F
 
 
+def has_control(text: str, multiline: bool = False) -> bool:
+    return any(_control(c, multiline) for c in text)
+
+
 def check_text(what: str, value: str, multiline: bool = False) -> str:
     try:
         value.encode("utf-8")

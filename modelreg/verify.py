@@ -23,7 +23,7 @@ from typing import Any, cast
 from . import files, names
 from .errors import CorruptObjectError, MalformedObjectError, ModelregError
 from .hashing import READ_SIZE, is_oid, new_hasher
-from .metadata import USER_FIELDS, check_metadata, check_text
+from .metadata import USER_FIELDS, check_metadata, check_text, has_control
 from .objects import ObjectStore
 from .repo import Repository
 
@@ -97,7 +97,7 @@ def check_record(obj: object) -> dict[str, Any]:
 def _control(text: str) -> bool:
     """Text holds a character that moves or restyles a terminal (C0 but tab and newline,
     DEL, C1): printed by ``show``, it could forge what the user sees."""
-    return any((ord(c) < 32 and c not in "\t\n") or 0x7F <= ord(c) <= 0x9F for c in text)
+    return has_control(text, multiline=True)
 
 
 def _printable(what: str, text: str) -> None:

@@ -224,3 +224,23 @@ def test_a_folder_under_the_remotes_refs_is_skipped_with_a_warning(
         "skipped it\n"
     )
     assert ModelRegistry(tmp_path / "carol").list_families() == ["m"]
+
+
+def test_the_api_push_takes_force_too(tmp_path: Path) -> None:
+    from modelreg.errors import RemoteMovedError
+
+    remote = str(tmp_path / "remote")
+    alice = ModelRegistry(tmp_path / "alice")
+    alice.register("m", write_bytes(tmp_path / "a.bin", 100))
+    alice.register("m", write_bytes(tmp_path / "b.bin", 100, seed=1))
+    alice.add_remote("origin", remote)
+    alice.push()
+    bob = ModelRegistry.clone(remote, tmp_path / "bob")
+    bob.tag("m", "v1", "production")
+    bob.push()
+    alice.tag("m", "v2", "production")
+    with pytest.raises(RemoteMovedError):
+        alice.push()
+    alice.push(force=True)
+    bob.pull()
+    assert bob.get("m", "production")["version"] == "v2"
