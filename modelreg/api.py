@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from . import _fs, checkout, files, loading, modelinfo, prune, remote_config, sync
+from . import checkout, files, loading, modelinfo, prune, remote_config, sync
 from .errors import UnrecognizedFormatWarning, UnsafeModelWarning
-from .refs import yaml_dump
+from .metaview import MetadataView
 from .repo import DEFAULT_CHECKOUT_DIR, Record, Repository, find_root
 from .views import version_view
 from .words import clean, human_bytes, plural, utc_time
@@ -27,8 +27,9 @@ class ModelRegistry:
     ``ModelRegistry("./models")`` makes ``./.modelreg``), else in ``storage_path`` itself.
     Checkouts go to ``storage_path``, or to ``<root>/models`` when it is the root.
 
-    ``metadata_file``, when given, is a YAML view of the whole registry, rewritten after every
-    change this instance makes. The truth stays in ``.modelreg/``.
+    ``metadata_file``, when given, is a YAML view of the whole registry, written when the
+    instance is created, after each change it makes (within a second, for registers in quick
+    succession; ``flush()`` forces it) and at exit. The truth stays in ``.modelreg/``.
     """
 
     def __init__(
@@ -50,6 +51,11 @@ class ModelRegistry:
             self.repo.checkout_root if storage.resolve() == self.repo.root else storage
         )
         self.metadata_file = Path(metadata_file).absolute() if metadata_file else None
+        self._view = (
+            MetadataView(self.repo, self.metadata_file, self.checkout_root)
+            if self.metadata_file
+            else None
+        )
         self._write_metadata_file()
 
     @property
@@ -93,7 +99,7 @@ class ModelRegistry:
             architecture=architecture,
             input_shape=input_shape,
         )
-        self._write_metadata_file()
+        self._write_metadata_file(soon=True)
         warning = unsafe_warning(rec)
         if warning:
             warnings.warn(warning, UnsafeModelWarning, stacklevel=2)
@@ -208,16 +214,14 @@ class ModelRegistry:
     def _info(self, rec: Record) -> dict[str, Any]:
         return version_view(self.repo, rec, self.checkout_root)
 
-    def _write_metadata_file(self) -> None:
-        if self.metadata_file is None:
-            return
-        view: dict[str, Any] = {"registry": str(self.root), "models": {}}
-        for info in self.list():
-            view["models"].setdefault(info["name"], {})[info["version"]] = {
-                k: v for k, v in info.items() if k not in ("name", "version")
-            }
-        self.metadata_file.parent.mkdir(parents=True, exist_ok=True)
-        _fs.atomic_write(self.metadata_file, yaml_dump(view, sort_keys=False).encode())
+    def flush(self) -> None:
+        """Write ``metadata_file`` now if a register has not yet (see the class docstring)."""
+        if self._view is not None:
+            self._view.flush(only_if_dirty=True)
+
+    def _write_metadata_file(self, soon: bool = False) -> None:
+        if self._view is not None:
+            self._view.changed(soon)
 
 
 def unsafe_warning(rec: Record) -> str | None:

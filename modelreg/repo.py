@@ -8,6 +8,7 @@
         objects/ab/cdef...   loose objects: version records, objects of older registries
         objects/pack/        pack-<name>.pack + .idx: chunks, manifests, trees (packs.py)
         refs/<name>.yaml     vN -> version record id, tags, removed numbers
+        index/               the version index, a cache of refs + records (index.py)
         locks/               <name>.lock per family, gc.lock for the whole store
         cache/checkouts/     stat cache of materialized files (safe to delete)
       models/<name>/<vN>/    checkout tree, materialized on demand
@@ -22,7 +23,7 @@ import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _fs, files, formats, gitinfo, metadata, modelinfo, names, repack
 from .chunking import ChunkParams
@@ -36,6 +37,7 @@ from .errors import (
     NotFoundError,
 )
 from .hashing import ALGORITHM
+from .index import FamilyIndex, IndexDamaged, VersionIndex
 from .objects import ObjectStore
 from .refs import FamilyRefs, RefStore, yaml_dump, yaml_load
 
@@ -47,6 +49,7 @@ DEFAULT_CHECKOUT_DIR = "models"
 AUTO_LOOSE = 256  # like git's gc.auto, but version records are the only new loose objects
 AUTO_PACKS = 16
 Record = dict[str, Any]
+T = TypeVar("T")
 
 
 def find_root(start: Path) -> Path | None:
@@ -88,6 +91,8 @@ class Repository:
             before_pack=self._upgrade_format if config["format"] < FORMAT else None,
         )
         self.refs = RefStore(self.dir / "refs", self.dir / "locks", lock_timeout())
+        self.index = VersionIndex(self.dir / "index", self.refs, self.objects)
+        self.refs.on_publish = self.index.published
         self.checkout_root = root / _checkout_dir(config, self.dir / "config.yaml")
         self.gitignored: list[str] = []  # what init added to .gitignore
 
@@ -189,7 +194,49 @@ class Repository:
         return self.refs.get(name)
 
     def families(self) -> list[str]:
-        return [r.name for r in self.refs if r.versions]
+        found = []
+        for name in self.refs.families():
+            count = None
+            with contextlib.suppress(ModelregError, IndexDamaged), self.index.probe(name) as index:
+                count = index.count if index is not None else 0  # the header alone
+            if count is not None:
+                if count:
+                    found.append(name)
+                continue
+            refs = self.refs.read(name)
+            if refs is not None and refs.versions:
+                found.append(name)
+        return found
+
+    def family_index(self, name: str) -> FamilyIndex | None:
+        """The family's whole index, or None when it has no refs or the index cannot be
+        built (a damaged record: the callers then read refs and records and say what is
+        wrong, as they did before the index)."""
+        try:
+            return self.index.load(name)
+        except (ModelregError, IndexDamaged):
+            return None
+
+    def from_index(self, name: str, use: Callable[[FamilyIndex], T]) -> T | None:
+        """``use`` on the family's whole index; when it finds damage the checks at load could
+        not see, once more on an index rebuilt from refs and records. None: read those."""
+        index = self.family_index(name)
+        if index is None:
+            return None
+        try:
+            return use(index)
+        except IndexDamaged:
+            pass
+        try:
+            rebuilt = self.index.rebuild(name)
+            return use(rebuilt) if rebuilt is not None else None
+        except (ModelregError, IndexDamaged):
+            return None
+
+    def check_family_exists(self, name: str) -> None:
+        """The error for a missing family, without parsing its refs when it exists."""
+        if self.refs.key(name) is None:
+            self.family(name)
 
     def record(self, oid: str) -> Record:
         rec = self.objects.get_json(oid)
@@ -204,8 +251,27 @@ class Repository:
         return refs, refs.resolve(ref)
 
     def lookup(self, spec: str) -> Record:
-        refs, version = self.resolve(spec)
-        return self.describe(refs, version)
+        """The record of NAME@REF with its tags, through the index when it can answer; a
+        version it does not find is confirmed (and the error worded) from the refs."""
+        name, ref = names.parse_spec(spec)
+        found: tuple[str, Record] | None = None
+        try:
+            with self.index.probe(name) as index:
+                if index is not None:
+                    found = index.record_with_id(index.resolve(ref))
+        except IndexDamaged:
+            found = self.from_index(name, lambda index: index.record_with_id(index.resolve(ref)))
+        except ModelregError:
+            pass  # not found (confirmed below), or a record the index could not be built from
+        if found is None:
+            refs, version = self.resolve(spec)
+            return self.describe(refs, version)
+        oid, rec = found
+        try:
+            self.record(oid)  # the store's copy must be whole too: fsck and get agree
+        except ModelregError as e:
+            raise type(e)(f"{name}@{rec['version']}: {e.args[0]}", e.hint) from None
+        return rec
 
     def describe(self, refs: FamilyRefs, version: str) -> Record:
         """A version record with its current tags; errors name the version."""
@@ -252,9 +318,17 @@ class Repository:
                 visit(chunk)
 
     def versions(self, name: str | None = None) -> Iterator[Record]:
-        families = [self.family(name)] if name is not None else list(self.refs)
-        for refs in families:
-            for version in sorted(refs.versions, key=names.version_number):
+        """Every version (of one family, or of all) in the public shape, from the index."""
+        if name is not None:
+            self.check_family_exists(name)
+        for family in [name] if name is not None else self.refs.families():
+            views = self.from_index(family, lambda index: list(index.views()))
+            if views is not None:
+                yield from views
+                continue
+            refs = self.refs.read(family)
+            for version in sorted(refs.versions if refs else (), key=names.version_number):
+                assert refs is not None
                 yield self.describe(refs, version)
 
     # --- writing --------------------------------------------------------------------------

@@ -40,3 +40,16 @@ def test_benchmark_smoke_run_reports_every_figure(tmp_path: Path, torch_mod, cap
     push = results["figures"]["push"]
     # v1..v4 share most tensors: pushing them sends far less than the files
     assert push["folder_bytes_sent"] < 0.75 * push["whole_bytes"]
+
+
+def test_scale_benchmark_smoke_run_reports_every_target(tmp_path: Path, capsys) -> None:
+    from benchmarks import scale
+
+    out = tmp_path / "scale.json"
+    assert scale.main(["--smoke", "--workdir", str(tmp_path / "work"), "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert len(results["targets"]) == len(scale.TARGETS)
+    assert results["figures"]["many"]["versions"] == 1000
+    assert results["figures"]["metadata_file"]["metadata_file_bytes"] > 0
+    assert not (tmp_path / "work").exists()
+    assert "targets:" in capsys.readouterr().out
