@@ -74,19 +74,9 @@ def decode(encoding: str, stored: bytes | memoryview, size: int) -> bytes:
     """The raw bytes of an object stored as ``encoding``, refused unless exactly ``size`` long."""
     if size < 0:
         raise CorruptObjectError(f"object size {size} is negative")
+    width = _check(encoding, stored, size)
     if encoding == RAW:
-        if len(stored) != size:
-            raise CorruptObjectError(f"raw object holds {len(stored)} bytes, expected {size}")
         return bytes(stored)
-    width = _width(encoding)
-    try:
-        declared = zstandard.frame_content_size(stored)
-    except zstandard.ZstdError as e:
-        raise CorruptObjectError(f"{encoding} object has no valid zstd frame header") from e
-    if declared != size:
-        # checked before decompressing: zstd would allocate whatever the header declares
-        what = "no size" if declared < 0 else f"{declared} bytes"
-        raise CorruptObjectError(f"{encoding} object declares {what}, expected {size}")
     try:
         plain = _decompressor().decompress(stored, max_output_size=size, allow_extra_data=False)
     except zstandard.ZstdError as e:
@@ -96,18 +86,14 @@ def decode(encoding: str, stored: bytes | memoryview, size: int) -> bytes:
     return _unshuffle(plain, width) if width > 1 else plain
 
 
-def decode_into(
-    encoding: str, stored: bytes | memoryview, out: bytearray, size: int, scratch: bytearray
-) -> None:
-    """Decode into ``out[:size]`` without allocating (``scratch``, at least ``size`` long,
-    holds the byte planes): what a checkout uses, piece after piece, into reused buffers.
-    The frame must declare exactly ``size``; the caller checks the result against the id
-    (bytes after the frame are not looked at here)."""
+def _check(encoding: str, stored: bytes | memoryview, size: int) -> int:
+    """The byte-plane width, once the stored bytes are known to hold exactly ``size`` bytes:
+    a raw object's length, a frame's declared size. Checked before decompressing: zstd would
+    allocate whatever the header declares."""
     if encoding == RAW:
         if len(stored) != size:
             raise CorruptObjectError(f"raw object holds {len(stored)} bytes, expected {size}")
-        out[:size] = stored
-        return
+        return 1
     width = _width(encoding)
     try:
         declared = zstandard.frame_content_size(stored)
@@ -116,6 +102,20 @@ def decode_into(
     if declared != size:
         what = "no size" if declared < 0 else f"{declared} bytes"
         raise CorruptObjectError(f"{encoding} object declares {what}, expected {size}")
+    return width
+
+
+def decode_into(
+    encoding: str, stored: bytes | memoryview, out: bytearray, size: int, scratch: bytearray
+) -> None:
+    """Decode into ``out[:size]`` without allocating (``scratch``, at least ``size`` long,
+    holds the byte planes): what a checkout uses, piece after piece, into reused buffers.
+    The frame must declare exactly ``size``; the caller checks the result against the id
+    (bytes after the frame are not looked at here)."""
+    width = _check(encoding, stored, size)
+    if encoding == RAW:
+        out[:size] = stored
+        return
     target = memoryview(scratch if width > 1 else out)[:size]
     got = 0
     try:

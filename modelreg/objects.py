@@ -500,18 +500,20 @@ class ObjectStore:
                 yield c
 
     def get(self, oid: str) -> bytes:
+        return self._first_sound(oid)[2]
+
+    def _first_sound(self, oid: str) -> tuple[Copy, bytes, bytes]:
+        """(copy, stored bytes, raw bytes) of the first copy that verifies."""
         failure: CorruptObjectError | None = None
         for c in self._candidates(oid):
             stored = self._load(c)
             if stored is None:
                 continue
             try:
-                return codec.decode_verified(c.encoding, stored, c.size, oid)
+                return c, stored, codec.decode_verified(c.encoding, stored, c.size, oid)
             except CorruptObjectError:
                 failure = _corrupt(oid, c.where)
-        if failure is not None:
-            raise failure
-        raise _missing(oid, self._damage_note())
+        raise failure or _missing(oid, self._damage_note())
 
     def _damage_note(self) -> str:
         if not self.damaged:
@@ -739,18 +741,8 @@ class ObjectStore:
 
     def _best_copy(self, oid: str) -> tuple[bytes, int, str, int]:
         """(stored bytes, raw size, encoding, item size) of the first copy that verifies."""
-        failure: CorruptObjectError | None = None
-        for c in self._candidates(oid):
-            stored = self._load(c)
-            if stored is None:
-                continue
-            try:
-                raw = codec.decode_verified(c.encoding, stored, c.size, oid)
-            except CorruptObjectError:
-                failure = _corrupt(oid, c.where)
-                continue
-            return (raw if c.encoding == codec.RAW else stored), c.size, c.encoding, c.itemsize
-        raise failure or _missing(oid, self._damage_note())
+        c, stored, raw = self._first_sound(oid)
+        return (raw if c.encoding == codec.RAW else stored), c.size, c.encoding, c.itemsize
 
     def retire(self, pack_names: Iterable[str], loose: Iterable[str]) -> None:
         """Remove packs (index first: invisible before its data goes) and loose copies.
