@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from . import checkout, files, loading, modelinfo, prune, remote_config, sync
+from . import checkout, files, loading, prune, remote_config, sync
 from .errors import UnrecognizedFormatWarning, UnsafeModelWarning
 from .metaview import MetadataView
 from .repo import DEFAULT_CHECKOUT_DIR, Record, Repository, find_root
-from .views import version_view
-from .words import clean, human_bytes, plural, utc_time
+from .views import format_warning, summary_table, unsafe_warning, version_view
+from .words import plural
 
 
 class ModelRegistry:
@@ -222,53 +222,3 @@ class ModelRegistry:
     def _write_metadata_file(self, soon: bool = False) -> None:
         if self._view is not None:
             self._view.changed(soon)
-
-
-def unsafe_warning(rec: Record) -> str | None:
-    """The register warning for a version that is not safe to load, naming how bad it is."""
-    line = modelinfo.verdict_line(f"{rec['name']}@{rec['version']}", rec.get("inspect") or {})
-    return f"{line}; load() refuses it without trust=True" if line else None
-
-
-RECOGNISED = ("torch-zip", "torchscript", "torch-legacy", "safetensors", "pickle")
-
-
-def format_warning(rec: Record) -> str | None:
-    """Said when nothing in a version was recognised as a model file: it is still stored,
-    but as plain bytes, with no tensor table, safety check or tensor-level dedup."""
-    info = rec.get("inspect") or {}
-    if rec["kind"] == "dir":
-        if info.get("model_files"):
-            return None
-        what = f"{rec['source']}/ holds no file"
-    else:
-        if info.get("format") in RECOGNISED:
-            return None
-        what = f"{rec['source']} is not a file"
-    return (
-        f"{what} in a recognised model format (torch checkpoint, safetensors); "
-        "stored as plain bytes"
-    )
-
-
-def summary_table(rows: list[dict[str, Any]]) -> str:
-    headers = ["NAME", "VERSION", "TAGS", "SIZE", "METRICS", "REGISTERED (UTC)"]
-    table = [headers]
-    for r in rows:
-        metrics = " ".join(f"{k}={v}" for k, v in sorted((r.get("metrics") or {}).items()))
-        table.append(
-            [
-                r["name"],
-                r["version"],
-                ",".join(r.get("tags") or []),
-                human_bytes(r["size"]),
-                metrics,
-                utc_time(r.get("registered_at")).removesuffix(" UTC"),
-            ]
-        )
-    table = [[clean(cell) for cell in row] for row in table]
-    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in table
-    )

@@ -7,12 +7,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from .. import remote_config, sync
+from .. import remote_config
 from ..words import human_bytes
 from ._base import _emit_json, _repo, cli, json_option
+
+if TYPE_CHECKING:
+    from .. import sync
 
 
 @contextlib.contextmanager
@@ -149,6 +153,8 @@ def push(ctx: click.Context, args: tuple[str, ...], force: bool, as_json: bool) 
     remote lacks."""
     repo = _repo(ctx)
     name, specs = _split_remote(remote_config.remotes(repo), args)
+    from .. import sync  # imported here: other commands start without it
+
     with _transfer_bar("push") as bar:
         report = sync.push(repo, name, specs, progress=bar, force=force)
     _report(report, "Sent", as_json)
@@ -162,6 +168,8 @@ def pull(ctx: click.Context, args: tuple[str, ...], as_json: bool) -> None:
     """Fetch families (default: all) and the objects this registry lacks."""
     repo = _repo(ctx)
     name, families = _split_remote(remote_config.remotes(repo), args)
+    from .. import sync  # imported here: other commands start without it
+
     with _transfer_bar("pull") as bar:
         report = sync.pull(repo, name, families, progress=bar)
     _report(report, "Received", as_json)
@@ -176,6 +184,8 @@ def clone(url: str, directory: Path | None, endpoint_url: str | None, as_json: b
     """Make a new registry in DIRECTORY from the remote at URL (remote 'origin')."""
     dest = directory or Path(url.rstrip("/").rsplit("/", 1)[-1] or "registry")
     options = {"endpoint_url": endpoint_url} if endpoint_url else None
+    from .. import sync  # imported here: other commands start without it
+
     with _transfer_bar("clone") as bar:
         repo, report = sync.clone(url, dest, options, progress=bar)
     if as_json:

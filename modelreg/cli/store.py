@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .. import maintenance, sync
+from .. import maintenance
 from ..errors import ModelregError
 from ..repo import Repository
 from ..words import human_bytes, plural
@@ -92,6 +92,8 @@ def fsck(ctx: click.Context, repair: bool, as_json: bool) -> None:
     """Verify every object, every ref, and each version's record against its content; exit 1
     when anything is damaged, missing or inconsistent."""
     repo = _repo(ctx)
+    from .. import sync  # imported here: other commands start without it
+
     report = sync.repair(repo) if repair else maintenance.fsck(repo)
     if as_json:
         _emit_json(

@@ -10,20 +10,12 @@ from typing import Any
 import click
 
 from .. import checkout, modelinfo, names, prune
-from ..api import (
-    format_warning,
-    human_bytes,
-    plural,
-    summary_table,
-    unsafe_warning,
-    utc_time,
-)
 from ..errors import InvalidInputError
 from ..refs import yaml_dump
 from ..repo import Record, Repository
 from ..similar import find_same
-from ..views import json_families
-from ..words import clean
+from ..views import format_warning, json_families, summary_table, unsafe_warning
+from ..words import clean, human_bytes, plural, utc_time
 from ._base import _emit_json, _progress, _public, _repo, _size_of, cli, json_option
 
 
