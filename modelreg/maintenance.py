@@ -12,7 +12,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import _fs, codec, files, formats, hints, modelinfo, packs, repack
+from . import _fs, codec, files, formats, hints, indexfile, modelinfo, packs, repack
 from .chunking import ChunkParams
 from .errors import CorruptObjectError, MalformedObjectError, ModelregError, NotFoundError
 from .hashing import oid_of
@@ -144,6 +144,9 @@ def _leftovers(repo: Repository) -> list[Path]:
             found.extend(
                 Path(e.path) for e in os.scandir(folder) if e.name.startswith(_fs.TMP_PREFIX)
             )
+    index = repo.dir / "index"
+    if index.is_dir():  # index writers hold no gc lock: only a dead writer's files go
+        found.extend(Path(e.path) for e in os.scandir(index) if indexfile.is_orphan(e.name))
     return found
 
 

@@ -358,3 +358,25 @@ def test_a_refs_file_with_yaml_aliases_is_refused_before_it_expands(
     r = run("list")
     assert r.exit_code == 1 and r.stderr.count("\n") == 1
     assert "is refused: it uses YAML anchors or aliases, which modelreg never writes" in r.stderr
+
+
+def test_gc_removes_a_dead_index_writers_leftovers_only(repo_dir: Path, run) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    write_bytes(repo_dir / "w.bin", 100)
+    run("register", "m", "w.bin")
+    run("list")
+    index = repo_dir / ".modelreg" / "index"
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    orphan = index / f".tmp-{dead}-abcdef-m.idx"
+    live = index / f".tmp-{os.getpid()}-abcdef-m.idx"
+    orphan.write_bytes(b"half")
+    live.write_bytes(b"being written")
+    assert run("gc").exit_code == 0
+    assert not orphan.exists() and live.exists()
