@@ -1,5 +1,6 @@
-"""The one shape of a version that every output uses: ``list``, ``show``, ``log`` and
-``register --json``, and the dicts the Python API returns.
+"""How a version is shown: the one shape that every output uses (``list``, ``show``, ``log``
+and ``register --json``, and the dicts the Python API returns), the table of ``list`` and
+``summary``, and the warnings ``register`` gives.
 
 Every key is always present (``None``, ``{}`` or ``[]`` when unset), so a script never has to
 ask whether a key exists; ``schema`` says which shape this is (docs/cli.md describes it).
@@ -19,7 +20,17 @@ from .repo import Record, Repository
 from .schema import FIELDS, SCHEMA, public_fields
 from .words import clean, human_bytes, utc_time
 
-__all__ = ["FIELDS", "SCHEMA", "json_families", "json_rows", "public_fields", "version_view"]
+__all__ = [
+    "FIELDS",
+    "SCHEMA",
+    "format_warning",
+    "json_families",
+    "json_rows",
+    "public_fields",
+    "summary_table",
+    "unsafe_warning",
+    "version_view",
+]
 
 
 def version_view(
