@@ -55,8 +55,7 @@ def point(url: str, family: str, version: str, oid: str) -> None:
     remote.write_ref(family, refs.to_yaml(), got[1])
 
 
-@pytest.fixture
-def alice(tmp_path: Path, remote_url: str) -> ModelRegistry:
+def _publish_alice(tmp_path: Path, remote_url: str) -> ModelRegistry:
     """A registry that published m@v1 (a benign pickle) and d@v1 (a folder)."""
     registry = ModelRegistry(tmp_path / "alice")
     good = tmp_path / "good.pkl"
@@ -69,6 +68,11 @@ def alice(tmp_path: Path, remote_url: str) -> ModelRegistry:
     registry.add_remote("origin", remote_url)
     registry.push()
     return registry
+
+
+@pytest.fixture
+def alice(tmp_path: Path, remote_url: str) -> ModelRegistry:
+    return _publish_alice(tmp_path, remote_url)
 
 
 @pytest.fixture
@@ -291,17 +295,7 @@ def _cli(*args: object, timeout: float = 60) -> subprocess.CompletedProcess[str]
 def folder_alice(tmp_path: Path) -> tuple[ModelRegistry, Path]:
     """alice (m@v1, d@v1) pushed to a folder remote."""
     remote = tmp_path / "rem"
-    registry = ModelRegistry(tmp_path / "alice")
-    good = tmp_path / "good.pkl"
-    good.write_bytes(pickle.dumps({"w": [1.0, 2.0]}, protocol=2))
-    registry.register("m", good)
-    folder = tmp_path / "folder"
-    folder.mkdir()
-    write_bytes(folder / "w.bin", 20_000)
-    registry.register("d", folder)
-    registry.add_remote("origin", str(remote))
-    registry.push()
-    return registry, remote
+    return _publish_alice(tmp_path, str(remote)), remote
 
 
 def test_a_fifo_under_the_remotes_refs_is_skipped_not_waited_on(
