@@ -296,20 +296,11 @@ def test_forged_lengths_and_endless_lines_are_read_quickly(repo_dir: Path) -> No
 
 def test_a_legacy_tar_checkpoint_is_unknown(repo_dir: Path, tmp_path: Path, torch_mod) -> None:
     """torch.load still tries the pre-0.4 tar layout first; its pickles run on a full load."""
-    import io
     import tarfile
 
     marker = tmp_path / MARKER
     path = repo_dir / "old.tar"
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in (
-            ("storages", pickle.dumps(Evil(marker), protocol=2)),
-            ("tensors", b""),
-            ("pickle", b""),
-        ):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    path.write_bytes(torch_tar(marker, tarfile.PAX_FORMAT))
     registry = ModelRegistry(".")
     with pytest.warns(UnsafeModelWarning, match="old@v1 could not be checked: a legacy tar"):
         info = registry.register("old", path)["inspect"]
@@ -406,12 +397,12 @@ def padded_int_pickle(folder: Path, marker: Path) -> Path:
     return path
 
 
-def v7_tar(folder: Path, marker: Path) -> Path:
-    """A legacy tar checkpoint in the old V7 layout: no ``ustar`` magic at byte 257."""
+def torch_tar(marker: Path, layout: int) -> bytes:
+    """torch's pre-0.4 tar checkpoint whose ``storages`` pickle runs code."""
     import tarfile
 
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+    with tarfile.open(fileobj=buf, mode="w", format=layout) as tar:
         for name, data in [
             ("storages", pickle.dumps(Evil(marker), protocol=2)),
             ("tensors", b""),
@@ -420,7 +411,14 @@ def v7_tar(folder: Path, marker: Path) -> Path:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    b, off = bytearray(buf.getvalue()), 0
+    return buf.getvalue()
+
+
+def v7_tar(folder: Path, marker: Path) -> Path:
+    """A legacy tar checkpoint in the old V7 layout: no ``ustar`` magic at byte 257."""
+    import tarfile
+
+    b, off = bytearray(torch_tar(marker, tarfile.USTAR_FORMAT)), 0
     while b[off : off + 512] != bytes(512):
         size = int(b[off + 124 : off + 136].strip(b"\0 ") or b"0", 8)
         b[off + 257 : off + 265] = bytes(8)  # no magic, no version
