@@ -14,7 +14,7 @@ from . import checkout, files, loading, prune, remote_config, sync
 from .errors import UnrecognizedFormatWarning, UnsafeModelWarning
 from .metaview import MetadataView
 from .repo import DEFAULT_CHECKOUT_DIR, Record, Repository, find_root
-from .views import format_warning, summary_table, unsafe_warning, version_view
+from .views import auto_gc_warning, format_warning, summary_table, unsafe_warning, version_view
 from .words import plural
 
 
@@ -106,6 +106,9 @@ class ModelRegistry:
         unknown = format_warning(rec)
         if unknown:
             warnings.warn(unknown, UnrecognizedFormatWarning, stacklevel=2)
+        repack_failed = auto_gc_warning(self.repo)
+        if repack_failed:
+            warnings.warn(repack_failed, RuntimeWarning, stacklevel=2)
         return self._info(rec)
 
     def get(self, name: str, version: str = "latest") -> dict[str, Any]:

@@ -39,7 +39,10 @@ class AlreadyExistsError(ModelregError):
 
 
 class CorruptObjectError(ModelregError):
-    hint = "run 'modelreg fsck' to list damaged objects; restore them from a remote or re-register"
+    hint = (
+        "run 'modelreg fsck' to list damaged objects, and 'modelreg fsck --repair' to restore "
+        "them from a remote"
+    )
 
 
 class MalformedObjectError(CorruptObjectError):

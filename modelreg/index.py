@@ -131,7 +131,7 @@ class VersionIndex:
                     if os.fstat(d.fileno()).st_size < data_len:
                         raise IndexDamaged
                     data = Source(fd=os.dup(d.fileno()))
-        except (FileNotFoundError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError):  # unreadable is as good as damaged
             raise IndexDamaged from None
         return FamilyIndex(name, built_for, meta, count, table, table_at, data, data_len, token)
 

@@ -43,13 +43,18 @@ _STAMP_LINE = len(STAMP) + 33  # the prefix, 32 hex digits and a newline
 
 class RefsKey(NamedTuple):
     """What a refs file was when it was read: the version index is valid only for this key.
-    The stamp changes with the content; size, mtime and inode catch an edit by hand that left
-    the stamp line as it was."""
+    The stamp changes with the content; size, inode and ``mtime_ns`` (the later of mtime and
+    ctime: a user can set mtime back, never ctime) catch an edit by hand that left the stamp
+    line as it was."""
 
     size: int
     mtime_ns: int
     ino: int
     stamp: str
+
+
+def _changed(st: os.stat_result) -> int:
+    return max(st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _stamp_of(head: bytes) -> str | None:
@@ -69,7 +74,7 @@ def read_keyed(path: Path) -> tuple[bytes, RefsKey] | None:
         st = os.fstat(f.fileno())
         text = f.read()
     stamp = _stamp_of(text[:_STAMP_LINE]) or xxhash.xxh3_128_hexdigest(text)
-    return text, RefsKey(st.st_size, st.st_mtime_ns, st.st_ino, stamp)
+    return text, RefsKey(st.st_size, _changed(st), st.st_ino, stamp)
 
 
 def key_of(path: Path) -> RefsKey | None:
@@ -86,7 +91,7 @@ def key_of(path: Path) -> RefsKey | None:
     if stamp is None:
         got = read_keyed(path)
         return got[1] if got else None
-    return RefsKey(st.st_size, st.st_mtime_ns, st.st_ino, stamp)
+    return RefsKey(st.st_size, _changed(st), st.st_ino, stamp)
 
 
 def stamped(body: bytes) -> bytes:

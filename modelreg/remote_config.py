@@ -18,9 +18,7 @@ def remotes(repo: Repository) -> dict[str, dict[str, Any]]:
 
 def _edit(repo: Repository, change: Callable[[dict[str, Any]], None]) -> None:
     path = repo.dir / "config.yaml"
-    with _fs.FileLock(
-        repo.dir / "locks" / "config.lock", "the config lock", repo.refs.lock_timeout
-    ):
+    with repo.config_lock():
         config = yaml_load(path.read_bytes())
         if not isinstance(config, dict):
             raise ModelregError(f"{path} is damaged", hint="restore it; it is YAML")

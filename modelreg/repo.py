@@ -95,6 +95,7 @@ class Repository:
         self.refs.on_publish = self.index.published
         self.checkout_root = root / _checkout_dir(config, self.dir / "config.yaml")
         self.gitignored: list[str] = []  # what init added to .gitignore
+        self.auto_gc_failure: str | None = None  # why the last write's gc --auto failed
 
     # --- opening --------------------------------------------------------------------------
     def compress_at(self) -> str:
@@ -122,10 +123,15 @@ class Repository:
         """Before the first pack of a format-1 registry is published, mark it format 2, so
         an older modelreg refuses it rather than missing its packed objects."""
         path = self.dir / "config.yaml"
-        config = yaml_load(path.read_bytes())  # re-read: keep what others changed
-        if isinstance(config, dict) and config.get("format") != FORMAT:
-            config["format"] = FORMAT
-            _fs.atomic_write(path, yaml_dump(config).encode())
+        with self.config_lock():  # as 'remote add' edits it: neither change is lost
+            config = yaml_load(path.read_bytes())  # re-read: keep what others changed
+            if isinstance(config, dict) and config.get("format") != FORMAT:
+                config["format"] = FORMAT
+                _fs.atomic_write(path, yaml_dump(config).encode())
+
+    def config_lock(self) -> _fs.FileLock:
+        """Held by whoever rewrites config.yaml."""
+        return _fs.FileLock(self.dir / "locks" / "config.lock", "the config lock", lock_timeout())
         self.config["format"] = FORMAT
 
     @classmethod
@@ -431,9 +437,13 @@ class Repository:
         merges small packs. Skipped while another process writes or collects (it runs
         again after the next write)."""
         lock = _fs.FileLock(self.dir / "locks" / "gc.lock", "writers to finish", 0)
-        # The version is published already; a store that cannot be repacked is fsck's to tell.
-        with contextlib.suppress(ModelregError, OSError):
+        # The version is published already: a repack that fails does not fail the write, but
+        # it is said (``auto_gc_failure``), or loose objects would pile up unnoticed.
+        self.auto_gc_failure = None
+        try:
             repack.auto(self.objects, lock, self.gc_limits())
+        except (ModelregError, OSError) as e:
+            self.auto_gc_failure = " ".join(str(e).split())
 
     def _check_unused(self, name: str, version: str) -> None:
         """Refuse a taken version before storing anything (publish checks again, locked)."""

@@ -23,6 +23,7 @@ from .words import clean, human_bytes, utc_time
 __all__ = [
     "FIELDS",
     "SCHEMA",
+    "auto_gc_warning",
     "format_warning",
     "json_families",
     "json_rows",
@@ -148,4 +149,14 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in table
+    )
+
+
+def auto_gc_warning(repo: Repository) -> str | None:
+    """Said when the write succeeded but the repack after it failed."""
+    if repo.auto_gc_failure is None:
+        return None
+    return (
+        f"gc --auto could not repack the store ({repo.auto_gc_failure}); the write is done, "
+        "but loose objects pile up until 'modelreg fsck' and 'modelreg gc' succeed"
     )

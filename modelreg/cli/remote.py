@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .. import remote_config
+from ..views import auto_gc_warning
 from ..words import human_bytes
 from ._base import _emit_json, _repo, cli, json_option
 
@@ -173,6 +174,9 @@ def pull(ctx: click.Context, args: tuple[str, ...], as_json: bool) -> None:
     with _transfer_bar("pull") as bar:
         report = sync.pull(repo, name, families, progress=bar)
     _report(report, "Received", as_json)
+    repack_failed = auto_gc_warning(repo)
+    if repack_failed:
+        click.echo(f"warning: {repack_failed}", err=True)
 
 
 @cli.command()

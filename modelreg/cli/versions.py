@@ -14,7 +14,13 @@ from ..errors import InvalidInputError
 from ..refs import yaml_dump
 from ..repo import Record, Repository
 from ..similar import find_same
-from ..views import format_warning, json_families, summary_table, unsafe_warning
+from ..views import (
+    auto_gc_warning,
+    format_warning,
+    json_families,
+    summary_table,
+    unsafe_warning,
+)
 from ..words import clean, human_bytes, plural, utc_time
 from ._base import _emit_json, _progress, _public, _repo, _size_of, cli, json_option
 
@@ -144,7 +150,7 @@ def register(
             input_shape=_parse_shape(input_shape),
             description=description,
         )
-    for warning in (unsafe_warning(rec), format_warning(rec)):
+    for warning in (unsafe_warning(rec), format_warning(rec), auto_gc_warning(repo)):
         if warning:
             click.echo(f"warning: {warning}", err=True)
     same = find_same(repo, rec)
