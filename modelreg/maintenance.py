@@ -244,16 +244,34 @@ def gc(repo: Repository, dry_run: bool = False) -> GcPlan:
         plan = plan_gc(repo)
         if dry_run:
             return plan
+        for p in plan.leftovers:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
         if plan.repack:
+            _drop_dead(repo, plan)
             loose = [c.oid for c in repo.objects.copies() if c.kind == "loose"]
             plan.new_pack = repo.objects.write_pack(
                 ((oid, plan.widths.get(oid)) for oid in plan.users), flags=packs.FLAG_GC
             )
             repo.objects.retire([n for n in plan.packs if n != plan.new_pack], loose)
-        for p in plan.leftovers:
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
     return plan
+
+
+def _drop_dead(repo: Repository, plan: GcPlan) -> None:
+    """Before the new pack is written, remove what holds nothing reachable: packs none of
+    whose objects a ref reaches, and unreachable loose objects. Repacking needs room for
+    everything kept; on a full disk this is what makes that room."""
+    live: set[str] = set()
+    dead_loose: list[str] = []
+    for c in repo.objects.copies():
+        if c.kind == "loose":
+            if c.oid not in plan.users:
+                dead_loose.append(c.oid)
+        elif c.oid in plan.users:
+            live.add(c.where)
+    dead = [name for name in plan.packs if f"pack-{name}.pack" not in live]
+    repo.objects.retire(dead, dead_loose)
+    plan.packs = [name for name in plan.packs if name not in dead]
 
 
 def auto_gc(repo: Repository) -> repack.AutoReport | None:
