@@ -5,8 +5,8 @@ tensor's name, dtype, shape and bytes equal, only headers differ: what ``torch.s
 same state dict twice gives). The version is made either way; this only says so.
 
 The search covers the new version's family and its parent's family, which is where a
-duplicate comes from in practice, and costs one record read per version there; tensor tables
-are read only for versions whose tensor and parameter counts already match.
+duplicate comes from in practice, and reads them from the version index; tensor tables are
+read only for versions whose tensor and parameter counts already match.
 """
 
 from __future__ import annotations
@@ -37,18 +37,17 @@ def find_same(repo: Repository, rec: Record) -> tuple[str, str] | None:
     if "@" in parent and parent.partition("@")[0] not in families:
         families.append(parent.partition("@")[0])
     candidates: list[tuple[str, Record]] = []
+    this = f"{rec['name']}@{rec['version']}"
     for family in families:
-        refs = repo.refs.read(family)
-        if refs is None:
-            continue
-        for version in sorted(refs.versions, key=lambda v: -int(v[1:])):
-            label = f"{family}@{version}"
-            if label == f"{rec['name']}@{rec['version']}":
+        # from the version index: one read per family, not one record object per version
+        try:
+            others = list(repo.versions(family))
+        except ModelregError:
+            continue  # a damaged record is fsck's to report, not register's
+        for other in reversed(others):
+            label = f"{family}@{other['version']}"
+            if label == this:
                 continue
-            try:
-                other = repo.record(refs.versions[version])
-            except ModelregError:
-                continue  # a damaged record is fsck's to report, not register's
             if other.get("content_hash") == rec.get("content_hash"):
                 return SAME_CONTENT, label
             candidates.append((label, other))
