@@ -4,6 +4,7 @@ functions ``stats``, ``gc --dry-run``, ``diff`` and ``checkout --prune`` use."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,16 +101,22 @@ def tensors(repo: Repository, rec: Record, limit: int = TENSORS_SHOWN) -> Tensor
 
 
 def chunk_sizes(repo: Repository, rec: Record) -> dict[str, int]:
-    """Chunk id -> raw bytes, for every chunk the version's files are made of."""
+    """Chunk id -> raw bytes, for every chunk the version's files are made of (and manifest id
+    -> bytes held inline, for the small pieces a manifest carries itself)."""
     manifests = [rec["root"]]
     if rec["kind"] == "dir":
         tree = repo.objects.get_json(rec["root"])
         manifests = [e["manifest"] for e in tree["entries"].values()]
     sizes: dict[str, int] = {}
     for oid in manifests:
+        inline = 0
         for part in repo.objects.get_json(oid)["parts"]:
             if "o" in part:
                 sizes[part["o"]] = int(part["n"])
+            else:
+                inline += len(base64.b64decode(part["b"]))
+        if inline:
+            sizes[oid] = inline  # a small file's bytes live in its manifest: they go with it
     return sizes
 
 
