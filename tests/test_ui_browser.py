@@ -144,7 +144,7 @@ def test_filter_form_and_sort_links(browser: Any, site: str) -> None:
     box.submit()
     versions = [e.text for e in by_css(browser, "#versions tbody tr td:first-child")]
     assert versions == ["v3", "v5", "v6"]
-    header = [a for a in by_css(browser, "#versions thead a") if a.text.startswith("accuracy")][0]
+    header = next(a for a in by_css(browser, "#versions thead a") if a.text.startswith("accuracy"))
     header.click()
     versions = [e.text for e in by_css(browser, "#versions tbody tr td:first-child")]
     assert versions == ["v6", "v5", "v3"]  # filter kept, largest first
