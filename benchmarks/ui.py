@@ -13,7 +13,6 @@ states it: the family page in at most 1 s.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -26,9 +25,11 @@ from modelreg.ui import make_server, url_of
 from modelreg.ui.server import render_time
 
 from .run import fresh
-from .scale import build, median_of
+from .scale import Targets, build, median_of, publish
 
-TARGETS = [("family of 1,000 versions renders in <= 1 s (HTTP)", ("family", "http_s"), 1.0)]
+TARGETS: Targets = [
+    ("family of 1,000 versions renders in <= 1 s (HTTP)", ("family", "http_s"), 1.0)
+]
 
 
 def _get(url: str) -> int:
@@ -78,21 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     build_s = build(work / "registry", 1, versions)
     figures = page_figures(work / "registry", versions, reps)
     figures["build"] = {"versions": versions, "build_s": build_s}
-    targets = []
-    for label, (section, key), limit in TARGETS:
-        value = figures[section][key]
-        targets.append({"target": label, "value": value, "met": value <= limit})
-    results = {"smoke": args.smoke, "reps": reps, "figures": figures, "targets": targets}
-    for section, values in figures.items():
-        print(f"[{section}]")
-        for key, value in values.items():
-            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-            print(f"  {key:<16} {shown}")
-    print("\ntargets:")
-    for t in targets:
-        print(f"  {'met' if t['met'] else 'MISSED':<6} {t['target']:<52} measured {t['value']:.4g}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, sort_keys=True))
+    publish(args, reps, figures, TARGETS)
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -249,3 +249,32 @@ def test_markdown_subset_is_escaped_first() -> None:
 def test_elements_escape_attributes_and_text() -> None:
     made = el("a", '<"x">', href='"><script>', title=None, hidden=True)
     assert made == '<a href="&quot;&gt;&lt;script&gt;" hidden>&lt;&quot;x&quot;&gt;</a>'
+
+
+def test_ui_command_serves_until_stopped(ui_root: Path) -> None:
+    """The real command in its own process: it says where it listens, serves, and stops on
+    SIGINT (Ctrl-C), the way a server is meant to end, with exit 0."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelreg", "ui", "--port", "0", "--quiet"],
+        cwd=ui_root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.match(r"Serving (.+) at (http://127\.0\.0\.1:\d+/) \(read-only", line)
+        assert match is not None, line
+        assert Path(match.group(1)) == ui_root
+        status, _h, body = fetch(match.group(2), "/m/resnet")
+        assert status == 200 and 'data-metric="accuracy"' in body
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert err.strip() == "stopped"

@@ -50,6 +50,8 @@ def ui(ctx: click.Context, port: int, host: str, open_browser: bool, quiet: bool
         webbrowser.open(url)
     try:
         server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)  # Ctrl-C is how a server is meant to end: exit 0
     finally:
         server.server_close()
 

@@ -73,17 +73,23 @@ def metric_chart(metric: str, points: Sequence[Point], total: int) -> Markup:
         if p.tags:
             anchor = "end" if x > WIDTH - RIGHT - 40 else "start" if x < LEFT + 40 else "middle"
             parts.append(el("text", ", ".join(p.tags), x=x, y=max(y - 8, 10), text_anchor=anchor))
+    return _svg(f"{metric} across versions", parts, WIDTH, HEIGHT, "chart", data_metric=metric)
+
+
+def _svg(
+    title: str, parts: list[Markup], width: int, height: int, cls: str, **attrs: str
+) -> Markup:
     return el(
         "svg",
-        el("title", f"{metric} across versions"),
+        el("title", title),
         *parts,
         xmlns="http://www.w3.org/2000/svg",
-        viewBox=f"0 0 {WIDTH} {HEIGHT}",
-        width=WIDTH,
-        height=HEIGHT,
-        class_="chart",
+        viewBox=f"0 0 {width} {height}",
+        width=width,
+        height=height,
+        class_=cls,
         role="img",
-        data_metric=metric,
+        **attrs,
     )
 
 
@@ -124,14 +130,4 @@ def storage_bars(rows: Sequence[tuple[str, int, int]], width: int = WIDTH) -> Ma
         )
         parts.append(el("text", human_bytes(logical), x=label_w + max(wl, ws) + 4, y=y + 11))
     height = len(rows) * (bar_h + gap) + 8
-    return el(
-        "svg",
-        el("title", "logical and stored bytes"),
-        *parts,
-        xmlns="http://www.w3.org/2000/svg",
-        viewBox=f"0 0 {width} {height}",
-        width=width,
-        height=height,
-        class_="chart bars",
-        role="img",
-    )
+    return _svg("logical and stored bytes", parts, width, height, "chart bars")
