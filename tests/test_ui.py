@@ -278,3 +278,28 @@ def test_ui_command_serves_until_stopped(ui_root: Path) -> None:
         _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert err.strip() == "stopped"
+
+
+def test_pages_of_an_empty_registry_and_of_a_one_version_family(repo_dir: Path) -> None:
+    from modelreg import ModelRegistry
+    from modelreg.ui.server import App
+
+    from .conftest import write_bytes
+
+    app = App(repo_dir)
+    status, body = app.render("/", {})
+    assert status == 200 and "No models yet" in body
+    assert app.render("/storage", {})[0] == 200
+    ModelRegistry(repo_dir).register(
+        "solo", write_bytes(repo_dir / "m.bin", 3000), metrics={"accuracy": 0.5}
+    )
+    status, body = app.render("/m/solo", {})
+    assert status == 200
+    assert body.count('class="pt"') == 1  # one version, one point
+    status, body = app.render("/m/solo/v1", {})
+    assert status == 200 and "new bytes</th><td>2.9 KiB of 2.9 KiB" in body
+
+
+def test_too_many_query_parameters_are_refused(ui_url: str) -> None:
+    query = "&".join(f"x{i}=1" for i in range(60))
+    assert fetch(ui_url, f"/m/resnet?{query}")[0] == 400

@@ -7,6 +7,7 @@ are validated before they are looked up, and there are no static files to serve.
 from __future__ import annotations
 
 import http.server
+import os
 import socket
 import time
 import urllib.parse
@@ -58,6 +59,11 @@ class App:
             status, title, body = 400, "bad request", el("p", str(e), class_="error")
         except ModelregError as e:
             status, title, body = 500, "error", el("p", str(e), class_="error")
+        except Exception as e:  # one page failing must not take the server down
+            if os.environ.get("MODELREG_DEBUG") == "1":
+                raise
+            words = f"internal error ({type(e).__name__}: {e}); rerun with MODELREG_DEBUG=1"
+            status, title, body = 500, "error", el("p", words, class_="error")
         return status, page(f"{title} · modelreg", body, self.links.nav())
 
     def route(self, path: str, params: Params) -> tuple[str, Markup]:
@@ -124,8 +130,14 @@ def handler_for(
                 # a page from elsewhere reaching a local server through a name it controls
                 status, body = 403, page("refused", el("p", "unexpected Host header"))
             else:
-                params = urllib.parse.parse_qs(url.query, max_num_fields=50)
-                status, body = app.render(url.path, params)
+                try:
+                    params = urllib.parse.parse_qs(url.query, max_num_fields=50)
+                except ValueError:
+                    params = None
+                if params is None:
+                    status, body = 400, page("refused", el("p", "too many query parameters"))
+                else:
+                    status, body = app.render(url.path, params)
             raw = body.encode("utf-8")
             self.send_response(status)
             self.send_header("Content-Type", "text/html; charset=utf-8")
