@@ -171,23 +171,14 @@ def compare(repo: Repository, spec_a: str, spec_b: str) -> Compared:
 @dataclass
 class Storage:
     stats: maintenance.Stats
-    gc_bytes: int | None
-    gc_objects: int
-    gc_problem: str | None
     checkouts: list[prune.Materialized]
 
 
 def storage(repo: Repository) -> Storage:
-    s = maintenance.stats(repo)
-    gc_bytes: int | None = None
-    gc_objects = 0
-    problem = None
-    try:
-        plan = maintenance.plan_gc(repo)
-        gc_bytes, gc_objects = plan.bytes, len(plan.objects)
-    except ModelregError as e:
-        problem = str(e)
-    return Storage(s, gc_bytes, gc_objects, problem, prune.materialized(repo))
+    """``stats`` (one walk of every version: what each holds alone, and what no version
+    holds, which gc drops) and the checkouts. Not ``plan_gc``, which would walk them all
+    again and plan a repack the page does not show."""
+    return Storage(maintenance.stats(repo), prune.materialized(repo))
 
 
 def tag_history(repo: Repository, name: str) -> list[dict[str, Any]] | None:

@@ -342,9 +342,8 @@ def storage(st: data.Storage, fams: list[data.Family], links: Links) -> Markup:
 
 
 def _gc_text(st: data.Storage) -> str:
-    if st.gc_problem:
-        return st.gc_problem
-    return f"{human_bytes(st.gc_bytes or 0)} ({plural(st.gc_objects, 'unused object')})"
+    s = st.stats
+    return f"{human_bytes(s.unused_bytes)} ({plural(s.unused_objects, 'object')} no version uses)"
 
 
 def _iso(seconds: float) -> str:
