@@ -151,6 +151,10 @@ def test_storage_page(ui_url: str) -> None:
     assert "gc would free" in body and "dedup ratio" in body
     assert body.count('href="/m/resnet/v') >= 6
     assert "<svg" in body
+    checkouts = body[body.index('id="checkouts"') :]
+    assert re.search(
+        r'<td><a href="/m/resnet/v4">resnet@v4</a></td><td>[0-9.]+ KiB</td>', checkouts
+    )
 
 
 @pytest.mark.parametrize(
@@ -180,12 +184,29 @@ def test_read_only_and_host_checked(ui_url: str) -> None:
 
 
 def test_tag_history_is_shown_only_when_the_registry_keeps_one(ui_root: Path) -> None:
+    from modelreg.ui.server import App
+
     repo = Repository(ui_root)
-    if not hasattr(repo, "tag_history"):
+    family_page = App(ui_root).render("/m/resnet", {})[1]
+    if hasattr(repo, "tag_history"):  # a modelreg that keeps a journal of tag moves
+        history = family_page[family_page.index("<h2>Tag history</h2>") :]
+        assert "production" in history and "staging" in history
+    else:
         assert data.tag_history(repo, "resnet") is None
-    entries = [{"tag": "production", "version": "v4", "by": "<script>x</script>"}]
+        assert "Tag history" not in family_page
+    entries = [
+        {
+            "tag": "production",
+            "op": "move",
+            "from": "v3",
+            "to": "v4",
+            "by": "<script>x</script>",
+            "at": "2026-11-28T10:00:00+00:00",
+        }
+    ]
     shown = detail.tag_history(entries)
     assert "<h2>Tag history</h2>" in shown and "&lt;script&gt;" in shown
+    assert "<td>2026-11-28 10:00:00 UTC</td>" in shown
     assert detail.tag_history(None) == ""
 
 
@@ -303,3 +324,13 @@ def test_pages_of_an_empty_registry_and_of_a_one_version_family(repo_dir: Path) 
 def test_too_many_query_parameters_are_refused(ui_url: str) -> None:
     query = "&".join(f"x{i}=1" for i in range(60))
     assert fetch(ui_url, f"/m/resnet?{query}")[0] == 400
+
+
+def test_a_card_stored_as_an_object_or_as_text(repo: Repository) -> None:
+    """``register --card`` keeps the card as an object the record names; a record may also
+    carry the text itself. The page shows either."""
+    oid = repo.objects.add(b"# Card\n\nstored <apart>\n")
+    repo.objects.sync()
+    assert data.card_text(repo, {"card": oid}) == "# Card\n\nstored <apart>\n"
+    assert data.card_text(repo, {"card": "inline text"}) == "inline text"
+    assert data.card_text(repo, {}) is None

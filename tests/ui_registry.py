@@ -4,6 +4,7 @@ would run code, and user text that tries to be HTML."""
 
 from __future__ import annotations
 
+import inspect
 import pickle
 import warnings
 from pathlib import Path
@@ -68,6 +69,7 @@ def build(root: Path) -> dict[str, Any]:
             dataset="ImageNet",
         )
     path = save_safetensors(src / "probe.safetensors", small_state_dict(seed=7, big=8))
+    takes_card = "card_text" in inspect.signature(registry.register).parameters
     registry.register(
         "xss-probe",
         path,
@@ -75,18 +77,21 @@ def build(root: Path) -> dict[str, Any]:
         params={"note": "<b>not bold</b>", "q": "\"'&"},
         description=XSS,
         dataset="<i>data</i>",
+        **({"card_text": CARD} if takes_card else {}),
     )
-    _add_card("xss-probe", root)
+    if not takes_card:
+        _add_card("xss-probe", root)
     (src / "runs-code.pkl").write_bytes(pickle.dumps({"w": _RunsCode()}, protocol=2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         registry.register("unsafe", src / "runs-code.pkl", metrics={"accuracy": 0.1})
+    registry.get("resnet", "production")  # one checkout for the storage page
     return {"root": root, "families": ["distilled", "resnet", "unsafe", "xss-probe"]}
 
 
 def _add_card(name: str, root: Path) -> None:
-    """The latest version of ``name`` with a model card, written as ``register --card`` writes
-    one (a ``card`` field of markdown text in the record)."""
+    """The latest version of ``name`` with a model card as its text in the record, for a
+    modelreg whose register takes no card yet."""
     repo = Repository(root)
     refs = repo.family(name)
     version = refs.latest()

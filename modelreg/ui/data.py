@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,6 +180,20 @@ def storage(repo: Repository) -> Storage:
     holds, which gc drops) and the checkouts. Not ``plan_gc``, which would walk them all
     again and plan a repack the page does not show."""
     return Storage(maintenance.stats(repo), prune.materialized(repo))
+
+
+OID_RE = re.compile(r"[0-9a-f]{32}")
+
+
+def card_text(repo: Repository, rec: Record) -> str | None:
+    """The version's model card: the text of the object ``card`` names (how ``register
+    --card`` stores it), or ``card`` itself when a record carries the text."""
+    value = rec.get("card")
+    if not isinstance(value, str) or not value:
+        return None
+    if not OID_RE.fullmatch(value):
+        return value
+    return repo.objects.get(value).decode("utf-8", errors="replace")  # at most 1 MiB
 
 
 def tag_history(repo: Repository, name: str) -> list[dict[str, Any]] | None:

@@ -78,8 +78,8 @@ def version(
             el("h2", "Params"),
             pairs([(k, value(v, 10_000)) for k, v in params.items()], id="params"),
         ]
-    card = rec.get("card")
-    if isinstance(card, str) and card.strip():
+    card = data.card_text(repo, rec)
+    if card and card.strip():
         parts += [
             el("h2", "Model card"),
             el("div", markdown.render(card), class_="card", id="card"),
@@ -266,5 +266,8 @@ def tag_history(entries: list[dict[str, Any]] | None) -> Markup:
     keys: list[str] = []
     for e in entries:
         keys += [k for k in e if k not in keys]
-    rows = [[value(e.get(k), 200) for k in keys] for e in entries]
+    rows = [
+        [utc_time(e.get(k)) if k == "at" else value(e.get(k), 200) for k in keys]
+        for e in entries
+    ]
     return join([el("h2", "Tag history"), table(keys, rows, id="tag-history")])
