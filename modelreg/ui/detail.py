@@ -260,14 +260,20 @@ def compare(c: data.Compared, links: Links) -> Markup:
     return join(parts)
 
 
+HISTORY_ORDER = ("at", "tag", "op", "from", "to", "by", "host", "message", "forced")
+
+
 def tag_history(entries: list[dict[str, Any]] | None) -> Markup:
+    """The journal of tag moves, whatever keys its entries have: the usual ones first."""
     if not entries:
         return esc("")
-    keys: list[str] = []
-    for e in entries:
-        keys += [k for k in e if k not in keys]
-    rows = [
-        [utc_time(e.get(k)) if k == "at" else value(e.get(k), 200) for k in keys]
-        for e in entries
-    ]
+    found = {k for e in entries for k in e}
+    keys = [k for k in HISTORY_ORDER if k in found] + sorted(found - set(HISTORY_ORDER))
+
+    def cell(key: str, v: Any) -> str:
+        if v is None or v == "":
+            return ""
+        return utc_time(v) if key == "at" else value(v, 200)
+
+    rows = [[cell(k, e.get(k)) for k in keys] for e in entries]
     return join([el("h2", "Tag history"), table(keys, rows, id="tag-history")])

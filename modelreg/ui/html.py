@@ -23,6 +23,9 @@ def join(parts: Iterable[Any], sep: str = "") -> Markup:
     return Markup(esc(sep).join(esc(p) for p in parts))
 
 
+VOID = frozenset({"input", "meta", "br", "hr", "link"})  # elements with no end tag
+
+
 def el(name: str, /, *body: Any, **attrs: Any) -> Markup:
     """``<name attrs>body</name>``; attribute ``class_`` is ``class``; None/False drop out."""
     shown = []
@@ -31,6 +34,8 @@ def el(name: str, /, *body: Any, **attrs: Any) -> Markup:
             continue
         key = key.rstrip("_").replace("_", "-")
         shown.append(f" {key}" if value is True else f' {key}="{esc(value)}"')
+    if name in VOID:
+        return Markup(f"<{name}{''.join(shown)}>")
     return Markup(f"<{name}{''.join(shown)}>{join(body)}</{name}>")
 
 

@@ -4,6 +4,7 @@ Version and compare pages are in detail.py."""
 
 from __future__ import annotations
 
+import datetime as dt
 import urllib.parse
 from collections.abc import Sequence
 from typing import Any
@@ -135,37 +136,8 @@ def family(
     except ModelregError as e:
         problem, shown = str(e), fam.rows
     metrics = fam.metrics()
-    headers: list[Any] = []
-    for text, field in (
-        [("version", "version"), ("tags", None), ("registered", "registered_at"), ("size", "size")]
-        + [(m, f"metrics.{m}") for m in metrics]
-        + [("dataset", "dataset"), ("parent", "parent"), ("safety", None)]
-    ):
-        if field and server:
-            arrow = " ▲" if sort == field else " ▼" if sort == f"-{field}" else ""
-            headers.append(link(_sort_link(links, fam.name, field, exprs, sort), text + arrow))
-        else:
-            headers.append(text)
-    rows = []
-    for r in shown:
-        parent = r.get("parent")
-        rows.append(
-            [
-                link(links.version(fam.name, r["version"]), r["version"]),
-                tags_html(r.get("tags") or []),
-                utc_time(r.get("registered_at")).removesuffix(" UTC"),
-                human_bytes(int(r.get("size") or 0)),
-                *[
-                    metric_text((r.get("metrics") or {}).get(m))
-                    if m in (r.get("metrics") or {})
-                    else ""
-                    for m in metrics
-                ],
-                r.get("dataset") or "",
-                link(links.spec(str(parent)), parent) if parent else "",
-                safety_html(r.get("inspect") or {}),
-            ]
-        )
+    headers = _headers(fam.name, metrics, links, exprs, sort) if server else None
+    rows = [_row(fam.name, r, metrics, links) for r in shown]
     parts: list[Any] = [
         el("h1", "Family ", el("code", fam.name)),
         el(
@@ -186,9 +158,48 @@ def family(
         parts.append(el("p", problem, class_="error", id="query-error"))
     elif exprs:
         parts.append(el("p", f"{len(shown):,} of {len(fam.rows):,} versions match", class_="muted"))
-    parts.append(table(headers, rows, id="versions"))
+    plain = [c for c, _f in _columns(metrics)]
+    parts.append(table(headers or plain, rows, id="versions"))
     parts.append(_lineage(fam, links, everything))
     return join(parts)
+
+
+def _columns(metrics: list[str]) -> list[tuple[str, str | None]]:
+    """(heading, the field it sorts by) of the versions table."""
+    return (
+        [("version", "version"), ("tags", None), ("registered", "registered_at"), ("size", "size")]
+        + [(m, f"metrics.{m}") for m in metrics]
+        + [("dataset", "dataset"), ("parent", "parent"), ("safety", None)]
+    )
+
+
+def _headers(
+    name: str, metrics: list[str], links: Links, exprs: list[str], sort: str | None
+) -> list[Any]:
+    """Headings that sort the table (again: the other way), keeping the filter."""
+    out: list[Any] = []
+    for text, field in _columns(metrics):
+        if field is None:
+            out.append(text)
+            continue
+        arrow = " ▲" if sort == field else " ▼" if sort == f"-{field}" else ""
+        out.append(link(_sort_link(links, name, field, exprs, sort), text + arrow))
+    return out
+
+
+def _row(name: str, r: Record, metrics: list[str], links: Links) -> list[Any]:
+    parent = r.get("parent")
+    recorded = r.get("metrics") or {}
+    return [
+        link(links.version(name, r["version"]), r["version"]),
+        tags_html(r.get("tags") or []),
+        utc_time(r.get("registered_at")).removesuffix(" UTC"),
+        human_bytes(int(r.get("size") or 0)),
+        *[metric_text(recorded[m]) if m in recorded else "" for m in metrics],
+        r.get("dataset") or "",
+        link(links.spec(str(parent)), parent) if parent else "",
+        safety_html(r.get("inspect") or {}),
+    ]
 
 
 def _filter_form(links: Links, name: str, exprs: list[str], sort: str | None) -> Markup:
@@ -347,10 +358,4 @@ def _gc_text(st: data.Storage) -> str:
 
 
 def _iso(seconds: float) -> str:
-    import datetime as dt
-
     return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat()
-
-
-def version_label(rec: Record) -> str:
-    return data.label(rec)
