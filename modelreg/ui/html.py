@@ -88,6 +88,7 @@ pre { background: var(--soft); padding: .6rem; overflow-x: auto; white-space: pr
 .desc { white-space: pre-wrap; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: .2rem 1rem; }
 .charts { display: flex; flex-wrap: wrap; gap: 1rem; }
+figure { margin: 0; } figcaption { color: var(--muted); text-align: center; }
 svg.chart { border: 1px solid var(--line); border-radius: 4px; background: #fff; }
 svg.chart .pt { fill: var(--accent); } svg.chart .pt.tagged { fill: #d97706; }
 svg.chart .line { fill: none; stroke: var(--accent); stroke-width: 1.2; opacity: .6; }
