@@ -334,3 +334,22 @@ def test_a_card_stored_as_an_object_or_as_text(repo: Repository) -> None:
     assert data.card_text(repo, {"card": oid}) == "# Card\n\nstored <apart>\n"
     assert data.card_text(repo, {"card": "inline text"}) == "inline text"
     assert data.card_text(repo, {}) is None
+
+
+def test_a_removed_parent_is_named_not_compared(repo_dir: Path, run, tmp_path: Path) -> None:
+    from modelreg import ModelRegistry
+
+    from .conftest import write_bytes
+
+    registry = ModelRegistry(repo_dir)
+    for seed in (1, 2):
+        registry.register("m", write_bytes(repo_dir / f"m{seed}.bin", 5000, seed=seed))
+    registry.remove("m", "v1")
+    out = tmp_path / "r.html"
+    assert run("report", "-o", out).exit_code == 0
+    text = out.read_text()
+    assert "m@v1" in text and 'href="#v-m@v1"' not in text
+    from modelreg.ui.server import App
+
+    status, body = App(repo_dir).render("/m/m/v2", {})
+    assert status == 200 and "compared with</th><td>nothing" in body

@@ -104,7 +104,7 @@ def version(
         parts.append(el("p", f"{plural(t.total, 'tensor')}{more}", class_="muted"))
         parts.append(table(["name", "dtype", "shape"], t.rows, id="tensors"))
     added = data.added(repo, rec, rows)
-    against = ", ".join(added.against) or "nothing (it is the first)"
+    against = ", ".join(added.against) or "nothing (no parent or earlier version left)"
     parts += [
         el("h2", "What it added to the store"),
         pairs(

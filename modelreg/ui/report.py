@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import names
+from ..errors import NotFoundError
 from ..repo import Repository
 from . import data, detail, pages
 from .html import el, join, page
@@ -83,7 +84,10 @@ def build(repo: Repository, wanted: Sequence[str] = ()) -> str:
             parts.append(el("section", body, class_="page", id=f"v-{data.label(rec)}"))
         parent = fam.latest.get("parent")
         if parent:
-            compared = data.compare(repo, str(parent), data.label(fam.latest))
+            try:
+                compared = data.compare(repo, str(parent), data.label(fam.latest))
+            except NotFoundError:
+                continue  # the parent was removed: there is nothing to compare with
             parts.append(el("section", detail.compare(compared, links), class_="page"))
     storage = pages.storage(data.storage(repo), fams, links)
     parts.append(el("section", storage, class_="page", id="storage"))
