@@ -369,7 +369,6 @@ class _CountingStore(MemoryObjectStore):
         return oid
 
 
-
 @dataclass
 class ScanEstimate:
     files: int = 0

@@ -93,9 +93,7 @@ Tensor = formats.Tensor  # dtype, shape, numel and the content key of its bytes
 UNKNOWN_KEY = UNKNOWN_KEY  # no span to key the tensor by: never equal to anything in a diff
 
 
-def analyze(
-    store: Store, manifest: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Tensor]]:
+def analyze(store: Store, manifest: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """The summary and tensor table of one stored file. The safety verdict reads the bytes the
     way loaders do, whatever the chunker made of the file."""
     f = StoredFile(store, manifest)

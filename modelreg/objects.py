@@ -8,6 +8,7 @@ Layout::
       pack/
         pack-<name>.pack     many objects, each raw or encoded (codec.py)
         pack-<name>.idx      id -> offset, stored length, raw size, encoding (packs.py)
+      damaged/<id>           a read found a copy of <id> corrupt (marks.py)
 
 An id names the raw bytes whatever way they are kept, so the same object may sit loose and
 in packs at once (a gc that was interrupted): every copy is as good as another, and a read
@@ -31,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from . import _fs, codec, packs
-from .marks import DamageMarks
 from .errors import CorruptObjectError, NotFoundError
 from .hashing import READ_SIZE, is_oid, new_hasher, oid_of
+from .marks import DamageMarks
 
 # Past this many new loose objects, one syncfs (the whole file system, as `sync` does) is
 # cheaper than an fsync per file and per folder.
