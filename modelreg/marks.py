@@ -9,7 +9,8 @@ write of it: that is what makes registering the same file again cheap. A mark is
 that skip unsafe for one id: ``ObjectStore.add`` and ``exists`` re-read a marked object
 before they trust that it is present, and a register of the same bytes writes a fresh copy
 when no copy verifies. A mark is only a hint (a stale one costs one verified read); a
-``gc``, which reads every kept object from a verified copy, clears the marks it saw.
+``gc``, which reads every kept object from a verified copy, clears the marks it saw, and a
+mark whose object is found to have a sound copy is lifted.
 
 Readers take no lock and may write a mark: creating an empty file is atomic and idempotent,
 and a store on a read-only file system just remembers it for the process.

@@ -265,10 +265,12 @@ class ObjectStore:
         return found and (oid not in self.marks or self._is_sound(oid))
 
     def _is_sound(self, oid: str) -> bool:
+        """Whether a copy verifies; one that does lifts the object's damage mark."""
         try:
             self._first_sound(oid)
         except (CorruptObjectError, NotFoundError):
             return False
+        self.marks.clear([oid])
         return True
 
     def size(self, oid: str) -> int:

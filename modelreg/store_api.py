@@ -111,6 +111,7 @@ class MemoryObjectStore:
             self.get(oid)
         except (CorruptObjectError, NotFoundError):
             return False
+        self.bad.discard(oid)
         return True
 
     # --- one object -----------------------------------------------------------------------
