@@ -336,3 +336,37 @@ def test_a_decode_buffer_still_viewed_is_never_reused(tmp_path: Path) -> None:
     assert bytes(again.view) == second
     assert bytes(kept) == first[:100]
     again.close()
+
+
+def test_prune_drops_only_packs_that_hold_nothing_live(tmp_path: Path) -> None:
+    store = make_store(tmp_path, "packed")
+    dead_only = [store.add(bytes([i]) * 4000) for i in range(3)]
+    first = store.sync()
+    live, dead = store.add(b"live" * 1000), store.add(b"dead" * 1000)
+    mixed = store.sync()
+    loose_dead = store.add(b"loose" * 1000, loose=True)
+    store.sync()
+    assert store.prune({live}) == [first]
+    assert store.pack_names() == [mixed]
+    assert not any(store.exists(oid) for oid in [*dead_only, loose_dead])
+    assert store.exists(dead)  # in a pack that also holds a live object: repack drops it
+    store.repack([(live, None)], merge=store.pack_names())
+    assert list(ObjectStore(store.root)) == [live]
+
+
+def test_a_damage_mark_is_lifted_once_a_sound_copy_is_found(tmp_path: Path) -> None:
+    store = make_store(tmp_path, "packed")
+    data = b"marked" * 3000
+    oid = store.add(data)
+    store.sync()
+    (copy,) = store.copies()
+    flip(store, copy)
+    with pytest.raises(CorruptObjectError):
+        ObjectStore(store.root).get(oid)
+    assert (store.root / "damaged" / oid).exists()
+    writer = ObjectStore(store.root)
+    writer.add(data)  # the damaged packed copy stays; a sound loose one joins it
+    writer.sync()
+    assert [c.kind for c in ObjectStore(store.root).copies()] == ["loose", "packed"]
+    assert ObjectStore(store.root).exists(oid)
+    assert not (store.root / "damaged").exists()

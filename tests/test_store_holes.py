@@ -42,6 +42,9 @@ def test_registering_the_same_file_again_repairs_a_damaged_packed_chunk(
     oid = _flip_packed_chunk(repo_dir, 200_000)
     found = run(found_by, "m") if found_by == "get" else run("fsck")
     assert found.exit_code == 1 and oid in found.output + found.stderr
+    checked = run("fsck")  # with the damage remembered, still named once, as corrupt
+    assert f"corrupt object {oid} in pack-" in checked.output
+    assert f"missing object {oid}" not in checked.output and ", 0 missing," in checked.output
     again = run("register", "m", "a.bin")  # before: "stored already", the damage stayed
     assert again.exit_code == 0, again.output
     checked = run("fsck")
