@@ -203,13 +203,18 @@ TARGETS: Targets = [
 ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str, name: str, argv: list[str] | None) -> argparse.Namespace:
+    """--smoke, --reps, --workdir (/tmp/modelreg-NAME), --out (benchmarks/results/NAME.json)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--reps", type=int, default=None)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/modelreg-scale"))
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scale.json"))
-    args = parser.parse_args(argv)
+    parser.add_argument("--workdir", type=Path, default=Path(f"/tmp/modelreg-{name}"))
+    parser.add_argument("--out", type=Path, default=Path(f"benchmarks/results/{name}.json"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(__doc__, "scale", argv)
     reps = args.reps or (1 if args.smoke else 5)
     big = 1_000 if args.smoke else 100_000
     small = 100 if args.smoke else 1_000

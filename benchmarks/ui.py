@@ -12,7 +12,6 @@ states it: the family page in at most 1 s.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -25,7 +24,7 @@ from modelreg.ui import make_server, url_of
 from modelreg.ui.server import render_time
 
 from .run import fresh
-from .scale import Targets, build, median_of, publish
+from .scale import Targets, arguments, build, median_of, publish
 
 TARGETS: Targets = [
     ("family of 1,000 versions renders in <= 1 s (HTTP)", ("family", "http_s"), 1.0)
@@ -67,12 +66,7 @@ def page_figures(root: Path, versions: int, reps: int) -> dict[str, dict[str, An
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--reps", type=int, default=None)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/modelreg-ui-bench"))
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/ui.json"))
-    args = parser.parse_args(argv)
+    args = arguments(__doc__, "ui", argv)
     reps = args.reps or (1 if args.smoke else 7)
     versions = 100 if args.smoke else 1_000
     work = fresh(args.workdir)
