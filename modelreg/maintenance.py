@@ -16,11 +16,11 @@ from . import _fs, codec, files, formats, hints, indexfile, modelinfo, packs, re
 from .chunking import ChunkParams
 from .errors import CorruptObjectError, MalformedObjectError, ModelregError, NotFoundError
 from .hashing import oid_of
-from .model import needed_objects
 from .objects import Copy, ObjectStore
 from .refs import FamilyRefs
 from .repo import Repository
 from .verify import Checked, check_version
+from .walk import needed_objects
 
 
 def _walk(repo: Repository) -> tuple[dict[str, set[str]], dict[str, set[str]], dict[str, str]]:

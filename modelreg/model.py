@@ -6,8 +6,7 @@ caller says where the object came from); ``to_json`` gives back the very dict it
 from, so its canonical bytes, and its id, never change. Keys a class does not know are kept
 (``extra``) and written back: a newer modelreg's fields survive an older one's round trip.
 
-``needed_objects`` is the one walk of the objects a version needs; pull, push, fsck, gc and
-stats all go through it.
+The one walk of the objects a version needs, built on these, is ``walk.needed_objects``.
 """
 
 from __future__ import annotations
@@ -22,21 +21,15 @@ from . import names
 from ._fs import check_relpath
 from .errors import MalformedObjectError, ModelregError, UnsafePathError
 from .hashing import is_oid, new_hasher
-from .metadata import USER_FIELDS, check_metadata, check_text, has_control
+from .metadata import USER_FIELDS, check_stored, has_control
 
 Kind = Literal["file", "dir"]
 Json = dict[str, Any]
 T = TypeVar("T")
 
-# A manifest of a 100 GB file with 4 MiB chunks is about 3 MB, a tree of 100,000 files about
-# 20 MB: a record, tree or manifest above this was not made by modelreg.
-MAX_STRUCTURED_BYTES = 64 << 20
-
 
 class Store(Protocol):
     """What reading structured objects needs of an object store."""
-
-    def size(self, oid: str) -> int: ...
 
     def get_json(self, oid: str) -> Any: ...
 
@@ -438,7 +431,7 @@ def _check_record(obj: object) -> None:
         raise bad("a metric is neither a number nor text")
     for key in USER_FIELDS:
         try:
-            _check_field(key, obj.get(key))
+            check_stored(key, obj.get(key))
         except ModelregError as e:
             raise bad(f"its {key} is invalid: {e.args[0]}") from None
 
@@ -447,51 +440,6 @@ def _control(text: str) -> bool:
     """Text holds a character that moves or restyles a terminal (C0 but tab and newline,
     DEL, C1): printed by ``show``, it could forge what the user sees."""
     return has_control(text, multiline=True)
-
-
-def _printable(what: str, text: str) -> None:
-    check_text(what, text)
-    if _control(text):
-        raise MalformedObjectError(f"{what} holds a control character")
-
-
-def _check_field(key: str, value: Any) -> None:
-    """One metadata field of a record, checked as ``register`` checks what it is given
-    (``metadata.check_metadata``), except that a metric may be text: modelreg once accepted
-    text metrics, so records made then hold them."""
-    if value is None:
-        return
-    if key == "metrics":
-        # Text metrics: their names are checked as any metric's, their values as text.
-        check_metadata({key: {k: 0 if isinstance(v, str) else v for k, v in value.items()}})
-        for k, v in value.items():
-            if isinstance(v, str):
-                _printable(f"metric {k!r}", v)
-        return
-    check_metadata({key: value})
-    if isinstance(value, str):
-        _printable(key, value)
-    elif key == "params":
-        for k, v in value.items():
-            if isinstance(v, str):
-                _printable(f"param {k!r}", v)
-
-
-# --- reading and walking ---------------------------------------------------------------------
-
-
-def read_json(store: Store, oid: str, bounded: bool = True) -> Any:
-    """A structured object's JSON; when ``bounded``, refused unread when it is too large to be
-    one (what the walk does: the object may have come from elsewhere)."""
-    if bounded and store.size(oid) > MAX_STRUCTURED_BYTES:
-        raise MalformedObjectError(
-            f"object {oid} is larger than {MAX_STRUCTURED_BYTES >> 20} MiB, too large for a "
-            "record, tree or manifest"
-        )
-    try:
-        return store.get_json(oid)
-    except ValueError:
-        raise MalformedObjectError(f"object {oid} is not JSON") from None
 
 
 def named(oid: str, parse: Callable[[object], T], obj: object) -> T:
@@ -504,44 +452,8 @@ def named(oid: str, parse: Callable[[object], T], obj: object) -> T:
 
 def load(store: Store, oid: str, parse: Callable[[object], T]) -> T:
     """``parse`` of object ``oid`` as read from ``store``."""
-    return named(oid, parse, read_json(store, oid, bounded=False))
-
-
-def needed_objects(
-    store: Store,
-    record_oid: str,
-    need: Callable[[str], bool],
-    limits: dict[str, int] | None = None,
-) -> None:
-    """Call ``need`` on every object one version needs (record, manifest or tree, the tree's
-    manifests, chunks), parsing each structured one on the way. It descends only where
-    ``need`` returns True (the object is here). A malformed object raises
-    MalformedObjectError naming it; an unreadable one, the store's error. ``limits``, when
-    given, learns the most bytes each object may have before ``need`` is asked for it: a
-    chunk's length in its manifest, ``MAX_STRUCTURED_BYTES`` for a record, tree or manifest
-    (so pull can stop reading a remote's object past it)."""
-    bounds = limits if limits is not None else {}
-
-    def needs(oid: str, limit: int) -> bool:
-        bounds[oid] = max(bounds.get(oid, 0), limit)
-        return need(oid)
-
-    if not needs(record_oid, MAX_STRUCTURED_BYTES):
-        return
-    rec = load(store, record_oid, VersionRecord.parse)
-    if not needs(rec.root, MAX_STRUCTURED_BYTES):
-        return
-    body = read_json(store, rec.root)
-    shown = body.get("type") if isinstance(body, dict) else type(body).__name__
-    if shown != rec.root_type:
-        raise MalformedObjectError(
-            f"object {record_oid} is not a well-formed version record: its kind is {rec.kind} "
-            f"but its root {rec.root} is a {shown!r:.20}, not a {rec.root_type}"
-        )
-    manifests = named(rec.root, Tree.parse, body).manifest_ids() if rec.is_dir else [rec.root]
-    for m in manifests:
-        if m != rec.root and not needs(m, MAX_STRUCTURED_BYTES):
-            continue
-        raw = body if m == rec.root else read_json(store, m)
-        for chunk in named(m, FileManifest.parse, raw).chunks():
-            needs(chunk.oid, chunk.length)
+    try:
+        obj = store.get_json(oid)
+    except ValueError:
+        raise MalformedObjectError(f"object {oid} is not JSON") from None
+    return named(oid, parse, obj)

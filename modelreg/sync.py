@@ -47,12 +47,12 @@ from .errors import (
     NotFoundError,
     RemoteMovedError,
 )
-from .model import MAX_STRUCTURED_BYTES, needed_objects
 from .refs import FamilyRefs
 from .remotes import Remote, normalize_url, open_remote
 from .remotes.base import NotRegularFileError, ObjectTooLargeError
 from .repo import Repository
 from .tracking import TransferReport
+from .walk import MAX_STRUCTURED_BYTES, needed_objects
 
 Progress = Callable[[int], None]
 JOBS = 8

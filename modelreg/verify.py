@@ -2,7 +2,7 @@
 is believed: the checks pull runs on what a remote sends and fsck runs on the whole store.
 
 - *Well-formed*: a record, tree or manifest has the fields and types every reader assumes
-  (the ``parse`` of each class in ``model``, run by its walk ``model.needed_objects``).
+  (the ``parse`` of each class in ``model``, run by the walk ``walk.needed_objects``).
 - *Consistent*: a record's size, content_hash, format and kind are those of the manifest or
   tree it names, each manifest's bytes hash to its ``hash``, and its ``inspect`` summary is the
   one computed here from the objects (``check_version``).
@@ -87,7 +87,7 @@ def check_version(
 ) -> VersionRecord:
     """Record <-> manifest or tree <-> content: the record's size, content_hash, format and
     inspect summary are what its objects give, and every manifest ``rehash`` names hashes to
-    its ``hash``. Every object must be here and well-formed (``model.needed_objects``). Raises
+    its ``hash``. Every object must be here and well-formed (``walk.needed_objects``). Raises
     CorruptObjectError with the first mismatch."""
     done = checked or Checked()
     store = repo.objects

@@ -1,6 +1,6 @@
 """The typed objects (modelreg/model.py): every stored record, tree and manifest parses and
-gives back its exact bytes; each malformed form is refused with the error readers rely on;
-the one walk of a version's objects."""
+gives back its exact bytes; each malformed form is refused with the error readers rely on.
+And the one walk of a version's objects (modelreg/walk.py)."""
 
 from __future__ import annotations
 
@@ -16,16 +16,10 @@ import pytest
 from safetensors.numpy import save_file
 
 from modelreg.errors import MalformedObjectError
-from modelreg.model import (
-    MAX_STRUCTURED_BYTES,
-    Chunk,
-    FileManifest,
-    Tree,
-    VersionRecord,
-    needed_objects,
-)
+from modelreg.model import Chunk, FileManifest, Tree, VersionRecord
 from modelreg.objects import canonical_json
 from modelreg.repo import Repository
+from modelreg.walk import MAX_STRUCTURED_BYTES, needed_objects
 
 from .conftest import write_bytes
 
