@@ -151,8 +151,8 @@ def check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _printable(what: str, text: str) -> None:
-    check_text(what, text)
+def _printable(what: str, text: str, multiline: bool = False) -> None:
+    check_text(what, text, multiline)
     if has_control(text, multiline=True):
         raise MalformedObjectError(f"{what} holds a control character")
 
@@ -172,7 +172,7 @@ def check_stored(key: str, value: Any) -> None:
         return
     check_metadata({key: value})
     if isinstance(value, str):
-        _printable(key, value)
+        _printable(key, value, multiline=key == "description")  # as check_metadata allows
     elif key == "params":
         for k, v in value.items():
             if isinstance(v, str):

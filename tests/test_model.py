@@ -16,6 +16,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from modelreg.errors import MalformedObjectError
+from modelreg.maintenance import fsck
 from modelreg.model import Chunk, FileManifest, Tree, VersionRecord
 from modelreg.objects import canonical_json
 from modelreg.repo import Repository
@@ -226,3 +227,19 @@ def test_the_walk_names_the_object_it_found_malformed(made: Repository) -> None:
     oid = made.objects.add_json(obj, loose=True)
     with pytest.raises(MalformedObjectError, match=f"object {oid} is not a well-formed version"):
         needed_objects(made.objects, oid, lambda _: True)
+
+
+def test_a_description_of_several_lines_is_well_formed(repo: Repository, repo_dir: Path) -> None:
+    """register accepts line breaks in a description (and only there): fsck and pull must
+    not call the record it wrote malformed (before: 'description holds a control
+    character (U+000A)')."""
+    write_bytes(repo_dir / "a.bin", 5000)
+    rec = repo.register("m", repo_dir / "a.bin", description="line one\n\tline two")
+    report = fsck(repo)
+    assert report.ok and not report.problems, report.problems
+    assert repo.version_record(repo.family("m").versions["v1"]).metadata == {
+        "description": rec["description"]
+    }
+    spoiled = {**repo.record(repo.family("m").versions["v1"]), "dataset": "a\nb"}
+    with pytest.raises(MalformedObjectError, match="dataset holds a control character"):
+        VersionRecord.parse(spoiled)
