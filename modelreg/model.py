@@ -15,7 +15,7 @@ import base64
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 from . import names
 from ._fs import check_relpath
@@ -58,8 +58,7 @@ def inline_size(encoded: str) -> int:
 # --- file manifests --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Inline:
+class Inline(NamedTuple):  # tuples: a manifest holds thousands of parts, made fast
     """A piece of at most ``inline_max`` bytes kept inside the manifest, base64."""
 
     b64: str
@@ -68,8 +67,7 @@ class Inline:
         return {"b": self.b64}
 
 
-@dataclass(frozen=True)
-class Chunk:
+class Chunk(NamedTuple):
     """A piece kept as its own object."""
 
     oid: str
