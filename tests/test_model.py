@@ -164,7 +164,11 @@ MALFORMED = [
     ("file", _set("spans", 7), "its spans are not a list"),
     ("tree", _set("type", "file"), "tree: it is not a tree"),
     ("tree", _set("entries", []), "its entries are not a mapping"),
-    ("tree", lambda t: t["entries"].__setitem__("../up", {}), "it has an unsafe path '../up'"),
+    (
+        "tree",
+        lambda t: t["entries"].__setitem__("../up", {}),
+        "unsafe path: path '../up' leaves its directory",
+    ),
     (
         "tree",
         lambda t: t["entries"]["big.bin"].__setitem__("manifest", 1),
