@@ -224,8 +224,8 @@ class Tree:
         for rel, e in raw.items():
             try:
                 check_relpath(rel)
-            except UnsafePathError as e:  # its words say how it is unsafe: checkout shows them
-                raise _malformed(what, f"it has an unsafe path: {e.args[0]:.200}") from None
+            except UnsafePathError as unsafe:  # its words say how it is unsafe: checkout shows them
+                raise _malformed(what, f"it has an unsafe path: {unsafe.args[0]:.200}") from None
             if not (
                 isinstance(e, dict)
                 and _oid(e.get("manifest"))
