@@ -28,7 +28,7 @@ Json = dict[str, Any]
 T = TypeVar("T")
 
 
-class Store(Protocol):
+class JsonStore(Protocol):
     """What reading structured objects needs of an object store."""
 
     def get_json(self, oid: str) -> Any: ...
@@ -364,11 +364,11 @@ class VersionRecord:
         """The ``type`` its root object has: a tree for a folder, a file manifest for a file."""
         return "tree" if self.is_dir else "file"
 
-    def tree(self, store: Store) -> Tree:
+    def tree(self, store: JsonStore) -> Tree:
         """The tree of a directory model."""
         return load(store, self.root, Tree.parse)
 
-    def manifest_ids(self, store: Store) -> list[str]:
+    def manifest_ids(self, store: JsonStore) -> list[str]:
         """The manifest of each of its files: its root, or its tree's manifests."""
         return self.tree(store).manifest_ids() if self.is_dir else [self.root]
 
@@ -448,7 +448,7 @@ def named(oid: str, parse: Callable[[object], T], obj: object) -> T:
         raise MalformedObjectError(f"object {oid} is {e.args[0]}") from None
 
 
-def load(store: Store, oid: str, parse: Callable[[object], T]) -> T:
+def load(store: JsonStore, oid: str, parse: Callable[[object], T]) -> T:
     """``parse`` of object ``oid`` as read from ``store``."""
     try:
         obj = store.get_json(oid)

@@ -7,14 +7,14 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .errors import MalformedObjectError
-from .model import FileManifest, Store, Tree, VersionRecord, named
+from .model import FileManifest, JsonStore, Tree, VersionRecord, named
 
 # A manifest of a 100 GB file with 4 MiB chunks is about 3 MB, a tree of 100,000 files about
 # 20 MB: a record, tree or manifest above this was not made by modelreg.
 MAX_STRUCTURED_BYTES = 64 << 20
 
 
-class SizedStore(Store, Protocol):
+class SizedStore(JsonStore, Protocol):
     def size(self, oid: str) -> int: ...
 
 
