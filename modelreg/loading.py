@@ -18,6 +18,7 @@ from typing import Any
 from . import files, formats, shards
 from .errors import CorruptObjectError, ModelregError, NotFoundError, UnsafeModelError
 from .hashing import new_hasher
+from .model import VersionRecord
 from .modelinfo import SAFE, verdict_line
 from .repo import Record, Repository
 
@@ -48,13 +49,12 @@ class StoredVersion:
 
     def __init__(self, repo: Repository, rec: Record) -> None:
         self.repo = repo
-        if rec["kind"] == "file":
-            self.entries = {rec["source"]: (rec["root"], rec["size"], rec["content_hash"])}
+        self.record = typed = VersionRecord.of_view(rec)
+        if typed.is_dir:
+            tree = typed.tree(repo.objects)
+            self.entries = {rel: (e.manifest, e.size, e.hash) for rel, e in tree.entries.items()}
         else:
-            tree = files.load_tree(repo.objects, rec["root"])
-            self.entries = {
-                rel: (e["manifest"], e["size"], e["hash"]) for rel, e in tree["entries"].items()
-            }
+            self.entries = {typed.source: (typed.root, typed.size, typed.content_hash)}
 
     def size(self, rel: str) -> int:
         return int(self.entries[rel][1])
@@ -78,10 +78,11 @@ class StoredVersion:
 
 def _model_files(rec: Record, stored: StoredVersion) -> list[tuple[str, str]]:
     """The files that make up the model: one file, or the shards of a folder's one model."""
-    if rec["kind"] == "file":
-        inspected = (rec.get("inspect") or {}).get("format")
-        return [(rec["source"], str(inspected or rec.get("format", "raw")))]
-    model_files = (rec.get("inspect") or {}).get("model_files") or {}
+    typed = stored.record
+    if not typed.is_dir:
+        inspected = (typed.inspect or {}).get("format")
+        return [(typed.source, str(inspected or typed.format))]
+    model_files = (typed.inspect or {}).get("model_files") or {}
     indexes = [rel for rel in stored.entries if rel.endswith(".index.json")]
 
     def small(rel: str) -> bytes | None:
