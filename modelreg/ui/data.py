@@ -4,14 +4,14 @@ functions ``stats``, ``gc --dry-run``, ``diff`` and ``checkout --prune`` use."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import diff, maintenance, names, prune
+from .. import diff, maintenance, model, names, prune
 from ..errors import ModelregError
+from ..model import Chunk, FileManifest, VersionRecord
 from ..repo import Record, Repository
 
 TENSORS_SHOWN = 2000  # a version page lists at most this many tensors
@@ -73,10 +73,11 @@ def children(everything: list[Family]) -> dict[str, list[str]]:
 
 def files(repo: Repository, rec: Record) -> list[tuple[str, int, str]]:
     """(path, size, whole-file hash) of each file of the version."""
-    if rec["kind"] == "file":
-        return [(str(rec["source"]), int(rec["size"]), str(rec["content_hash"]))]
-    tree = repo.objects.get_json(rec["root"])
-    return [(rel, int(e["size"]), str(e["hash"])) for rel, e in sorted(tree["entries"].items())]
+    version = VersionRecord.of_view(rec)
+    if not version.is_dir:
+        return [(version.source, version.size, version.content_hash)]
+    entries = version.tree(repo.objects).entries
+    return [(rel, e.size, e.hash) for rel, e in sorted(entries.items())]
 
 
 @dataclass
@@ -104,18 +105,15 @@ def tensors(repo: Repository, rec: Record, limit: int = TENSORS_SHOWN) -> Tensor
 def chunk_sizes(repo: Repository, rec: Record) -> dict[str, int]:
     """Chunk id -> raw bytes, for every chunk the version's files are made of (and manifest id
     -> bytes held inline, for the small pieces a manifest carries itself)."""
-    manifests = [rec["root"]]
-    if rec["kind"] == "dir":
-        tree = repo.objects.get_json(rec["root"])
-        manifests = [e["manifest"] for e in tree["entries"].values()]
     sizes: dict[str, int] = {}
-    for oid in manifests:
+    for oid in VersionRecord.of_view(rec).manifest_ids(repo.objects):
+        manifest = model.load(repo.objects, oid, FileManifest.parse)
         inline = 0
-        for part in repo.objects.get_json(oid)["parts"]:
-            if "o" in part:
-                sizes[part["o"]] = int(part["n"])
+        for part in manifest.parts:
+            if isinstance(part, Chunk):
+                sizes[part.oid] = part.length
             else:
-                inline += len(base64.b64decode(part["b"]))
+                inline += model.inline_size(part.b64)
         if inline:
             sizes[oid] = inline  # a small file's bytes live in its manifest: they go with it
     return sizes
