@@ -81,7 +81,13 @@ def _model_files(rec: Record, stored: StoredVersion) -> list[tuple[str, str]]:
     if rec["kind"] == "file":
         inspected = (rec.get("inspect") or {}).get("format")
         return [(rec["source"], str(inspected or rec.get("format", "raw")))]
-    model_files = (rec.get("inspect") or {}).get("model_files") or {}
+    found_files = (rec.get("inspect") or {}).get("model_files") or {}
+    # GGUF and ONNX files are listed but not loaded: a folder shipping an export beside its
+    # checkpoint loads the checkpoint
+    model_files = {rel: f for rel, f in found_files.items() if f in shards.LOADABLE}
+    if found_files and not model_files:
+        rel, fmt = sorted(found_files.items())[0]
+        return [(rel, fmt)]  # _load_one says it cannot
     indexes = [rel for rel in stored.entries if rel.endswith(".index.json")]
 
     def small(rel: str) -> bytes | None:

@@ -2,14 +2,15 @@
 
 ``summarize`` gives what a version record keeps (format, tensor count, parameter count, dtypes,
 safety verdict); ``tensor_table`` gives each tensor's dtype, shape and a content key, which is
-what ``diff`` compares. Both read only the pieces they need (the pickle, the safetensors
-header) from the object store.
+what ``diff`` compares. Both read only the pieces they need (the pickle, the safetensors,
+GGUF or ONNX header) from the object store.
 """
 
 from __future__ import annotations
 
 import base64
 import bisect
+from collections.abc import Callable
 from typing import Any
 
 from . import containers, formats, pickle_risk
@@ -93,19 +94,41 @@ Tensor = formats.Tensor  # dtype, shape, numel and the content key of its bytes
 UNKNOWN_KEY = UNKNOWN_KEY  # no span to key the tensor by: never equal to anything in a diff
 
 
+Sibling = Callable[[str], "StoredFile | None"]  # a path beside the file -> that stored file
+
+
+def _headered(fmt: str, f: StoredFile, size: int, sibling: Sibling | None) -> dict[str, Any]:
+    """The summary of a format whose tensor table is its header (no pickle), and the table
+    under ``"table"``."""
+    info: dict[str, Any] = {"format": fmt, "safety": SAFE}
+    try:
+        if fmt == formats.gguf.NAME:
+            info["table"] = formats.gguf.tensor_table(f, size)
+            info["quantization"] = formats.gguf.quantization(info["table"])
+        elif fmt == formats.onnx.NAME:
+            info["table"] = formats.onnx.tensor_table(f, size, sibling)
+            info["external_data"] = formats.onnx.external_locations(f, size)
+        else:
+            info["table"] = formats.safetensors.tensor_table(f)
+    except formats.Malformed:
+        return {"format": fmt, "safety": UNKNOWN, "note": f"its {fmt} header does not add up"}
+    if containers.leading_pickle_globals(f.read, size):
+        info.update(safety=UNKNOWN, note=f"the file is both {fmt} and a pickle")
+    return {k: v for k, v in info.items() if v != []}
+
+
 def analyze(
-    store: ObjectStore, manifest: dict[str, Any]
+    store: ObjectStore, manifest: dict[str, Any], sibling: Sibling | None = None
 ) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """The summary and tensor table of one stored file. The safety verdict reads the bytes the
-    way loaders do, whatever the chunker made of the file."""
+    way loaders do, whatever the chunker made of the file. ``sibling`` opens the files a
+    model names beside it (an ONNX model's external data), for their tensors' keys."""
     f = StoredFile(store, manifest)
     size = int(manifest["size"])
     table: dict[str, Tensor] = {}
-    if manifest.get("format") == formats.safetensors.NAME:
-        info: dict[str, Any] = {"format": formats.safetensors.NAME, "safety": SAFE}
-        table = formats.safetensors.tensor_table(f)
-        if containers.leading_pickle_globals(f.read, size):
-            info.update(safety=UNKNOWN, note="the file is both safetensors and a pickle")
+    if manifest.get("format") in formats.HEADERED:
+        info = _headered(str(manifest["format"]), f, size, sibling)
+        table = info.pop("table", {})
     else:
         verdict = containers.examine(f.read, size) if size else None
         if verdict is None:
