@@ -125,6 +125,16 @@ def onnx_pair(folder: Path, total_bytes: int, external: bool) -> Files:
     ]
 
 
+PAIRS = ("gguf", "onnx", "onnx_folder")
+
+
+def pair(which: str, folder: Path, total_bytes: int) -> Files:
+    """One of ``PAIRS``: a GGUF pair, an ONNX pair, or a pair of ONNX model folders."""
+    if which == "gguf":
+        return gguf_pair(folder, total_bytes)
+    return onnx_pair(folder, total_bytes, external=which == "onnx_folder")
+
+
 def _size(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
@@ -214,11 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     size = (2 << 20) if args.smoke else (128 << 20)
     work = fresh(args.workdir)
     src = work / "src"
-    pairs = {
-        "gguf": gguf_pair(src / "gguf", size),
-        "onnx": onnx_pair(src / "onnx", size, external=False),
-        "onnx_folder": onnx_pair(src / "onnx_folder", size, external=True),
-    }
+    pairs = {which: pair(which, src / which, size) for which in PAIRS}
     results: dict[str, Any] = {"smoke": args.smoke, "file_bytes": size, "figures": {}}
     for label, files in pairs.items():
         results["figures"][label] = figures(work, label, files)

@@ -133,37 +133,29 @@ def test_an_onnx_model_registered_without_its_data_names_the_data_file(
     assert len(d["tensors"]["changed"]) == bench.TENSORS
 
 
-@pytest.mark.parametrize("which", ["gguf", "onnx", "onnx_folder"])
-def test_a_pair_with_a_few_changed_tensors_stores_near_the_lower_bound(
-    tmp_path: Path, which: str
-) -> None:
-    src = tmp_path / "src"
-    pair = (
-        bench.gguf_pair(src, 16 << 20)
-        if which == "gguf"
-        else bench.onnx_pair(src, 16 << 20, external=which == "onnx_folder")
-    )
+def _registered(tmp_path: Path, which: str, size: int) -> tuple[Repository, bench.Files]:
+    pair = bench.pair(which, tmp_path / "src", size)
     repo, _ = Repository.init(tmp_path / "reg")
     for family, path in pair:
         repo.register(family, path)
+    return repo, pair
+
+
+@pytest.mark.parametrize("which", bench.PAIRS)
+def test_a_pair_with_a_few_changed_tensors_stores_near_the_lower_bound(
+    tmp_path: Path, which: str
+) -> None:
+    repo, pair = _registered(tmp_path, which, 16 << 20)
     bound = bench.lower_bound([p for _f, p in pair])
     disk = maintenance.disk_usage(repo.dir)
     assert bound < disk <= 1.01 * bound
 
 
-@pytest.mark.parametrize("which", ["gguf", "onnx", "onnx_folder"])
+@pytest.mark.parametrize("which", bench.PAIRS)
 def test_gc_compresses_the_tensors_and_checkouts_stay_byte_exact(
     tmp_path: Path, which: str
 ) -> None:
-    src = tmp_path / "src"
-    pair = (
-        bench.gguf_pair(src, SMALL)
-        if which == "gguf"
-        else bench.onnx_pair(src, SMALL, external=which == "onnx_folder")
-    )
-    repo, _ = Repository.init(tmp_path / "reg")
-    for family, path in pair:
-        repo.register(family, path)
+    repo, pair = _registered(tmp_path, which, SMALL)
     before = maintenance.disk_usage(repo.dir)
     assert maintenance.gc(repo).compress > 0
     assert maintenance.disk_usage(repo.dir) < before and maintenance.fsck(repo).ok
@@ -315,12 +307,7 @@ def test_an_external_location_outside_the_folder_or_past_its_file_is_not_followe
 
 @pytest.mark.parametrize("which", ["gguf", "onnx"])
 def test_damaged_headers_never_crash_the_planner(tmp_path: Path, which: str) -> None:
-    pair = (
-        bench.gguf_pair(tmp_path, 64 << 10)
-        if which == "gguf"
-        else bench.onnx_pair(tmp_path, 64 << 10, external=False)
-    )
-    data = pair[0][1].read_bytes()
+    data = bench.pair(which, tmp_path, 64 << 10)[0][1].read_bytes()
     rng = random.Random(7)
     bad = tmp_path / "bad"
     outcomes = set()
@@ -341,3 +328,30 @@ def test_a_file_that_merely_starts_like_onnx_is_raw(tmp_path: Path) -> None:
     path = tmp_path / "x.bin"
     path.write_bytes(b"\x08\x01\x10" + os.urandom(1000))
     assert _plan(path) == ("raw", None)
+
+
+@pytest.mark.parametrize("which", bench.PAIRS)
+def test_reading_the_tensor_table_loads_the_header_not_the_weights(
+    tmp_path: Path, which: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelreg.diff import tensors_of
+    from modelreg.files import chunk_ids
+
+    repo, _pair = _registered(tmp_path, which, 4 << 20)
+    rec = repo.lookup(f"{which}@v1")
+    root = repo.objects.get_json(rec["root"])
+    entries = root["entries"].values() if rec["kind"] == "dir" else []
+    manifests = [repo.objects.get_json(e["manifest"]) for e in entries] or [root]
+    chunks = {oid for m in manifests for oid in chunk_ids(m)}
+    assert len(chunks) >= bench.TENSORS
+    loaded: list[str] = []
+    real_get = repo.objects.get
+
+    def counting_get(oid: str) -> bytes:
+        loaded.append(oid)
+        return real_get(oid)
+
+    monkeypatch.setattr(repo.objects, "get", counting_get)
+    assert len(tensors_of(repo, rec)) == bench.TENSORS
+    # the header's chunk, and at most the one the header runs into
+    assert len(chunks.intersection(loaded)) <= 2

@@ -70,14 +70,16 @@ def file_reader(f: IO[bytes]) -> Read:
 
 
 class Cursor:
-    """Reads a header field by field from ``read``, through a window of ``WINDOW`` bytes, so a
-    header of many small fields costs few reads. Every length is checked against ``end``
-    before anything is read or allocated."""
+    """Reads a header field by field from ``read``, through a window of ``window`` bytes, so
+    a header of many small fields costs few reads. Every length is checked against ``end``
+    before anything is read or allocated.
 
-    WINDOW = 1 << 16
+    A format whose fields sit between the tensors (ONNX) reads exactly what it asks for
+    (``window=0``): reading ahead into a tensor would load the whole chunk holding it when
+    the file is read from the store."""
 
-    def __init__(self, read: Read, pos: int, end: int) -> None:
-        self._read, self.pos, self.end = read, pos, end
+    def __init__(self, read: Read, pos: int, end: int, window: int = 1 << 16) -> None:
+        self._read, self.pos, self.end, self.window = read, pos, end, window
         self._base, self._buf = pos, b""
 
     def take(self, n: int) -> bytes:
@@ -86,7 +88,7 @@ class Cursor:
         at = self.pos - self._base
         if at < 0 or at + n > len(self._buf):
             self._base = self.pos
-            self._buf = self._read(self.pos, min(max(n, self.WINDOW), self.end - self.pos))
+            self._buf = self._read(self.pos, min(max(n, self.window), self.end - self.pos))
             at = 0
             if len(self._buf) < n:
                 raise Malformed("the file is shorter than its header says")

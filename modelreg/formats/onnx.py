@@ -194,7 +194,7 @@ def _tensor(c: Cursor, end: int) -> Init:
 
 def parse(read: Read, size: int) -> list[Init]:
     """The graph's initializers; Malformed when the file is not a ModelProto with a graph."""
-    c = Cursor(read, 0, size)
+    c = Cursor(read, 0, size, window=0)
     found: list[Init] = []
     graphs = 0
 
