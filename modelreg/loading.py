@@ -112,7 +112,7 @@ def _load_one(data: bytes, fmt: str, label: str) -> Any:
     if reader is not None:
         return reader.load(data)
     raise ModelregError(
-        f"{label} is a {fmt} file",
+        f"{label} is {'an' if fmt[:1] in 'aeiou' else 'a'} {fmt} file",
         hint="load reads torch checkpoints and safetensors; use get() for the path",
     )
 

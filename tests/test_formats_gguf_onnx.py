@@ -355,3 +355,46 @@ def test_reading_the_tensor_table_loads_the_header_not_the_weights(
     assert len(tensors_of(repo, rec)) == bench.TENSORS
     # the header's chunk, and at most the one the header runs into
     assert len(chunks.intersection(loaded)) <= 2
+
+
+def test_a_model_exported_by_torch_onnx_diffs_by_parameter_name(
+    repo_dir: Path, run: CliRun, torch_mod
+) -> None:
+    import warnings
+
+    torch = torch_mod
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 256), torch.nn.ReLU()
+    )
+    x = torch.randn(1, 64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter says it is deprecated
+        torch.onnx.export(model, (x,), str(repo_dir / "a.onnx"), dynamo=False)
+        with torch.no_grad():
+            model[2].bias += 1
+        torch.onnx.export(model, (x,), str(repo_dir / "b.onnx"), dynamo=False)
+    run("register", "exported", repo_dir / "a.onnx")
+    run("register", "exported", repo_dir / "b.onnx")
+    info = json.loads(run("show", "exported@v1", "--json").stdout)["inspect"]
+    assert info["format"] == "onnx" and info["tensors"] == 4
+    assert info["parameters"] == sum(p.numel() for p in model.parameters())
+    d = json.loads(run("diff", "exported@v1", "exported@v2", "--json").stdout)
+    assert [c["name"] for c in d["tensors"]["changed"]] == ["2.bias"]
+    assert d["tensors"]["unchanged"] == 3
+
+
+def test_load_says_it_reads_no_gguf_and_points_at_the_path(repo_dir: Path, torch_mod) -> None:
+    from modelreg import ModelRegistry
+    from modelreg.errors import ModelregError
+
+    registry = ModelRegistry(".")
+    (_f, path), _second = bench.gguf_pair(repo_dir / "src", SMALL)
+    registry.register("g", path)
+    with pytest.raises(ModelregError, match="is a gguf file") as caught:
+        registry.load("g")
+    assert "use get() for the path" in str(caught.value.hint)
+    pair = bench.onnx_pair(repo_dir / "src", SMALL, external=True)
+    registry.register("folder", pair[0][1])
+    with pytest.raises(ModelregError, match="is an onnx file"):
+        registry.load("folder")
