@@ -219,6 +219,24 @@ def test_a_gguf_header_that_lies_is_cut_by_content(tmp_path: Path, case: str) ->
         gguf.parse(file_reader(f), path.stat().st_size)
 
 
+def test_a_forged_vocabulary_stops_at_the_item_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gguf, "MAX_ITEMS", 1000)  # the real one is 16M strings
+    path = tmp_path / "vocab.gguf"
+
+    def vocabulary(count: int) -> bytes:
+        array = _string(b"tokens") + struct.pack("<IIQ", 9, 8, count) + bytes(8 * count)
+        return _gguf_header(0, 1, array)
+
+    path.write_bytes(vocabulary(1001))
+    with open(path, "rb") as f, pytest.raises(formats.Malformed, match="vocabulary"):
+        gguf.parse(file_reader(f), path.stat().st_size)
+    path.write_bytes(vocabulary(1000))
+    with open(path, "rb") as f:
+        assert gguf.parse(file_reader(f), path.stat().st_size) == []
+
+
 def test_a_truncated_gguf_is_registered_as_plain_bytes_with_a_warning(
     repo_dir: Path, run: CliRun
 ) -> None:

@@ -23,6 +23,7 @@ MAX_COUNT = 1 << 20  # tensors, metadata entries
 MAX_NAME = 1 << 16
 MAX_DIMS = 8
 MAX_DEPTH = 4  # arrays of arrays
+MAX_ITEMS = 1 << 24  # strings and arrays inside metadata arrays, over the whole header
 DEFAULT_ALIGNMENT = 32
 
 # ggml type id -> (name, elements per block, bytes per block)
@@ -118,7 +119,9 @@ def _string(c: Cursor, keep: bool) -> str:
     return c.take(n).decode("utf-8", "replace")
 
 
-def _skip_value(c: Cursor, kind: int, depth: int = 0) -> None:
+def _skip_value(c: Cursor, kind: int, budget: list[int], depth: int = 0) -> None:
+    """Skip one metadata value; ``budget`` counts down the strings and arrays inside arrays
+    that may still be walked one by one (a vocabulary), so a forged count costs no time."""
     if kind in _SCALAR:
         c.skip(_SCALAR[kind])
     elif kind == _STRING:
@@ -127,11 +130,12 @@ def _skip_value(c: Cursor, kind: int, depth: int = 0) -> None:
         item, count = _u32(c), _u64(c)
         if item in _SCALAR:
             c.skip(count * _SCALAR[item])
-        elif count > c.end - c.pos:
-            raise Malformed("an array is longer than the file")
-        else:
-            for _ in range(count):
-                _skip_value(c, item, depth + 1)
+            return
+        budget[0] -= count
+        if budget[0] < 0 or count > c.end - c.pos:
+            raise Malformed("an array is longer than the file or than any vocabulary")
+        for _ in range(count):
+            _skip_value(c, item, budget, depth + 1)
     else:
         raise Malformed(f"unknown metadata type {kind}")
 
@@ -145,6 +149,7 @@ def parse(read: Read, size: int) -> list[Info]:
     if n_tensors > MAX_COUNT or n_kv > MAX_COUNT:
         raise Malformed("too many tensors or metadata entries")
     alignment = DEFAULT_ALIGNMENT
+    budget = [MAX_ITEMS]
     for _ in range(n_kv):
         key = _string(c, keep=True)
         kind = _u32(c)
@@ -153,7 +158,7 @@ def parse(read: Read, size: int) -> list[Info]:
             if not 0 < alignment <= 1 << 20:
                 raise Malformed("a bad alignment")
         else:
-            _skip_value(c, kind)
+            _skip_value(c, kind, budget)
     raw: list[tuple[str, list[int], int, int]] = []
     for _ in range(n_tensors):
         name = _string(c, keep=True)

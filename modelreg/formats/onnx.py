@@ -41,7 +41,6 @@ DATA = "onnx-data"  # an external data file, cut at the tensors its model names
 MAX_COUNT = 1 << 20  # initializers
 MAX_STRING = 1 << 16  # a name, an external-data key or value
 MAX_DIMS = 64
-MAX_DEPTH = 8  # messages inside messages on the path we decode
 
 # TensorProto.DataType -> dtype name as modelreg records it
 DTYPES = {
@@ -165,7 +164,7 @@ def _tensor(c: Cursor, end: int) -> Init:
             t.dims.append(_signed(value))
         elif number == _DIMS:
             stop = c.pos + value
-            while c.pos < stop:
+            while c.pos < stop and len(t.dims) <= MAX_DIMS:
                 t.dims.append(_signed(_varint(c)))
         elif number == _DATA_TYPE and wire == _VARINT:
             t.dtype = DTYPES.get(value, f"onnx_type_{value}")
@@ -265,7 +264,11 @@ def tensor_table(
 def external_locations(stored: Stored, size: int) -> list[str]:
     """The files the model's external tensors name, for its ``inspect`` summary."""
     return sorted(
-        {t.external.get("location", "") for t in parse(stored.read, size) if t.location == 1}
+        {
+            t.external.get("location", "")
+            for t in parse(stored.read, size)
+            if t.location == _EXTERNAL_LOCATION
+        }
     )
 
 
