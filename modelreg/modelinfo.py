@@ -109,7 +109,7 @@ def _headered(fmt: str, f: StoredFile, size: int, sibling: Sibling | None) -> di
             info["table"] = formats.onnx.tensor_table(f, size, sibling)
             info["external_data"] = formats.onnx.external_locations(f, size)
         else:
-            info["table"] = formats.safetensors.tensor_table(f)
+            info["table"] = formats.safetensors.tensor_table(f, size)
     except formats.Malformed:
         return {"format": fmt, "safety": UNKNOWN, "note": f"its {fmt} header does not add up"}
     if containers.leading_pickle_globals(f.read, size):

@@ -416,3 +416,20 @@ def test_load_says_it_reads_no_gguf_and_points_at_the_path(repo_dir: Path, torch
     registry.register("folder", pair[0][1])
     with pytest.raises(ModelregError, match="is an onnx file"):
         registry.load("folder")
+
+
+def test_a_safetensors_shape_that_is_no_list_of_integers_is_unchecked_not_a_crash(
+    repo_dir: Path, run: CliRun
+) -> None:
+    header = json.dumps({"w": {"dtype": "F32", "shape": ["x"], "data_offsets": [0, 4]}})
+    path = repo_dir / "bad.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header.encode() + bytes(4))
+    r = run("register", "bad", path)
+    assert r.exit_code == 0
+    assert "bad@v1 could not be checked: its safetensors header does not add up" in r.stderr
+    info = json.loads(run("show", "bad", "--json").stdout)["inspect"]
+    assert info == {
+        "format": "safetensors",
+        "safety": "unknown",
+        "note": "its safetensors header does not add up",
+    }

@@ -12,8 +12,11 @@ how its weights are loaded. The storage layer never knows what torch is: it is h
 | onnx            | ``onnx-data``    | each tensor a model names    | (its model's table)       |
 | (anything else) | ``raw``/``zip``  | none: content-defined chunks | nothing                   |
 
-A new format is one module with ``NAME``, ``detect(head)``, ``spans(f, size)``,
-``tensor_table(stored, verdict)`` and ``load(data)``, added to ``FORMATS``. Cutting never
+A new format is one module with ``NAME``, ``detect(head)``, ``spans(f, size)`` and a tensor
+table, added to ``FORMATS``: ``tensor_table(stored, verdict)`` for the pickle-based ones
+(``TORCH``), read after the safety scan; ``tensor_table(stored, size)`` for those whose header
+is the table (``HEADERED``, see ``modelinfo``); ``load(data)`` where ``load()`` reads the
+format (torch, safetensors; GGUF and ONNX are not loaded). Cutting never
 changes what is stored (a file is the concatenation of its pieces), so a misread format only
 costs dedup, never correctness. ``plan_folder`` plans the files of a directory model whose cut
 points another file states (an ONNX model's external data).
