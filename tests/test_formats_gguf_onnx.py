@@ -433,3 +433,27 @@ def test_a_safetensors_shape_that_is_no_list_of_integers_is_unchecked_not_a_cras
         "safety": "unknown",
         "note": "its safetensors header does not add up",
     }
+
+
+def test_a_gguf_whose_metadata_alone_changed_has_the_same_tensors(
+    repo_dir: Path, run: CliRun
+) -> None:
+    import numpy as np
+
+    weights = np.arange(4096, dtype=np.float32).reshape(16, 256)
+
+    def write(path: Path, template: str) -> Path:
+        writer = gguf_pkg.GGUFWriter(str(path), "llama")
+        writer.add_chat_template(template)
+        writer.add_tensor("token_embd.weight", weights)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        return path
+
+    run("register", "chat", write(repo_dir / "a.gguf", "{{ messages }}"))
+    r = run("register", "chat", write(repo_dir / "b.gguf", "{% for m in messages %}{{ m }}"))
+    assert "note: same tensors as chat@v1" in r.stderr
+    d = json.loads(run("diff", "chat@v1", "chat@v2", "--json").stdout)
+    assert d["tensors"]["changed"] == [] and d["tensors"]["unchanged"] == 1
