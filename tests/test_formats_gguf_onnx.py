@@ -457,3 +457,26 @@ def test_a_gguf_whose_metadata_alone_changed_has_the_same_tensors(
     assert "note: same tensors as chat@v1" in r.stderr
     d = json.loads(run("diff", "chat@v1", "chat@v2", "--json").stdout)
     assert d["tensors"]["changed"] == [] and d["tensors"]["unchanged"] == 1
+
+
+def test_a_folder_with_a_checkpoint_and_its_onnx_export_loads_the_checkpoint(
+    repo_dir: Path, torch_mod
+) -> None:
+    import warnings
+
+    from modelreg import ModelRegistry
+
+    torch = torch_mod
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4))
+    folder = repo_dir / "bundle"
+    folder.mkdir()
+    torch.save(model.state_dict(), folder / "model.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(1, 8),), str(folder / "model.onnx"), dynamo=False)
+    registry = ModelRegistry(".")
+    info = registry.register("bundle", folder)["inspect"]
+    assert info["model_files"] == {"model.onnx": "onnx", "model.pt": "torch-zip"}
+    loaded = registry.load("bundle")
+    assert set(loaded) == {"0.weight", "0.bias"}
+    assert torch.equal(loaded["0.weight"], model.state_dict()["0.weight"])
