@@ -67,6 +67,21 @@ class StoredFile:
     def span(self, name: str) -> tuple[int, int] | None:
         return self.spans.get(name)
 
+    def horizon(self, pos: int, want: int) -> int:
+        """How far from ``pos`` (up to ``want`` bytes) reading loads no other chunk: the end
+        of the part holding ``pos`` and of the inline parts after it."""
+        if not self.offsets:
+            return 0
+        index = max(bisect.bisect_right(self.starts, pos) - 1, 0)
+        while (
+            index + 1 < len(self.offsets)
+            and self.starts[index + 1] < pos + want
+            and "b" in self.offsets[index + 1][2]
+        ):
+            index += 1
+        start, n, _part = self.offsets[index]
+        return start + n
+
     def content_key(self, start: int, length: int) -> str:
         """An id of the bytes in [start, start+length) built from the part ids alone.
 
@@ -77,7 +92,8 @@ class StoredFile:
         first = bisect.bisect_right(self.starts, start) - 1
         ids: list[str] = []
         head = tail = 0
-        for pos, n, part in self.offsets[max(first, 0) :]:
+        for index in range(max(first, 0), len(self.offsets)):  # no copy: files of 100k parts
+            pos, n, part = self.offsets[index]
             if pos >= start + length:
                 break
             if pos + n > start:
@@ -106,8 +122,7 @@ def _headered(fmt: str, f: StoredFile, size: int, sibling: Sibling | None) -> di
             info["table"] = formats.gguf.tensor_table(f, size)
             info["quantization"] = formats.gguf.quantization(info["table"])
         elif fmt == formats.onnx.NAME:
-            info["table"] = formats.onnx.tensor_table(f, size, sibling)
-            info["external_data"] = formats.onnx.external_locations(f, size)
+            info["table"], info["external_data"] = formats.onnx.tensor_table(f, size, sibling)
         else:
             info["table"] = formats.safetensors.tensor_table(f, size)
     except formats.Malformed:

@@ -28,6 +28,8 @@ class Stored(Protocol):
 
     def content_key(self, start: int, length: int) -> str: ...
 
+    def horizon(self, pos: int, want: int) -> int: ...
+
 
 def numel(shape: list[int]) -> int:
     n = 1
@@ -55,6 +57,7 @@ def fill_gaps(spans: list[Span], size: int) -> list[Span] | None:
 
 Read = Callable[[int, int], bytes]  # (start, length) -> the file's bytes there
 Planner = Callable[[IO[bytes], int], tuple[str, "list[Span] | None"]]  # as formats.plan
+Horizon = Callable[[int, int], int]  # (pos, want) -> how far reading is cheap (Stored.horizon)
 
 
 class Malformed(ValueError):
@@ -70,16 +73,18 @@ def file_reader(f: IO[bytes]) -> Read:
 
 
 class Cursor:
-    """Reads a header field by field from ``read``, through a window of ``window`` bytes, so
-    a header of many small fields costs few reads. Every length is checked against ``end``
-    before anything is read or allocated.
+    """Reads a header field by field from ``read``, through a window of up to ``WINDOW``
+    bytes, so a header of many small fields costs few reads. Every length is checked against
+    ``end`` before anything is read or allocated.
 
-    A format whose fields sit between the tensors (ONNX) reads exactly what it asks for
-    (``window=0``): reading ahead into a tensor would load the whole chunk holding it when
-    the file is read from the store."""
+    ``horizon(pos, want)`` (a stored file's) says how far from ``pos`` reading costs no more:
+    the window never reaches past it, since reading into the next chunk, most likely a
+    tensor's, would load all of it (ONNX keeps its fields between the tensors)."""
 
-    def __init__(self, read: Read, pos: int, end: int, window: int = 1 << 16) -> None:
-        self._read, self.pos, self.end, self.window = read, pos, end, window
+    WINDOW = 1 << 16
+
+    def __init__(self, read: Read, pos: int, end: int, horizon: Horizon | None = None) -> None:
+        self._read, self.pos, self.end, self._horizon = read, pos, end, horizon
         self._base, self._buf = pos, b""
 
     def take(self, n: int) -> bytes:
@@ -88,7 +93,10 @@ class Cursor:
         at = self.pos - self._base
         if at < 0 or at + n > len(self._buf):
             self._base = self.pos
-            self._buf = self._read(self.pos, min(max(n, self.window), self.end - self.pos))
+            ahead = self.WINDOW
+            if self._horizon is not None:
+                ahead = min(ahead, self._horizon(self.pos, ahead) - self.pos)
+            self._buf = self._read(self.pos, min(max(n, ahead), self.end - self.pos))
             at = 0
             if len(self._buf) < n:
                 raise Malformed("the file is shorter than its header says")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from .. import codec
-from ._base import Cursor, Malformed, Read, Span, Stored, Tensor, file_reader, numel
+from ._base import Cursor, Horizon, Malformed, Read, Span, Stored, Tensor, file_reader, numel
 
 NAME = "gguf"
 MAX_COUNT = 1 << 20  # tensors, metadata entries
@@ -140,9 +140,10 @@ def _skip_value(c: Cursor, kind: int, budget: list[int], depth: int = 0) -> None
         raise Malformed(f"unknown metadata type {kind}")
 
 
-def parse(read: Read, size: int) -> list[Info]:
-    """The tensor infos with each tensor's place in the file; Malformed if they do not add up."""
-    c = Cursor(read, 0, size)
+def parse(read: Read, size: int, horizon: Horizon | None = None) -> list[Info]:
+    """The tensor infos with each tensor's place in the file; Malformed if they do not add
+    up. ``horizon``: a stored file's (see Cursor)."""
+    c = Cursor(read, 0, size, horizon)
     if c.take(4) != b"GGUF" or _u32(c) not in (2, 3):
         raise Malformed("not GGUF version 2 or 3")
     n_tensors, n_kv = _u64(c), _u64(c)
@@ -200,7 +201,7 @@ def tensor_table(stored: Stored, size: int) -> dict[str, Tensor]:
     """Raises Malformed when the stored header does not add up."""
     return {
         i.name: Tensor(i.dtype, i.dims, numel(i.dims), stored.content_key(i.start, i.length))
-        for i in parse(stored.read, size)
+        for i in parse(stored.read, size, stored.horizon)
     }
 
 

@@ -25,6 +25,7 @@ from .. import codec
 from ._base import (
     UNKNOWN_KEY,
     Cursor,
+    Horizon,
     Malformed,
     Planner,
     Read,
@@ -191,9 +192,10 @@ def _tensor(c: Cursor, end: int) -> Init:
     return t
 
 
-def parse(read: Read, size: int) -> list[Init]:
-    """The graph's initializers; Malformed when the file is not a ModelProto with a graph."""
-    c = Cursor(read, 0, size, window=0)
+def parse(read: Read, size: int, horizon: Horizon | None = None) -> list[Init]:
+    """The graph's initializers; Malformed when the file is not a ModelProto with a graph.
+    ``horizon``: a stored file's, so that no tensor is read ahead into (see Cursor)."""
+    c = Cursor(read, 0, size, horizon)
     found: list[Init] = []
     graphs = 0
 
@@ -241,11 +243,13 @@ def spans(f: IO[bytes], size: int) -> tuple[str, list[Span] | None]:
 
 def tensor_table(
     stored: Stored, size: int, sibling: Callable[[str], Stored | None] | None = None
-) -> dict[str, Tensor]:
-    """Inline tensors keyed by their bytes here; external ones by their bytes in the file
-    ``sibling(location)`` gives (a folder model), else unknown. Raises Malformed."""
+) -> tuple[dict[str, Tensor], list[str]]:
+    """The tensors, and the files the external ones live in. Inline tensors are keyed by
+    their bytes here, external ones by their bytes in the file ``sibling(location)`` gives
+    (a folder model), else unknown. Raises Malformed."""
     table = {}
-    for t in parse(stored.read, size):
+    inits = parse(stored.read, size, stored.horizon)
+    for t in inits:
         key = UNKNOWN_KEY
         if t.location == 0 and t.inline:
             key = stored.content_key(*t.inline)
@@ -258,18 +262,8 @@ def tensor_table(
             if where and other is not None:
                 key = other.content_key(where[1], where[2])
         table[t.name] = Tensor(t.dtype, t.dims, numel(t.dims), key)
-    return table
-
-
-def external_locations(stored: Stored, size: int) -> list[str]:
-    """The files the model's external tensors name, for its ``inspect`` summary."""
-    return sorted(
-        {
-            t.external.get("location", "")
-            for t in parse(stored.read, size)
-            if t.location == _EXTERNAL_LOCATION
-        }
-    )
+    located = {t.external.get("location", "") for t in inits if t.location == _EXTERNAL_LOCATION}
+    return table, sorted(located)
 
 
 def resolve(model_rel: str, location: str) -> str | None:
