@@ -3,8 +3,8 @@
 Tensors are compared by a content key built from the ids of the chunks that hold them, so no
 weights are read or loaded; only the pickle or the safetensors, GGUF or ONNX header is, to
 learn the names. An ONNX model's external tensors are keyed by their bytes in the data file
-beside it. The
-shards of one model in a folder are one namespace (``shards``): re-sharding is no change.
+beside it. The shards of one model in a folder are one namespace (``shards``): re-sharding
+is no change.
 """
 
 from __future__ import annotations
