@@ -13,6 +13,7 @@ does not have the field never matches.
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 import re
 from collections.abc import Iterable, Sequence
@@ -29,6 +30,11 @@ Row = dict[str, Any]
 OPERATORS = (">=", "<=", "!=", "==", ">", "<", "=")
 SECTIONS = ("metrics", "params", "inspect")
 NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+DIGITS_RE = re.compile(r"[0-9]+")
+DATE_RE = re.compile(
+    r"(?P<when>[0-9]{4}(-[0-9]{2}(-[0-9]{2}([T ][0-9]{2}(:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?)?)?)?)"
+    r"(?P<zone>Z|[+-][0-9]{2}:?[0-9]{2})?"
+)
 _BOOLS = {"true": True, "yes": True, "false": False, "no": False}
 _MISSING = object()
 
@@ -147,7 +153,23 @@ def _version_number(value: Any) -> float | None:
     match = VERSION_RE.fullmatch(text)
     if match:
         return float(match.group(1))
-    return float(text) if text.isdigit() else None
+    return float(text) if DIGITS_RE.fullmatch(text) else None  # not str.isdigit: '²' is one
+
+
+def _utc_text(value: str) -> str | None:
+    """A date or time as ``registered_at`` writes it (UTC, ``T`` before the hour), so that
+    comparing the texts compares the times; None when ``value`` is not one."""
+    match = DATE_RE.fullmatch(value.strip())
+    if match is None:
+        return None
+    when, zone = match.group("when").replace(" ", "T"), match.group("zone")
+    if not zone or zone in ("Z", "+00:00", "+0000", "-00:00"):
+        return when
+    try:
+        moment = dt.datetime.fromisoformat(when + zone)
+    except ValueError:
+        return None
+    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat()
 
 
 def _is_plain(cond: Condition, name: str) -> bool:
@@ -162,7 +184,7 @@ def _ordered_value(cond: Condition) -> float | str | None:
         size = parse_size(cond.value)
         return None if size is None else float(size)
     if _is_plain(cond, "registered_at"):
-        return cond.value
+        return _utc_text(cond.value)
     return _number(cond.value)
 
 
@@ -190,7 +212,7 @@ def _equal(cond: Condition, actual: Any) -> bool:
         size = parse_size(value)
         return size is not None and _number(actual) == size
     if _is_plain(cond, "registered_at") and isinstance(actual, str):
-        return actual.startswith(value)
+        return actual.startswith(_utc_text(value) or value)
     mine, wanted = _number(actual), _number(value)
     if mine is not None and wanted is not None:
         return mine == wanted

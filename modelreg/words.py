@@ -14,6 +14,14 @@ def human_bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+def between(value: float, low: float, high: float) -> float:
+    """Where ``value`` sits from ``low`` (0) to ``high`` (1); halved first so that
+    ``high - low`` cannot overflow to infinity (-1e308 to 1e308), 0.5 when they are equal."""
+    if high == low:
+        return 0.5
+    return (value / 2 - low / 2) / (high / 2 - low / 2)
+
+
 def plural(n: int, word: str) -> str:
     """'1 family', '2 families', '0 versions'."""
     if n == 1:

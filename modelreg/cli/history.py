@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
@@ -11,7 +12,7 @@ import click
 
 from .. import modelinfo, names, query
 from ..views import json_families, summary_table
-from ..words import clean, human_bytes, plural, utc_time
+from ..words import between, clean, human_bytes, plural, utc_time
 from ._base import _emit_json, _public, _repo, cli, json_option
 
 
@@ -101,6 +102,8 @@ def metric_series(rows: list[dict[str, Any]], metric: str) -> list[tuple[str, fl
     for r in rows:
         v = (r.get("metrics") or {}).get(metric)
         number = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+        if number is not None and not math.isfinite(number):
+            number = None  # only a record made elsewhere holds NaN or infinity: not charted
         out.append((r["version"], number))
     return out
 
@@ -111,10 +114,9 @@ def sparkline(values: list[float | None]) -> str:
     if not known:
         return ""
     low, high = min(known), max(known)
-    span = high - low
     last = len(SPARKS) - 1
     return "".join(
-        " " if v is None else SPARKS[round((v - low) / span * last) if span else last]
+        " " if v is None else SPARKS[round(between(v, low, high) * last) if high > low else last]
         for v in values
     )
 
@@ -138,12 +140,11 @@ def _metric_log(name: str, rows: list[dict[str, Any]], metric: str, as_json: boo
     )
     click.echo(sparkline([x for _v, x in series]))
     width = max(len(v) for v, _x in series)
-    span = high[1] - low[1]
     for version, x in series:
         if x is None:
             click.echo(f"{version:<{width}}  {'-':>10}")
             continue
-        filled = (x - low[1]) / span * BAR_WIDTH if span else BAR_WIDTH
+        filled = between(x, low[1], high[1]) * BAR_WIDTH if high[1] > low[1] else BAR_WIDTH
         click.echo(f"{version:<{width}}  {x:>10.6g}  {'█' * max(1, round(filled))}")
 
 

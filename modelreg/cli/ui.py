@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import webbrowser
 from pathlib import Path
@@ -31,24 +32,27 @@ from ._base import _repo, cli
 @click.pass_context
 def ui(ctx: click.Context, port: int, host: str, open_browser: bool, quiet: bool) -> None:
     """Serve a read-only web view of the registry until Ctrl-C."""
-    from ..ui import make_server, url_of
+    from ..ui.server import is_loopback, make_server, url_of
 
     repo = _repo(ctx)
     log = None if quiet else (lambda line: click.echo(line, err=True))
     try:
         server = make_server(repo.root, host, port, log)
     except OSError as e:
+        port_problem = e.errno in (errno.EADDRINUSE, errno.EACCES)
         raise InvalidInputError(
             f"cannot listen on {host}:{port} ({e.strerror or e})",
-            hint="pick another --port (0 for any free one)",
+            hint="pick another --port (0 for any free one)"
+            if port_problem
+            else "give --host an address of this machine (the default 127.0.0.1, or 0.0.0.0)",
         ) from None
     url = url_of(server)
-    click.echo(f"Serving {repo.root} at {url} (read-only; Ctrl-C to stop)")
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if not is_loopback(host):  # before "Serving": whoever reads that line has seen it
         click.echo(f"warning: listening on {host}: other machines can read this registry", err=True)
-    if open_browser:
-        webbrowser.open(url)
     try:
+        click.echo(f"Serving {repo.root} at {url} (read-only; Ctrl-C to stop)")
+        if open_browser:
+            webbrowser.open(url)
         server.serve_forever()
     except KeyboardInterrupt:
         click.echo("stopped", err=True)  # Ctrl-C is how a server is meant to end: exit 0
@@ -61,7 +65,7 @@ def ui(ctx: click.Context, port: int, host: str, open_browser: bool, quiet: bool
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     default=Path("report.html"),
     show_default=True,
 )
@@ -73,7 +77,19 @@ def report(ctx: click.Context, names: tuple[str, ...], output: Path) -> None:
     from ..ui import build_report
 
     repo = _repo(ctx)
-    text = build_report(repo, list(names))
     target = output if output.is_absolute() else Path(ctx.obj.get("cwd") or os.getcwd()) / output
-    _fs.atomic_write(target, text.encode("utf-8"))
+    hint = "give -o a file in an existing folder, e.g. -o report.html"
+    if target.is_dir():
+        raise InvalidInputError(f"cannot write the report to {target}: it is a folder", hint=hint)
+    if not target.parent.is_dir():
+        raise InvalidInputError(
+            f"cannot write the report to {target}: {target.parent} is not a folder", hint=hint
+        )
+    text = build_report(repo, list(names))
+    try:
+        _fs.atomic_write(target, text.encode("utf-8"))
+    except OSError as e:
+        raise InvalidInputError(
+            f"cannot write the report to {target} ({e.strerror or e})", hint=hint
+        ) from None
     click.echo(f"Wrote {target} ({len(text.encode('utf-8')):,} bytes)")

@@ -3,10 +3,11 @@ need no script (hovering a point shows its ``<title>``), print, scale and work i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..words import human_bytes
+from ..words import between, human_bytes
 from .html import Markup, el
 
 WIDTH, HEIGHT = 560, 220
@@ -29,17 +30,19 @@ def _fmt(v: float) -> str:
 def metric_chart(metric: str, points: Sequence[Point], total: int) -> Markup:
     """One point per version that records ``metric``, at its place among ``total`` versions
     (so a gap stays a gap); tagged versions are drawn larger, in another colour, labelled."""
+    points = [p for p in points if math.isfinite(p.value)]  # a record made elsewhere may hold NaN
     values = [p.value for p in points]
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
     if high == low:
         pad = abs(high) * 0.05 or 0.5
-        low, high = low - pad, high + pad
+        if math.isfinite(low - pad) and math.isfinite(high + pad):
+            low, high = low - pad, high + pad
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slots = max(total - 1, 1)
 
     def xy(index: int, value: float) -> tuple[float, float]:
         x = LEFT + (index / slots if total > 1 else 0.5) * plot_w
-        y = TOP + (1 - (value - low) / (high - low)) * plot_h
+        y = TOP + (1 - between(value, low, high)) * plot_h
         return round(x, 1), round(y, 1)
 
     parts: list[Markup] = [

@@ -7,6 +7,7 @@ are validated before they are looked up, and there are no static files to serve.
 from __future__ import annotations
 
 import http.server
+import ipaddress
 import os
 import socket
 import time
@@ -110,6 +111,24 @@ def _one(params: Params, key: str) -> str | None:
     return values[-1] if values else None
 
 
+def host_of(header: str) -> str:
+    """The name in a Host header, without its port, lower case (``[::1]:8765`` -> ``[::1]``)."""
+    text = header.strip().lower()
+    if text.startswith("["):
+        return text[: text.find("]") + 1]
+    return text.rsplit(":", 1)[0]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach ``host`` (any 127.x.y.z, ::1, localhost)."""
+    if host.lower() in LOCAL_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def handler_for(
     app: App, allowed_hosts: set[str] | None, log: Callable[[str], None] | None = None
 ) -> type[http.server.BaseHTTPRequestHandler]:
@@ -125,7 +144,7 @@ def handler_for(
 
         def _answer(self, send_body: bool) -> None:
             url = urllib.parse.urlsplit(self.path)
-            host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
+            host = host_of(self.headers.get("Host") or "")
             if allowed_hosts is not None and host not in allowed_hosts:
                 # a page from elsewhere reaching a local server through a name it controls
                 status, body = 403, page("refused", el("p", "unexpected Host header"))
@@ -172,7 +191,7 @@ def make_server(
     """A server over the registry at ``root``, bound but not yet serving (``port`` 0: any
     free port; ``server.server_address`` says which)."""
     Repository(root)  # refuse a folder that is not a registry before binding
-    allowed = LOCAL_HOSTS | {host} if host in LOCAL_HOSTS else None
+    allowed = LOCAL_HOSTS | {host.lower()} if is_loopback(host) else None
     kind = Server6 if ":" in host else Server
     return kind((host, port), handler_for(App(root), allowed, log))
 
