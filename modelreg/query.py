@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -120,6 +121,12 @@ class Condition:
             )
         return cond
 
+    @functools.cached_property
+    def glob(self) -> re.Pattern[str]:
+        """VALUE as a file glob, compiled once per expression (``fnmatch`` would keep every
+        pattern a UI visitor sends in its cache of 32,768)."""
+        return re.compile(fnmatch.translate(self.value))
+
     def matches(self, row: Row) -> bool:
         actual = self.field.lookup(row)
         if actual is _MISSING:
@@ -218,7 +225,7 @@ def _equal(cond: Condition, actual: Any) -> bool:
         return mine == wanted
     text = str(actual)
     if any(c in value for c in "*?["):
-        return fnmatch.fnmatchcase(text, value)
+        return cond.glob.match(text) is not None
     return text == value
 
 

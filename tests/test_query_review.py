@@ -88,3 +88,16 @@ def test_sort_by_a_param_of_mixed_numbers_and_text(extremes: ModelRegistry) -> N
     """Numbers first in their order, then text; the other way round with '-'."""
     assert [r["version"] for r in extremes.list("big", sort="lr")] == ["v1", "v3", "v2"]
     assert [r["version"] for r in extremes.list("big", sort="-lr")] == ["v2", "v3", "v1"]
+
+
+def test_a_glob_is_compiled_once_per_expression_not_kept_by_fnmatch() -> None:
+    """fnmatch keeps every pattern it saw (32,768 of them): a UI visitor sending distinct
+    long patterns would grow the server without bound."""
+    import fnmatch
+
+    rows = [{"version": "v1", "dataset": "ImageNet-1k"}, {"version": "v2", "dataset": "CIFAR"}]
+    before = fnmatch._compile_pattern.cache_info().currsize  # type: ignore[attr-defined]
+    pattern = "Image*" + "?" * 0 + "[-]1k"
+    assert [r["version"] for r in query.select(rows, [f"dataset={pattern}"])] == ["v1"]
+    assert [r["version"] for r in query.select(rows, ["dataset!=*\n*"])] == ["v1", "v2"]
+    assert fnmatch._compile_pattern.cache_info().currsize == before  # type: ignore[attr-defined]

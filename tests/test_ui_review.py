@@ -351,3 +351,16 @@ def test_ui_on_a_busy_port_of_another_host_names_the_port(hostile_root: Path, ru
         result = run("-C", hostile_root, "ui", "--host", "127.0.0.2", "--port", port)
     _one_line_error(result, f"error: cannot listen on 127.0.0.2:{port}")
     assert "--port" in result.stderr
+
+
+def test_a_filter_of_thousands_of_expressions_is_refused_not_run(hostile_url: str) -> None:
+    """Each expression is tried on every version: 12,000 of them fit in a URL, which took
+    half a minute of CPU for a family of 1,000 versions (a page elsewhere can send that)."""
+    query = urllib.parse.urlencode({"where": "; ".join(["extreme>0"] * 3000)})
+    status, _h, body = fetch(hostile_url, f"/m/evil?{query}")
+    assert status == 200
+    error = re.search(r'id="query-error">([^<]*)<', body)
+    assert error is not None and error.group(1).startswith("3,000 expressions; a filter here")
+    few = urllib.parse.urlencode({"where": "; ".join(["extreme>0"] * 20)})
+    status, _h, body = fetch(hostile_url, f"/m/evil?{few}")
+    assert 'id="query-error"' not in body and "1 of 2 versions match" in body

@@ -106,6 +106,9 @@ def home(fams: list[data.Family], links: Links) -> Markup:
 
 
 # --- a family -------------------------------------------------------------------------------
+MAX_EXPRESSIONS = 20
+
+
 def where_list(raw: Sequence[str]) -> list[str]:
     """The ``where`` parameters of a URL; one may hold several expressions split by ';'."""
     return [part.strip() for text in raw for part in text.split(";") if part.strip()]
@@ -132,6 +135,11 @@ def family(
     exprs = where_list(where)
     problem = None
     try:
+        if len(exprs) > MAX_EXPRESSIONS:  # each is tried on every version: a URL is no script
+            raise query.QueryError(
+                f"{len(exprs):,} expressions; a filter here takes at most {MAX_EXPRESSIONS}",
+                hint="use modelreg list --where for more",
+            )
         shown = query.select(fam.rows, exprs or None, sort)
     except ModelregError as e:
         problem, shown = str(e), fam.rows
