@@ -101,3 +101,24 @@ def test_a_glob_is_compiled_once_per_expression_not_kept_by_fnmatch() -> None:
     assert [r["version"] for r in query.select(rows, [f"dataset={pattern}"])] == ["v1"]
     assert [r["version"] for r in query.select(rows, ["dataset!=*\n*"])] == ["v1", "v2"]
     assert fnmatch._compile_pattern.cache_info().currsize == before  # type: ignore[attr-defined]
+
+
+def test_a_param_of_a_long_run_of_digits_is_read_at_once(repo_dir: Path) -> None:
+    """'111...1x' (200,000 digits, not a number) made the number pattern backtrack for
+    hours; the command runs in its own process so that the old behaviour fails, not hangs."""
+    import subprocess
+    import sys
+
+    registry = ModelRegistry(repo_dir)
+    path = write_bytes(repo_dir / "m.bin", 2000)
+    registry.register("long", path, params={"lr": "1" * 200_000 + "x"})
+    registry.register("long", write_bytes(repo_dir / "n.bin", 2000, seed=2), params={"lr": "0.1"})
+    done = subprocess.run(
+        [sys.executable, "-m", "modelreg", "list", "--where", "lr<1", "--sort", "-lr"],
+        cwd=repo_dir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [line.split()[1] for line in done.stdout.splitlines()[1:]] == ["v2"]

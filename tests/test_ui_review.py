@@ -5,6 +5,7 @@ server, and in headless Chromium where what matters is what a browser makes of t
 
 from __future__ import annotations
 
+import contextlib
 import html.parser
 import json
 import re
@@ -33,6 +34,11 @@ CARD = (
     f"# Card {EVIL}\n\n[click](javascript:window.__xss=3) "
     f'[quote](https://e.org/"onmouseover="window.__xss=4) {EVIL}\n\n- `{EVIL}`\n'
 )
+
+
+# each took the server's thread for hours before the fix (cubic, quadratic, quadratic)
+SLOW_CARD = "# a" + " \t" * 200_000 + "x\n\n" + "[" * 400_000 + "\n\nthe end\n"
+LONG_NUMBER = "1" * 200_000 + "x"
 
 
 def _safetensors(path: Path, names: list[str]) -> Path:
@@ -84,6 +90,13 @@ def hostile_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _safetensors(folder / "model.safetensors", ["w"])
     registry.register("evildir", folder, description=EVIL, parent="evil@v2")
     _with_card(root, "evil", CARD)
+    registry.register(
+        "slow",
+        _safetensors(src / "slow.safetensors", ["w"]),
+        params={"lr": LONG_NUMBER},
+        description="a card and a param made to make regular expressions backtrack",
+    )
+    _with_card(root, "slow", SLOW_CARD)
     return root
 
 
@@ -364,3 +377,42 @@ def test_a_filter_of_thousands_of_expressions_is_refused_not_run(hostile_url: st
     few = urllib.parse.urlencode({"where": "; ".join(["extreme>0"] * 20)})
     status, _h, body = fetch(hostile_url, f"/m/evil?{few}")
     assert 'id="query-error"' not in body and "1 of 2 versions match" in body
+
+
+@contextlib.contextmanager
+def _served(root: Path) -> Iterator[str]:
+    """The real ``modelreg ui`` in its own process: a regular expression that backtracks
+    holds the GIL, so in this process it would freeze the test instead of failing it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelreg", "ui", "--port", "0", "--quiet"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        match = re.search(r"(http://127\.0\.0\.1:\d+/)", proc.stdout.readline())
+        assert match is not None
+        yield match.group(1)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+
+
+def test_a_card_made_to_backtrack_renders_at_once(hostile_root: Path) -> None:
+    """A heading line of 400,000 spaces and tabs and a line of 400,000 '[': the regular
+    expressions they met backtracked for hours (holding the GIL: the whole server froze);
+    fetch gives up after 30 s."""
+    with _served(hostile_root) as url:
+        status, _h, body = fetch(url, "/m/slow/v1")
+    assert status == 200
+    assert "<h3>a" in body and "<p>the end</p>" in body
+
+
+def test_sorting_by_a_long_run_of_digits_answers_at_once(hostile_root: Path) -> None:
+    """Reading '111...1x' (200,000 digits) as a number backtracked quadratically."""
+    with _served(hostile_root) as url:
+        status, _h, body = fetch(url, "/m/slow?sort=-lr")
+    assert status == 200 and 'id="query-error"' not in body
+    assert 'href="/m/slow/v1"' in body

@@ -9,12 +9,22 @@ import re
 
 from .html import Markup, esc
 
-_HEADING = re.compile(r"(#{1,6})\s+(.*?)\s*#*\s*$")
 _BULLET = re.compile(r"\s*[-*+]\s+(.*)")
 _NUMBERED = re.compile(r"\s*[0-9]{1,9}[.)]\s+(.*)")
 _CODE = re.compile(r"`([^`]+)`")
 # in escaped text: [text](http://...) with no space, quote or angle bracket in the address
-_LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^\s()<>\"']+)\)")
+# (no '[' in the text: with one, a line of '[' took quadratic time)
+_LINK = re.compile(r"\[([^\[\]\n]+)\]\((https?://[^\s()<>\"']+)\)")
+
+
+def _heading(line: str) -> tuple[int, str] | None:
+    """(level, text) of ``## text ##``; by hand, as a regex for it backtracked in cubic
+    time on a long run of spaces."""
+    level = len(line) - len(line.lstrip("#"))
+    rest = line[level:]
+    if not 1 <= level <= 6 or not rest[:1].isspace():
+        return None
+    return level, rest.strip().rstrip("#").rstrip()
 
 
 def _inline(text: str) -> str:
@@ -63,13 +73,13 @@ def render(text: str) -> Markup:
             out.append(f"<pre><code>{esc(chr(10).join(code))}</code></pre>")
             i += 1
             continue
-        heading = _HEADING.match(line)
+        heading = _heading(line)
         bullet = _BULLET.fullmatch(line)
         numbered = _NUMBERED.fullmatch(line)
         if heading:
             flush()
-            level = min(len(heading.group(1)) + 2, 6)  # the page's own headings come first
-            out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
+            level = min(heading[0] + 2, 6)  # the page's own headings come first
+            out.append(f"<h{level}>{_inline(heading[1])}</h{level}>")
         elif bullet or numbered:
             tag = "ul" if bullet else "ol"
             if para or (items and tag != list_tag):
