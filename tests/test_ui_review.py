@@ -416,3 +416,19 @@ def test_sorting_by_a_long_run_of_digits_answers_at_once(hostile_root: Path) -> 
         status, _h, body = fetch(url, "/m/slow?sort=-lr")
     assert status == 200 and 'id="query-error"' not in body
     assert 'href="/m/slow/v1"' in body
+
+
+def test_an_idle_connection_is_closed(hostile_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection that never sends a request (or keeps one alive) held its thread forever:
+    enough of them, from a page elsewhere, and the server runs out of threads."""
+    from modelreg.ui import server as ui_server
+
+    monkeypatch.setattr(ui_server, "REQUEST_TIMEOUT", 0.5, raising=False)
+    server = make_server(hostile_root, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with socket.create_connection(server.server_address[:2], timeout=30) as idle:
+            assert idle.recv(1) == b""  # closed by the server, long before this side's 30 s
+    finally:
+        server.shutdown()
+        server.server_close()

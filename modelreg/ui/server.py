@@ -29,6 +29,7 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+REQUEST_TIMEOUT = 60.0  # seconds a connection may sit idle: each one holds a thread
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
@@ -135,6 +136,7 @@ def handler_for(
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = "modelreg-ui"
         protocol_version = "HTTP/1.1"
+        timeout = REQUEST_TIMEOUT
 
         def do_GET(self) -> None:
             self._answer(send_body=True)
