@@ -187,21 +187,11 @@ class CachedObjectStore(ObjectStore):
     store lacks is read, verified, from the cache; everything else (writes, listing, gc) is
     this store's alone. Where neither has the object, the error is this store's own."""
 
-    def __init__(
-        self,
-        root: Path,
-        *,
-        packed: bool = True,
-        compress: bool = False,
-        before_pack: Callable[[], None] | None = None,
-        cache: Cache | None = None,
-    ) -> None:
-        super().__init__(root, packed=packed, compress=compress, before_pack=before_pack)
-        self._cache = cache
+    shared: Cache | None = None  # None: the cache of this process's environment
 
     def cache(self) -> Cache | None:
         """The shared cache, when one exists (reading never creates it)."""
-        cache = self._cache if self._cache is not None else Cache()
+        cache = self.shared if self.shared is not None else Cache()
         return cache if cache.is_present() else None
 
     def _through(
