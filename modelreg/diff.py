@@ -1,8 +1,10 @@
 """``modelreg diff A B``: what changed between two versions, from the stored manifests.
 
 Tensors are compared by a content key built from the ids of the chunks that hold them, so no
-weights are read or loaded; only the pickle or safetensors header is, to learn the names. The
-shards of one model in a folder are one namespace (``shards``): re-sharding is no change.
+weights are read or loaded; only the pickle or the safetensors, GGUF or ONNX header is, to
+learn the names. An ONNX model's external tensors are keyed by their bytes in the data file
+beside it. The shards of one model in a folder are one namespace (``shards``): re-sharding
+is no change.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import modelinfo, shards, words
+from .formats import onnx
 from .model import VersionRecord
 from .repo import Record, Repository
 
@@ -37,8 +40,18 @@ def _tensors(repo: Repository, rec: VersionRecord) -> dict[str, modelinfo.Tensor
     formats: dict[str, str] = {}
     tables: dict[str, dict[str, modelinfo.Tensor]] = {}
     for rel, entry in rec.tree(repo.objects).entries.items():
-        manifests[rel] = manifest = repo.objects.get_json(entry.manifest)
-        info, table = modelinfo.analyze(repo.objects, manifest)
+        manifests[rel] = repo.objects.get_json(entry.manifest)
+
+    def beside(rel: str) -> modelinfo.Sibling:
+        def open_(location: str) -> modelinfo.StoredFile | None:
+            target = onnx.resolve(rel, location)
+            m = manifests.get(target) if target else None
+            return modelinfo.StoredFile(repo.objects, m) if m else None
+
+        return open_
+
+    for rel, manifest in manifests.items():
+        info, table = modelinfo.analyze(repo.objects, manifest, beside(rel))
         formats[rel], tables[rel] = str(info["format"]), table
 
     def read(rel: str) -> bytes | None:

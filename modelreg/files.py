@@ -34,6 +34,8 @@ READ_AHEAD = 2
 STORE_DIRNAME = ".modelreg"  # a registry's store: never part of a folder model
 Progress = Callable[[int], None]
 Planner = Callable[[IO[bytes], int], tuple[str, "list[chunking.Span] | None"]]
+# A folder's files -> planners for those whose layout another file of it states
+FolderPlanner = Callable[[list[tuple[str, Path]]], dict[str, Planner]]
 
 
 def _no_progress(n: int) -> None:
@@ -246,18 +248,22 @@ def store_tree(
     progress: Progress = _no_progress,
     exclude: frozenset[Path] = frozenset(),
     plan: Planner = no_plan,
+    plan_folder: FolderPlanner | None = None,
 ) -> tuple[str, dict[str, Any]]:
+    """``plan_folder`` (``formats.plan_folder``) may plan a file from what another file of
+    the folder says about it; ``plan`` plans the rest."""
     listed = walk_dir(root, exclude)
     if not listed:
         raise InvalidInputError(
             f"{root} holds no files to register",
             hint=f"put the model's files in it (and check its {IGNORE_FILE})",
         )
+    planners = plan_folder(listed) if plan_folder is not None else {}
     entries: dict[str, Any] = {}
     whole = new_hasher()
     size = 0
     for rel, path in listed:
-        oid, manifest = store_file(store, path, params, progress, plan)
+        oid, manifest = store_file(store, path, params, progress, planners.get(rel, plan))
         entries[rel] = {"manifest": oid, "size": manifest["size"], "hash": manifest["hash"]}
         whole.update(f"{rel}\0{manifest['hash']}\n".encode())
         size += manifest["size"]

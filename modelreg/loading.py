@@ -90,7 +90,13 @@ def model_files(rec: Record, stored: StoredVersion) -> list[tuple[str, str]]:
     if not typed.is_dir:
         inspected = (typed.inspect or {}).get("format")
         return [(typed.source, str(inspected or typed.format))]
-    model_files = (typed.inspect or {}).get("model_files") or {}
+    found_files = (typed.inspect or {}).get("model_files") or {}
+    # GGUF and ONNX files are listed but not loaded: a folder shipping an export beside its
+    # checkpoint loads the checkpoint
+    model_files = {rel: f for rel, f in found_files.items() if f in shards.LOADABLE}
+    if found_files and not model_files:
+        rel, fmt = sorted(found_files.items())[0]
+        return [(rel, fmt)]  # _load_one says it cannot
     indexes = [rel for rel in stored.entries if rel.endswith(".index.json")]
 
     def small(rel: str) -> bytes | None:
@@ -115,7 +121,7 @@ def _load_one(data: bytes, fmt: str, label: str) -> Any:
     if reader is not None:
         return reader.load(data)
     raise ModelregError(
-        f"{label} is a {fmt} file",
+        f"{label} is {'an' if fmt[:1] in 'aeiou' else 'a'} {fmt} file",
         hint="load reads torch checkpoints and safetensors; use get() for the path",
     )
 

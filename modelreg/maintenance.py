@@ -273,6 +273,8 @@ class Stats:
     checkout_bytes: int = 0  # blocks used by the checkout tree, each inode once
     checkout_files: int = 0
     checked_out: int = 0  # versions with a folder in the checkout tree
+    unused_objects: int = 0  # objects no version reaches: what gc drops
+    unused_bytes: int = 0  # what they take as stored
 
     @property
     def dedup_ratio(self) -> float:
@@ -330,7 +332,10 @@ def stats(repo: Repository) -> Stats:
         size = copy.stored
         s.stored_bytes += size
         owners = users.get(copy.oid, ())
-        if len(owners) == 1:
+        if not owners:
+            s.unused_objects += 1
+            s.unused_bytes += size
+        elif len(owners) == 1:
             (owner,) = owners
             s.freeable[owner] += size
     seen: set[tuple[int, int]] = set()

@@ -354,6 +354,7 @@ class Repository:
                         step,
                         exclude=mine,
                         plan=formats.plan,
+                        plan_folder=formats.plan_folder,
                     )
                 else:
                     root_oid, body = files.store_file(

@@ -109,7 +109,7 @@ def unsafe_warning(rec: Record) -> str | None:
     return f"{line}; load() refuses it without trust=True" if line else None
 
 
-RECOGNISED = ("torch-zip", "torchscript", "torch-legacy", "safetensors", "pickle")
+RECOGNISED = ("torch-zip", "torchscript", "torch-legacy", "safetensors", "pickle", "gguf", "onnx")
 
 
 def format_warning(rec: Record) -> str | None:
@@ -125,7 +125,7 @@ def format_warning(rec: Record) -> str | None:
             return None
         what = f"{rec['source']} is not a file"
     return (
-        f"{what} in a recognised model format (torch checkpoint, safetensors); "
+        f"{what} in a recognised model format (torch checkpoint, safetensors, GGUF, ONNX); "
         "stored as plain bytes"
     )
 

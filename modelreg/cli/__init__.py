@@ -1,6 +1,6 @@
 """The ``modelreg`` command line."""
 
-from . import cache, checkouts, remote, store, versions  # noqa: F401  (each registers its commands)
+from . import cache, checkouts, history, remote, store, ui, versions  # noqa: F401  (each registers its commands)
 from ._base import cli, main
 
 __all__ = ["cli", "main"]
