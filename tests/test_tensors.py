@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -153,3 +153,69 @@ def test_a_sharded_folder_maps_every_shard(repo_dir: Path, torch_mod) -> None:
     got = registry.load("sh", tensors=["*bias"])
     assert sorted(got) == ["conv.bias", "fc.bias"]
     assert _equal(got["fc.bias"], state["fc.bias"])
+
+
+def test_a_storage_shorter_than_its_tensor_is_refused(repo_dir: Path, torch_mod) -> None:
+    """A zip whose data.pkl promises more elements than the storage record holds (a forged
+    file): the read stops with one line, never reading past the record."""
+    import zipfile
+
+    import torch
+
+    path = save_torch(repo_dir / "m.pt", {"a": torch.arange(100.0), "b": torch.ones(3)})
+    forged = repo_dir / "forged.pt"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(forged, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith("data/0"):
+                data = data[:40]
+            dst.writestr(info.filename, data)
+    registry = ModelRegistry(".")
+    registry.register("f", forged)
+    with pytest.raises(CorruptObjectError, match="tensor a reaches outside its storage") as e:
+        registry.load("f", tensors=["a"], trust=True)
+    assert "\n" not in str(e.value)
+    assert bool((registry.load("f", tensors=["b"], trust=True)["b"] == 1).all())
+
+
+def test_the_chunk_source_is_pluggable(repo_dir: Path, torch_mod) -> None:
+    """A source that is not the registry's store (as a remote fetcher will be) serves the
+    chunks, and is told each tensor's chunks before they are read."""
+    from modelreg import tensors
+    from modelreg.files import chunk_ids
+    from modelreg.modelinfo import StoredFile
+    from modelreg.store_api import MemoryObjectStore
+
+    state = _big_state(n=3)
+    registry = ModelRegistry(".")
+    rec = registry.register("big", save_torch(repo_dir / "big.pt", state))
+    store = registry.repo.objects
+    elsewhere = MemoryObjectStore()
+    for oid in chunk_ids(store.get_json(rec["root"])):
+        elsewhere.add(store.get(oid), oid)
+        store.remove(oid)
+
+    class Fetcher(tensors.StoreSource):
+        announced: ClassVar[list[str]] = []
+        unannounced: ClassVar[list[str]] = []
+
+        def prefetch(self, oids):  # type: ignore[no-untyped-def]
+            self.announced.extend(oids)
+
+        def get(self, oid: str) -> bytes:
+            if oid not in self.announced:
+                self.unannounced.append(oid)
+            return super().get(oid)
+
+    found = tensors.open_tensors(
+        registry.repo, registry.repo.lookup("big"), lambda _s: Fetcher(elsewhere)
+    )
+    assert _equal(found["block1.weight"], state["block1.weight"])
+    assert found.source.bytes_read >= 4 * (64 << 10)  # type: ignore[attr-defined]
+    assert Fetcher.announced and set(Fetcher.announced) <= set(elsewhere.blobs)
+    f = StoredFile(elsewhere, store.get_json(rec["root"]))
+    wanted = f.chunk_ids(*next(v for k, v in f.spans.items() if k.endswith("data/1")))
+    assert wanted and set(wanted) <= set(Fetcher.announced)
+    assert not set(wanted) & set(Fetcher.unannounced)  # asked for in a batch, then read
+    with pytest.raises(CorruptObjectError, match="is missing"):
+        registry.load("big", tensors=["block1.weight"])  # the registry alone lacks them
