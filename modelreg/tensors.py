@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from . import containers, formats, pickle_scan
+from .cache import Cache
 from .errors import CorruptObjectError, ModelregError, NotFoundError
 from .formats.safetensors import HEADER_MAX
 from .loading import StoredVersion, label_of, load_shard, model_files
@@ -60,6 +61,37 @@ class StoreSource:
 
     def prefetch(self, oids: Sequence[str]) -> None:
         pass  # a local store has nothing to gain from a batch
+
+
+Fetch = Callable[[Store, list[str]], object]  # fetch these ids into this store (wire.fetch)
+
+
+class FetchingSource(StoreSource):
+    """The registry's store (which reads through to the shared cache), then a remote: the
+    chunks of a tensor that neither holds are fetched in one batch into the cache, where
+    every other registry on the machine finds them. ``fetched`` counts the ids asked for."""
+
+    def __init__(self, store: Store, fetch: Fetch, cache: Cache | None = None) -> None:
+        super().__init__(store)
+        self.fetch = fetch
+        self.cache = cache or Cache()
+        self.fetched = 0
+
+    def prefetch(self, oids: Sequence[str]) -> None:
+        missing = sorted({o for o in oids if not self.store.exists(o) and not self.cache.exists(o)})
+        if missing:
+            self.fetch(self.cache.store, missing)  # verified by id as they are added
+            self.cache.sync()
+            self.fetched += len(missing)
+
+    def get(self, oid: str) -> bytes:
+        if self.store.exists(oid):
+            return super().get(oid)
+        self.prefetch([oid])  # a read nobody announced (a zip directory, a pickle)
+        data = self.cache.get(oid)
+        self.bytes_read += len(data)
+        self.chunks_read += 1
+        return data
 
 
 class _Bad(ModelregError):
@@ -304,4 +336,11 @@ def load_tensors(repo: Repository, rec: Record, patterns: Sequence[str]) -> dict
     return {name: found[name] for name in found.select(patterns)}
 
 
-__all__ = ["ChunkSource", "StoreSource", "TensorMap", "load_tensors", "open_tensors"]
+__all__ = [
+    "ChunkSource",
+    "FetchingSource",
+    "StoreSource",
+    "TensorMap",
+    "load_tensors",
+    "open_tensors",
+]

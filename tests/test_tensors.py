@@ -219,3 +219,46 @@ def test_the_chunk_source_is_pluggable(repo_dir: Path, torch_mod) -> None:
     assert not set(wanted) & set(Fetcher.unannounced)  # asked for in a batch, then read
     with pytest.raises(CorruptObjectError, match="is missing"):
         registry.load("big", tensors=["block1.weight"])  # the registry alone lacks them
+
+
+def test_a_second_project_reads_what_the_first_fetched_from_the_cache(
+    tmp_path: Path, torch_mod
+) -> None:
+    """Two registries that hold a version's manifests but not its chunks (as lazy clones
+    do): the first fetches one tensor's chunks from the "remote" into the shared cache, the
+    second reads them from there and fetches nothing."""
+    from modelreg import tensors
+    from modelreg.files import chunk_ids
+    from modelreg.repo import Repository
+    from modelreg.store_api import MemoryObjectStore, Store
+
+    state = _big_state(n=4)
+    source = save_torch(tmp_path / "big.pt", state)
+    remote = MemoryObjectStore()
+    asked: list[list[str]] = []
+
+    def fetch(into: Store, ids: list[str]) -> None:
+        asked.append(ids)
+        for oid in ids:
+            into.add(remote.get(oid), oid)
+
+    projects = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        repo, _ = Repository.init(tmp_path / name)
+        rec = repo.register("big", source)
+        for oid in chunk_ids(repo.objects.get_json(rec["root"])):
+            remote.add(repo.objects.get(oid), oid)
+            repo.objects.remove(oid)
+        projects.append((repo, rec))
+
+    sources = []
+    for repo, rec in projects:
+        found = tensors.open_tensors(repo, rec, lambda s: tensors.FetchingSource(s, fetch))
+        assert _equal(found["block2.weight"], state["block2.weight"])
+        sources.append(found.source)
+    first, second = sources
+    assert first.fetched > 0 and len(asked) >= 1  # type: ignore[attr-defined]
+    assert second.fetched == 0  # type: ignore[attr-defined]
+    assert second.bytes_read == first.bytes_read  # type: ignore[attr-defined]
+    assert sum(map(len, asked)) < len(remote.blobs)  # only block2's chunks moved
