@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     reps = args.reps or (1 if args.smoke else 3)
     figures = partial_figures(fresh(args.workdir), count, numel, reps)
     print(json.dumps(figures, sort_keys=True))
+    fresh(args.workdir).rmdir()  # read-only objects made writable first, then removed
     return 0
 
 
