@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from . import files, names
+from .cards import MAX_CARD_BYTES
 from .errors import CorruptObjectError, MalformedObjectError, ModelregError
 from .hashing import is_oid, new_hasher
 from .metadata import USER_FIELDS, check_metadata, check_text, has_control
@@ -44,6 +45,8 @@ def check_record(obj: object) -> dict[str, Any]:
         raise bad(f"its kind {obj.get('kind')!r:.40} is neither file nor dir")
     if not isinstance(obj.get("root"), str) or not is_oid(obj["root"]):
         raise bad(f"its root {obj.get('root')!r:.80} is not an object id")
+    if "card" in obj and not (isinstance(obj["card"], str) and is_oid(obj["card"])):
+        raise bad(f"its card {obj.get('card')!r:.80} is not an object id")
     size = obj.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise bad("its size is not a whole number")
@@ -196,13 +199,14 @@ def version_objects(
     need: Callable[[str], bool],
     limits: dict[str, int] | None = None,
 ) -> None:
-    """Call ``need`` on every object one version needs (record, manifest or tree, the tree's
-    manifests, chunks), checking the shape of each structured one on the way: the one walk
-    pull and fsck share. It descends only where ``need`` returns True (the object is here).
-    A malformed object raises MalformedObjectError naming it; an unreadable one, the store's
-    error. ``limits``, when given, learns the most bytes each object may have before ``need``
-    is asked for it: a chunk's length in its manifest, ``MAX_STRUCTURED_BYTES`` for a
-    record, tree or manifest (so pull can stop reading a remote's object past it)."""
+    """Call ``need`` on every object one version needs (record, model card, manifest or
+    tree, the tree's manifests, chunks), checking the shape of each structured one on the
+    way: the one walk pull and fsck share. It descends only where ``need`` returns True
+    (the object is here). A malformed object raises MalformedObjectError naming it; an
+    unreadable one, the store's error. ``limits``, when given, learns the most bytes each
+    object may have before ``need`` is asked for it: a chunk's length in its manifest,
+    ``MAX_STRUCTURED_BYTES`` for a record, tree or manifest, ``MAX_CARD_BYTES`` for a card
+    (so pull can stop reading a remote's object past it)."""
     bounds = limits if limits is not None else {}
 
     def needs(oid: str, limit: int) -> bool:
@@ -213,6 +217,8 @@ def version_objects(
         return
     try:
         rec = check_record(_json(repo.objects, record_oid))
+        if "card" in rec:
+            needs(rec["card"], MAX_CARD_BYTES)
         root = rec["root"]
         if not needs(root, MAX_STRUCTURED_BYTES):
             return
@@ -283,6 +289,11 @@ def check_version(
     for key, value in claims.items():
         if rec[key] != value:
             raise CorruptObjectError(f"it claims {key} {rec[key]!r:.80}; its content has {value!r}")
+    if "card" in rec:
+        try:
+            check_text("its model card", store.get(rec["card"]).decode("utf-8"), multiline=True)
+        except (UnicodeDecodeError, ModelregError):
+            raise CorruptObjectError("its model card is not printable UTF-8 text") from None
     for oid, manifest in manifests.items():
         if oid in done.manifests or not rehash(oid):
             continue
