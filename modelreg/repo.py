@@ -369,7 +369,8 @@ class Repository:
         kind = self._source_kind(path, staged=source is not None)
         if parent is not None and "@" not in parent:
             parent = f"{name}@{names.normalize_ref(parent)}"
-        asked = {"name": name, "path": str(path.absolute()), "version": version, "tags": list(tags)}
+        where = str(path.absolute()) if source is None else None  # a staged file: no path
+        asked = {"name": name, "path": where, "version": version, "tags": list(tags)}
         self.run_hook("pre-register", {**asked, "parent": parent, **meta})
         with self.gc_lock(shared=True), ThreadPoolExecutor(1) as side:
             git = side.submit(gitinfo.describe, self.root)  # a subprocess: overlap it
