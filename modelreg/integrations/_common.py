@@ -85,6 +85,7 @@ class Registrar:
         self._registry = registry
         self._warned = False
         self.registered: list[str] = []  # 'NAME@vN' of each version this run made
+        self.next_epoch = float(every_n_epochs)  # for callbacks that see fractional epochs
 
     @property
     def registry(self) -> ModelRegistry:
@@ -125,3 +126,25 @@ class Registrar:
             if isinstance(held, (int, float)) and not self._better(value, held):
                 return
         self.registry.tag(self.name, info["version"], self.tag)
+
+
+class CallbackArguments:
+    """The constructor both callbacks share (first in their bases: it calls the framework's
+    callback constructor, which takes no arguments)."""
+
+    def __init__(
+        self,
+        name: str,
+        registry: ModelRegistry | str | os.PathLike[str] = ".",
+        monitor: str | None = None,
+        mode: str = "min",
+        tag: str | None = "best",
+        every_n_epochs: int = 1,
+    ) -> None:
+        super().__init__()
+        self.registrar = Registrar(name, registry, monitor, mode, tag, every_n_epochs)
+
+    @property
+    def registered(self) -> list[str]:
+        """'NAME@vN' of each version this callback registered."""
+        return self.registrar.registered

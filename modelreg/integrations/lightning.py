@@ -10,7 +10,6 @@ the run's ``epoch`` and ``global_step`` as params; ``tag`` moves to the version 
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 try:
@@ -24,29 +23,14 @@ except ImportError:  # the older package name
             "pip install 'modelreg[lightning]'"
         ) from None
 
-from ..api import ModelRegistry
-from ._common import Registrar, numbers, params
+from ._common import CallbackArguments, numbers, params
 
 FRAMEWORK = "pytorch-lightning"
 
 
-class RegistryCallback(pl.Callback):
-    def __init__(
-        self,
-        name: str,
-        registry: ModelRegistry | str | os.PathLike[str] = ".",
-        monitor: str | None = None,
-        mode: str = "min",
-        tag: str | None = "best",
-        every_n_epochs: int = 1,
-    ) -> None:
-        super().__init__()
-        self.registrar = Registrar(name, registry, monitor, mode, tag, every_n_epochs)
-
-    @property
-    def registered(self) -> list[str]:
-        """'NAME@vN' of each version this callback registered."""
-        return self.registrar.registered
+class RegistryCallback(CallbackArguments, pl.Callback):
+    """``RegistryCallback(name, registry=".", monitor=None, mode="min", tag="best",
+    every_n_epochs=1)``; see the module docstring."""
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         epoch = trainer.current_epoch

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 try:
@@ -22,8 +21,7 @@ except ImportError:
         "pip install 'modelreg[transformers]'"
     ) from None
 
-from ..api import ModelRegistry
-from ._common import Registrar, numbers, params
+from ._common import CallbackArguments, numbers, params
 
 FRAMEWORK = "transformers"
 # The training arguments recorded as params: the hyper-parameters, not paths and switches.
@@ -49,31 +47,17 @@ ARGUMENTS = (
 PROGRESS = ("epoch", "step")
 
 
-class RegistryCallback(TrainerCallback):
-    def __init__(
-        self,
-        name: str,
-        registry: ModelRegistry | str | os.PathLike[str] = ".",
-        monitor: str | None = None,
-        mode: str = "min",
-        tag: str | None = "best",
-        every_n_epochs: int = 1,
-    ) -> None:
-        self.registrar = Registrar(name, registry, monitor, mode, tag, every_n_epochs)
-        self._next_epoch = float(every_n_epochs)
-
-    @property
-    def registered(self) -> list[str]:
-        """'NAME@vN' of each version this callback registered."""
-        return self.registrar.registered
+class RegistryCallback(CallbackArguments, TrainerCallback):
+    """``RegistryCallback(name, registry=".", monitor=None, mode="min", tag="best",
+    every_n_epochs=1)``; see the module docstring."""
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """A checkpoint at or past the next ``every_n_epochs`` boundary is registered."""
         epoch = float(state.epoch or 0.0)
-        if epoch + 1e-6 < self._next_epoch or not state.is_world_process_zero:
+        if epoch + 1e-6 < self.registrar.next_epoch or not state.is_world_process_zero:
             return
         n = self.registrar.every_n_epochs
-        self._next_epoch = (math.floor(epoch / n + 1e-6) + 1) * n
+        self.registrar.next_epoch = (math.floor(epoch / n + 1e-6) + 1) * n
         logged: dict[str, Any] = {}
         for entry in state.log_history:
             if entry.get("step") == state.global_step:
