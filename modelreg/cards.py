@@ -12,8 +12,8 @@ front matter                        version field
 ``library_name: transformers``      ``framework``
 ``license``, ``tags``,              ``params`` of the same names (lists joined
 ``pipeline_tag``, ``base_model``    with ", ")
-``model-index`` results' metrics    ``metrics`` (each ``type`` or ``name``:
-                                    ``value``, numbers only)
+``model-index`` results' metrics    ``metrics`` (each ``type`` (else ``name``):
+                                    ``value``, numbers only; the first of a type)
 ``metrics: {name: number}``         ``metrics`` (HF's list of metric names is
                                     not a value and is left out)
 ==================================  ==========================================
@@ -62,11 +62,16 @@ def read(path: str | os.PathLike[str]) -> str:
         ) from None
 
 
-def check(text: str) -> bytes:
-    """The card's bytes as stored: valid, printable UTF-8 of at most ``MAX_CARD_BYTES``."""
+def normalize(text: str) -> str:
+    """Windows line ends as ``\n`` (as Git's autocrlf does): a card is text to show."""
     if not isinstance(text, str):
         raise InvalidInputError(f"a model card must be text, not {type(text).__name__}")
-    data = check_text("the model card", text, multiline=True).encode("utf-8")
+    return text.replace("\r\n", "\n")
+
+
+def check(text: str) -> bytes:
+    """The card's bytes as stored: valid, printable UTF-8 of at most ``MAX_CARD_BYTES``."""
+    data = check_text("the model card", normalize(text), multiline=True).encode("utf-8")
     if len(data) > MAX_CARD_BYTES:
         raise InvalidInputError(
             f"the model card is larger than {MAX_CARD_BYTES >> 20} MiB",
@@ -134,7 +139,7 @@ def _metrics(front: dict[str, Any]) -> dict[str, Any]:
             for m in metrics if isinstance(metrics, list) else []:
                 if not isinstance(m, dict):
                     continue
-                key = m.get("name") or m.get("type")
+                key = m.get("type") or m.get("name")
                 if isinstance(key, str) and key.strip() and _number(m.get("value")) is not None:
                     found.setdefault(key.strip(), m["value"])
     return found

@@ -364,7 +364,9 @@ class Repository:
         for tag in tags:
             names.check_tag(tag)
         card_bytes = cards.check(card) if card is not None else None
-        meta = metadata.check_metadata(cards.fill(fields, card) if card is not None else fields)
+        if card_bytes is not None:
+            fields = cards.fill(fields, card_bytes.decode())
+        meta = metadata.check_metadata(fields)
         path = Path(path)
         kind = self._source_kind(path, staged=source is not None)
         if parent is not None and "@" not in parent:

@@ -151,3 +151,35 @@ def test_the_api_takes_card_text(repo_dir: Path) -> None:
     registry = ModelRegistry(".")
     registry.register("m", write_bytes(repo_dir / "m.bin", 3000), card_text=CARD)
     assert registry.get("m")["card"] == CARD and registry.get("m")["dataset"] == "imdb"
+
+
+def test_windows_line_ends_are_stored_as_newlines(repo_dir: Path, run: CliRun) -> None:
+    model = write_bytes(repo_dir / "m.bin", 3000)
+    card = repo_dir / "README.md"
+    card.write_bytes(CARD.replace("\n", "\r\n").encode())
+    assert run("register", "m", model, "--card", card).exit_code == 0
+    shown = json.loads(run("show", "m", "--json").stdout)
+    assert shown["card"] == CARD and shown["dataset"] == "imdb"
+
+
+def test_front_matter_fields_take_only_values_of_the_expected_type() -> None:
+    from modelreg.cards import fields_from, front_matter
+
+    front = front_matter(
+        "---\n"
+        "datasets: [glue, sst2]\n"
+        "license: 3\n"  # not text: left out
+        "metrics: {bleu: 31.5, note: good}\n"
+        "model-index:\n"
+        "  - results:\n"
+        "      - metrics:\n"
+        "          - {type: accuracy, name: Accuracy (top-1), value: 0.8}\n"
+        "          - {type: accuracy, value: 0.5}\n"
+        "          - {type: f1, value: high}\n"
+        "---\n# card\n"
+    )
+    assert fields_from(front) == {
+        "dataset": "glue, sst2",
+        "metrics": {"bleu": 31.5, "accuracy": 0.8},
+    }
+    assert front_matter("# no front matter\n---\n") == {}
