@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -212,3 +213,15 @@ def test_the_documented_webhook_example_posts_the_version(
     r = run("register", "m", repo_dir / "m.pt")
     assert r.exit_code == 0
     assert "warning: the post-register hook failed (exit status 1): webhook http" in r.stderr
+
+
+def test_a_model_registered_from_memory_has_no_path_in_its_hooks(
+    repo_dir: Path, torch_mod: Any
+) -> None:
+    _hook(repo_dir, "pre-register", RECORDER)
+    _hook(repo_dir, "post-register", RECORDER)
+    ModelRegistry(".").register("m", model={"w": torch_mod.ones(3)})
+    (_, pre), (post_env, post) = _calls(repo_dir)
+    assert pre["path"] is None and post["path"] is None
+    assert post_env == "hook=post-register name=m version=v1 tag="
+    assert post["source"] == "model.safetensors"
