@@ -11,6 +11,7 @@ the leftovers ``gc`` deletes. torch is imported here, only when this runs.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,10 +49,11 @@ def state_of(model: Any) -> tuple[dict[str, Any], Any]:
 
 
 def torchvision_builder(module: Any) -> str | None:
-    """``torchvision.models.<builder>`` that makes a module of ``module``'s class with the
-    same tensor names and shapes (a remade classifier head may differ in its class count),
-    found by building each candidate of that class on the meta device (no memory, no
-    weights); None for anything else."""
+    """The one ``torchvision.models.<builder>`` that makes a module of ``module``'s class
+    with the same tensor names and shapes (a remade classifier head may differ in its class
+    count), found by building each candidate of that class on the meta device (no memory,
+    no weights); None for anything else, or when two builders fit (they differ in settings
+    the weights do not show, such as an input size)."""
     cls = type(module)
     if not cls.__module__.startswith(TORCHVISION + "."):
         return None
@@ -59,13 +61,18 @@ def torchvision_builder(module: Any) -> str | None:
     import torchvision
 
     mine = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    found: list[str] = []
     for name in sorted(torchvision.models.list_models()):
         builder = torchvision.models.get_model_builder(name)
         if builder.__module__ != cls.__module__:
             continue
+        # weights_backbone=None too: a detection builder would otherwise download a backbone
+        kwargs = {"weights": None}
+        if "weights_backbone" in inspect.signature(builder).parameters:
+            kwargs["weights_backbone"] = None
         try:
             with torch.device("meta"):
-                candidate = builder(weights=None)
+                candidate = builder(**kwargs)
         except Exception:  # a builder that cannot run on meta: not one we can match
             continue
         if type(candidate) is not cls:
@@ -74,8 +81,8 @@ def torchvision_builder(module: Any) -> str | None:
         if theirs.keys() == mine.keys() and all(
             theirs[k][1:] == mine[k][1:] and len(theirs[k]) == len(mine[k]) for k in mine
         ):
-            return f"{TORCHVISION}.{name}"
-    return None
+            found.append(f"{TORCHVISION}.{name}")
+    return found[0] if len(found) == 1 else None  # two that fit (same weights, other sizes)
 
 
 def _write_safetensors(state: dict[str, Any], path: Path) -> bool:
