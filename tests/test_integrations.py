@@ -197,3 +197,39 @@ def test_transformers_trainer_registers_each_epoch_checkpoint(
     assert _tagged(registry, "bert", "best") == _best(registry, "bert", "eval_loss")
     state = registry.load("bert", "v2")
     assert torch.equal(state["classifier.weight"], model.state_dict()["classifier.weight"])
+
+
+def test_transformers_warns_when_the_trainer_saves_nothing(
+    tmp_path: Path, torch_mod: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transformers = pytest.importorskip("transformers")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from modelreg.integrations.transformers import RegistryCallback
+
+    config = transformers.BertConfig(
+        vocab_size=32,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+    )
+    rows = [{"input_ids": torch_mod.randint(0, 32, (8,)), "labels": 0} for _ in range(4)]
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        save_strategy="no",
+        max_steps=1,
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    cb = RegistryCallback("bert", registry=tmp_path / "reg")
+    trainer = transformers.Trainer(
+        model=transformers.BertForSequenceClassification(config),
+        args=args,
+        train_dataset=rows,
+        callbacks=[cb],
+    )
+    with pytest.warns(UserWarning, match="save_strategy is 'no': nothing will be registered"):
+        trainer.train()
+    assert cb.registered == []

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 try:
@@ -50,6 +51,16 @@ PROGRESS = ("epoch", "step")
 class RegistryCallback(CallbackArguments, TrainerCallback):
     """``RegistryCallback(name, registry=".", monitor=None, mode="min", tag="best",
     every_n_epochs=1)``; see the module docstring."""
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        strategy = getattr(args.save_strategy, "value", args.save_strategy)
+        if strategy == "no":
+            warnings.warn(
+                "RegistryCallback registers the checkpoints the Trainer saves, and "
+                "save_strategy is 'no': nothing will be registered (use 'epoch' or 'steps')",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """A checkpoint at or past the next ``every_n_epochs`` boundary is registered."""
