@@ -107,11 +107,18 @@ def _folder_mtime(folder: Path) -> float:
 
 
 def plan(
-    directory: Path, name: str, repo: Repository | None, params: ChunkParams | None = None
+    directory: Path,
+    name: str,
+    repo: Repository | None,
+    params: ChunkParams | None = None,
+    given: dict[str, Any] | None = None,
 ) -> ImportPlan:
     """What ``import`` would register, in order, each with its sidecar's fields checked and
-    the version it would get; raises before anything is written when some input is bad."""
+    the version it would get; raises before anything is written when some input is bad.
+    ``given`` fields (the command line's) apply to every model and win over a sidecar's, in
+    ``params`` and ``metrics`` key by key."""
     names.check_family(name)
+    given = metadata.check_metadata(given or {})
     if not directory.is_dir():
         raise NotFoundError(f"no such folder: {directory}", hint="give the folder of checkpoints")
     own = {repo.dir.resolve(), repo.checkout_root.resolve()} if repo else set()
@@ -141,7 +148,11 @@ def plan(
         )
     result.candidates.sort(key=lambda c: (c.mtime, c.path.name))
     for c in result.candidates:
-        c.fields = read_sidecar(c.sidecar) if c.sidecar else {}
+        found = read_sidecar(c.sidecar) if c.sidecar else {}
+        c.fields = {**found, **given}
+        for key in ("metrics", "params"):
+            if key in found and key in given:
+                c.fields[key] = {**found[key], **given[key]}
     _number(result, repo, params)
     return result
 

@@ -152,3 +152,19 @@ def test_import_of_the_registry_root_leaves_out_its_store_and_checkouts(
     r = run("import", repo_dir, "net")
     assert r.exit_code == 0, r.output
     assert "Registered net@v1 from a.pt" in r.stdout and "models" not in r.stdout
+
+
+def test_command_line_fields_apply_to_every_model_and_win_over_sidecars(
+    checkpoints: Path, run: CliRun
+) -> None:
+    r = run(
+        "import", checkpoints, "net", "--framework", "pytorch", "--param", "opt=adam",
+        "--param", "run=7",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    rows = json.loads(run("list", "net", "--json").stdout)
+    assert all(row["framework"] == "pytorch" and row["params"]["run"] == "7" for row in rows)
+    assert rows[0]["params"] == {"epoch": 0, "opt": "adam", "run": "7"}
+    assert rows[0]["metrics"] == {"val_loss": 0.9}
+    r = run("import", checkpoints, "other", "--param", "broken")
+    assert r.exit_code == 2 and "'broken' is not KEY=VALUE" in r.stderr

@@ -14,6 +14,7 @@ from ..views import format_warning, unsafe_warning
 from ..words import clean, plural
 from ._base import _emit_json, _public, _repo, cli, json_option
 from .store import echo_estimate
+from .versions import _pairs
 
 
 def _metrics(fields: dict[str, Any]) -> str:
@@ -30,9 +31,29 @@ def _metrics(fields: dict[str, Any]) -> str:
     is_flag=True,
     help="Only say what would be registered and what it would add to the store.",
 )
+@click.option("--framework", help="For every model, e.g. pytorch.")
+@click.option("--dataset", help="For every model.")
+@click.option("--architecture", help="For every model, e.g. torchvision.models.resnet18.")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A param for every model (wins over a sidecar's); repeat for more.",
+)
 @json_option
 @click.pass_context
-def import_(ctx: click.Context, directory: Path, name: str, dry_run: bool, as_json: bool) -> None:
+def import_(
+    ctx: click.Context,
+    directory: Path,
+    name: str,
+    dry_run: bool,
+    framework: str | None,
+    dataset: str | None,
+    architecture: str | None,
+    params: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Register every model file in DIRECTORY (and each subfolder holding one) as versions
     of NAME, oldest first, with metrics from a sidecar JSON/YAML file when there is one.
     Models already registered (same file name and content) are skipped."""
@@ -42,7 +63,13 @@ def import_(ctx: click.Context, directory: Path, name: str, dry_run: bool, as_js
         if not dry_run:
             raise
         repo = None  # a dry run works outside a registry, as 'stats --scan' does
-    plan = importer.plan(directory, name, repo)
+    given = {
+        "framework": framework,
+        "dataset": dataset,
+        "architecture": architecture,
+        "params": _pairs("--param", params) or None,
+    }
+    plan = importer.plan(directory, name, repo, given=given)
     if dry_run:
         _dry_run(plan, repo, as_json)
         return
