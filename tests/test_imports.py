@@ -54,5 +54,7 @@ def test_help_get_list_and_log_import_neither_torch_nor_numpy(repo_dir: Path) ->
         ["log", "m"],
         ["show", "m"],
         ["import", "--help"],
+        ["list", "--where", "size>1", "--sort", "-size"],
+        ["report", "-o", "report.html"],
     ):
         assert _heavy_modules(repo_dir, *args) == [], args
