@@ -141,6 +141,20 @@ def test_callback_arguments_are_checked_at_once(
 # --- Hugging Face Trainer -------------------------------------------------------------------
 
 
+def _tiny_bert(transformers: Any) -> Any:
+    """A BERT classifier made from a config (nothing downloaded), small enough for seconds."""
+    config = transformers.BertConfig(
+        vocab_size=32,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        num_labels=2,
+    )
+    return transformers.BertForSequenceClassification(config)
+
+
 def test_transformers_trainer_registers_each_epoch_checkpoint(
     tmp_path: Path, torch_mod: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -151,16 +165,7 @@ def test_transformers_trainer_registers_each_epoch_checkpoint(
     from modelreg.integrations.transformers import RegistryCallback
 
     torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=32,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-        num_labels=2,
-    )
-    model = transformers.BertForSequenceClassification(config)
+    model = _tiny_bert(transformers)
     ids = torch.randint(0, 32, (32, 8))
     rows = [
         {"input_ids": i, "attention_mask": torch.ones(8, dtype=torch.long), "labels": int(i[0] % 2)}
@@ -206,14 +211,6 @@ def test_transformers_warns_when_the_trainer_saves_nothing(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from modelreg.integrations.transformers import RegistryCallback
 
-    config = transformers.BertConfig(
-        vocab_size=32,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-    )
     rows = [{"input_ids": torch_mod.randint(0, 32, (8,)), "labels": 0} for _ in range(4)]
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path / "out"),
@@ -225,7 +222,7 @@ def test_transformers_warns_when_the_trainer_saves_nothing(
     )
     cb = RegistryCallback("bert", registry=tmp_path / "reg")
     trainer = transformers.Trainer(
-        model=transformers.BertForSequenceClassification(config),
+        model=_tiny_bert(transformers),
         args=args,
         train_dataset=rows,
         callbacks=[cb],
