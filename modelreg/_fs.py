@@ -18,7 +18,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from .errors import LockTimeoutError, UnsafePathError
 
@@ -65,7 +65,7 @@ _KEEP_SIZE = 1  # FALLOC_FL_KEEP_SIZE: the file grows as it is written, never ho
 
 
 @functools.cache
-def _fallocate() -> ctypes._CFuncPtr | None:
+def _fallocate() -> Any:
     try:
         fn = ctypes.CDLL(None, use_errno=True).fallocate
     except (OSError, AttributeError):
