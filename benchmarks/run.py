@@ -2,6 +2,7 @@
 
     python -m benchmarks.run                 # the full run (a few minutes, ~4 GB of disk)
     python -m benchmarks.run --smoke         # tiny sizes, seconds; the test suite runs this
+    python -m benchmarks.run --storage-only  # register and checkout rows only (about a minute)
 
 Each timed pair is interleaved (A, B, B, A, ...) and the median of the repetitions is kept,
 so a noisy neighbour slows both sides alike. Output: a table on stdout and a JSON file.
@@ -419,6 +420,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=None)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/modelreg-bench"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latest.json"))
+    parser.add_argument(
+        "--storage-only",
+        action="store_true",
+        help="only register (sequence, 512 MB pair) and checkout: about a minute",
+    )
     args = parser.parse_args(argv)
     reps = args.reps or (1 if args.smoke else 5)
     big_bytes = (16 << 20) if args.smoke else (512 << 20)
@@ -430,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     figures["sequence"] = storage_and_register(work, "seq", seq, reps)
     figures["big_pair"] = storage_and_register(work, "big", big, reps)
     figures["checkout"] = checkout_figures(work, big, reps)
+    if args.storage_only:
+        return finish(args, reps, figures)
     figures["startup"] = startup_figures(work / "seq-registry", max(reps, 3))
     figures["cli_register"] = cli_register_figures(work, seq[0][1], max(reps, 3))
     gc_seq = gc_figures(work / "seq-registry", seq)
@@ -447,9 +455,14 @@ def main(argv: list[str] | None = None) -> int:
     from .push import push_figures  # it builds on the helpers above
 
     figures["push"] = push_figures(work, seq, reps)
+    return finish(args, reps, figures)
 
+
+def finish(args: argparse.Namespace, reps: int, figures: dict[str, dict[str, Any]]) -> int:
     targets = []
     for label, (section, key), limit in TARGETS:
+        if section not in figures:  # --storage-only
+            continue
         value = figures[section].get(key)
         if value is None:  # the trained checkpoint is not on this machine
             targets.append({"target": label, "value": None, "limit": limit, "met": None})
@@ -466,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, sort_keys=True))
     print(f"\nwrote {args.out}")
-    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(args.workdir, ignore_errors=True)
     return 0
 
 
