@@ -79,14 +79,10 @@ def preallocate(fd: int, size: int) -> None:
     blocks took 0.6 times as long as appending (docs/benchmarks.md), and a full disk fails
     here, before any writing. Skipped where the file system cannot reserve: Linux's
     ``fallocate``, not ``posix_fallocate``, whose fallback writes zeros."""
-    preallocate_at(fd, 0, size)
-
-
-def preallocate_at(fd: int, offset: int, size: int) -> None:
     fn = _fallocate()
     if fn is None or size <= 0:
         return
-    if fn(fd, _KEEP_SIZE, offset, size) != 0:
+    if fn(fd, _KEEP_SIZE, 0, size) != 0:
         err = ctypes.get_errno()
         if err not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
             raise OSError(err, os.strerror(err))
