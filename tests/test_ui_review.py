@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 
 from modelreg import ModelRegistry
-from modelreg.repo import Repository
 from modelreg.ui import make_server, url_of
 
 from .test_ui import fetch
 from .test_ui_browser import browser, visit  # noqa: F401 - the browser fixture
+from .ui_registry import _add_card
 
 EVIL = '"\'><script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
 CARD = (
@@ -50,20 +50,6 @@ def _safetensors(path: Path, names: list[str]) -> Path:
     raw = json.dumps(header).encode()
     path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(4 * len(names)))
     return path
-
-
-def _with_card(root: Path, name: str, card: str) -> None:
-    """The latest version of ``name`` rewritten with ``card`` as its text (as a record made
-    by another tool, or a later modelreg, may carry one)."""
-    repo = Repository(root)
-    refs = repo.family(name)
-    version = refs.latest()
-    assert version is not None
-    rec = repo.record(refs.versions[version])
-    rec["card"] = card
-    oid = repo.objects.add_json(rec)
-    repo.objects.sync()
-    repo.refs.update(name, lambda r: r.versions.update({version: oid}))
 
 
 @pytest.fixture(scope="module")
@@ -89,14 +75,14 @@ def hostile_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / (EVIL.replace("/", "_") + ".bin")).write_bytes(b"weights")
     _safetensors(folder / "model.safetensors", ["w"])
     registry.register("evildir", folder, description=EVIL, parent="evil@v2")
-    _with_card(root, "evil", CARD)
+    _add_card("evil", root, CARD)
     registry.register(
         "slow",
         _safetensors(src / "slow.safetensors", ["w"]),
         params={"lr": LONG_NUMBER},
         description="a card and a param made to make regular expressions backtrack",
     )
-    _with_card(root, "slow", SLOW_CARD)
+    _add_card("slow", root, SLOW_CARD)
     return root
 
 
@@ -326,8 +312,10 @@ def test_ui_on_a_host_it_cannot_use_names_the_host(hostile_root: Path, run) -> N
     assert "--host" in result.stderr and "--port" not in result.stderr
 
 
-def _first_lines(root: Path, *args: str) -> tuple[str, str]:
-    """The command's first line on stdout and its stderr, stopped with Ctrl-C."""
+@contextlib.contextmanager
+def _ui_command(root: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """The real ``modelreg ui`` in its own process, and its first line; killed at the end
+    unless the block stopped it."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "modelreg", "ui", "--port", "0", "--quiet", *args],
         cwd=root,
@@ -337,8 +325,16 @@ def _first_lines(root: Path, *args: str) -> tuple[str, str]:
     )
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline()
+        yield proc, proc.stdout.readline()
     finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+
+
+def _first_lines(root: Path, *args: str) -> tuple[str, str]:
+    """The command's first line on stdout and its stderr, stopped with Ctrl-C."""
+    with _ui_command(root, *args) as (proc, line):
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=30)
     return line, err
@@ -381,23 +377,12 @@ def test_a_filter_of_thousands_of_expressions_is_refused_not_run(hostile_url: st
 
 @contextlib.contextmanager
 def _served(root: Path) -> Iterator[str]:
-    """The real ``modelreg ui`` in its own process: a regular expression that backtracks
+    """The URL of ``modelreg ui`` in its own process: a regular expression that backtracks
     holds the GIL, so in this process it would freeze the test instead of failing it."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelreg", "ui", "--port", "0", "--quiet"],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        match = re.search(r"(http://127\.0\.0\.1:\d+/)", proc.stdout.readline())
+    with _ui_command(root) as (_proc, line):
+        match = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
         assert match is not None
         yield match.group(1)
-    finally:
-        proc.kill()
-        proc.communicate(timeout=30)
 
 
 def test_a_card_made_to_backtrack_renders_at_once(hostile_root: Path) -> None:

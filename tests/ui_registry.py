@@ -89,15 +89,15 @@ def build(root: Path) -> dict[str, Any]:
     return {"root": root, "families": ["distilled", "resnet", "unsafe", "xss-probe"]}
 
 
-def _add_card(name: str, root: Path) -> None:
+def _add_card(name: str, root: Path, card: str = CARD) -> None:
     """The latest version of ``name`` with a model card as its text in the record, for a
-    modelreg whose register takes no card yet."""
+    modelreg whose register takes no card yet (or as a record made elsewhere may hold it)."""
     repo = Repository(root)
     refs = repo.family(name)
     version = refs.latest()
     assert version is not None
     rec = repo.record(refs.versions[version])
-    rec["card"] = CARD
+    rec["card"] = card
     oid = repo.objects.add_json(rec)
     repo.objects.sync()
     repo.refs.update(name, lambda r: r.versions.update({version: oid}))
