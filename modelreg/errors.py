@@ -76,3 +76,7 @@ class RemoteError(ModelregError):
 
 class RemoteMovedError(RemoteError):
     hint = "run 'modelreg pull' first, then push again"
+
+
+class ProtectedTagError(ModelregError):
+    """A protected tag was to move, or be deleted, without ``force``."""
