@@ -254,6 +254,8 @@ def gc(repo: Repository, dry_run: bool = False) -> GcPlan:
                 ((oid, plan.widths.get(oid)) for oid in plan.users), flags=packs.FLAG_GC
             )
             repo.objects.retire([n for n in plan.packs if n != plan.new_pack], loose)
+        for name in repo.refs.families():  # fold each refs journal into its snapshot
+            repo.refs.compact(name)
     return plan
 
 

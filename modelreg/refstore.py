@@ -163,7 +163,9 @@ class RefStore:
         """Fold the journal into a fresh snapshot (``gc`` does it for every family)."""
         with self.lock(name):
             refs, key = self.read_keyed(name)
-            if refs is not None and (refs.journal is None or (key and key.journal_size)):
+            if refs is None or key is None:
+                return
+            if refs.journal is None or key.journal_size > len(journal.header(refs.journal)):
                 self._publish(name, refs, key, [])
 
     def _limit(self, key: RefsKey) -> int:
