@@ -316,33 +316,18 @@ class VersionIndex:
         readers rebuild it. Never fails: the refs are published already, and an index left
         stale is only slower."""
         with contextlib.suppress(OSError, IndexDamaged, ModelregError, ValueError):
-            self._publish(name, old_key, refs, new_key, ops)
-
-    def _publish(
-        self,
-        name: str,
-        old_key: RefsKey | None,
-        refs: Any,
-        new_key: RefsKey | None,
-        ops: list[Any] | None,
-    ) -> None:
-        if new_key is None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.idx_path(name))
-            self._drop_data(name, keep=None)
-            return
-        if old_key is None:
-            return self._start(name, refs, new_key)
-        if ops is None:
-            return None
-        current = self._open(name, old_key, whole=False)
-        try:
-            self._advance(name, current, refs, new_key, ops)
-        except (IndexDamaged, ModelregError, ValueError):
-            pass  # left for a reader to rebuild; the refs are published either way
-        finally:
-            self._close(current)
-        return None
+            if new_key is None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.idx_path(name))
+                self._drop_data(name, keep=None)
+            elif old_key is None:
+                self._start(name, refs, new_key)
+            elif ops is not None:
+                current = self._open(name, old_key, whole=False)
+                try:
+                    self._advance(name, current, refs, new_key, ops)
+                finally:
+                    self._close(current)
 
     def _start(self, name: str, refs: Any, key: RefsKey) -> None:
         """A new family: its index is built right away (it holds one or a few versions)."""

@@ -16,7 +16,7 @@ from . import _fs, names
 from .errors import ModelregError
 from .hashing import oid_of
 from .objects import canonical_json
-from .refs import RefsKey, StaleView, resolve_ref
+from .refs import RefsKey, RefsMethods, StaleView, resolve_ref
 from .schema import FIELDS, SCHEMA, public_fields
 
 Record = dict[str, Any]
@@ -318,7 +318,7 @@ class IndexedVersions(MutableMapping[str, str]):
         return self.index.count + len(new)
 
 
-class IndexedRefs:
+class IndexedRefs(RefsMethods):
     """A stand-in for ``FamilyRefs`` backed by a current index (refstore.RefStore.update)."""
 
     def __init__(self, index: FamilyIndex, journal: str | None) -> None:
@@ -341,19 +341,3 @@ class IndexedRefs:
         if self._latest is not None:
             numbers.append(names.version_number(self._latest))
         return f"v{max(numbers)}" if numbers else None
-
-    def next_version(self) -> str:
-        top = [names.version_number(v) for v in self.removed]
-        latest = self.latest()
-        if latest is not None:
-            top.append(names.version_number(latest))
-        return f"v{max(top, default=0) + 1}"
-
-    def has(self, version: str) -> bool:
-        return version in self.versions
-
-    def resolve(self, ref: str) -> str:
-        return resolve_ref(self, ref)
-
-    def tags_of(self, version: str) -> list[str]:
-        return sorted(t for t, v in self.tags.items() if v == version)

@@ -35,7 +35,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import xxhash
 import yaml
@@ -190,8 +190,35 @@ def _number(version: str) -> int:
     return int(version[1:])
 
 
+class RefsMethods:
+    """What the parsed refs and the version index's stand-in (indexfile.IndexedRefs) answer
+    alike from ``latest``, ``versions``, ``removed`` and ``tags``."""
+
+    versions: Any
+    removed: list[str]
+    tags: dict[str, str]
+
+    def latest(self) -> str | None:
+        raise NotImplementedError
+
+    def next_version(self) -> str:
+        latest = self.latest()
+        used = [_number(v) for v in [*([latest] if latest else []), *self.removed]]
+        return f"v{max(used, default=0) + 1}"
+
+    def has(self, version: str) -> bool:
+        return version in self.versions
+
+    def resolve(self, ref: str) -> str:
+        """Map a normalized ref (vN, latest or a tag) to an existing version of this family."""
+        return resolve_ref(self, ref)  # type: ignore[arg-type]
+
+    def tags_of(self, version: str) -> list[str]:
+        return sorted(t for t, v in self.tags.items() if v == version)
+
+
 @dataclass
-class FamilyRefs:
+class FamilyRefs(RefsMethods):
     name: str
     versions: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
@@ -203,20 +230,6 @@ class FamilyRefs:
 
     def latest(self) -> str | None:
         return max(self.versions, key=_number) if self.versions else None
-
-    def next_version(self) -> str:
-        used = [_number(v) for v in [*self.versions, *self.removed]]
-        return f"v{max(used, default=0) + 1}"
-
-    def has(self, version: str) -> bool:
-        return version in self.versions
-
-    def resolve(self, ref: str) -> str:
-        """Map a normalized ref (vN, latest or a tag) to an existing version of this family."""
-        return resolve_ref(self, ref)
-
-    def tags_of(self, version: str) -> list[str]:
-        return sorted(t for t, v in self.tags.items() if v == version)
 
     def to_yaml(self) -> bytes:
         """The same bytes libyaml writes, but the ``versions`` block (100,000 lines in a big

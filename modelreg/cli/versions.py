@@ -276,8 +276,9 @@ def log(ctx: click.Context, name: str, as_json: bool) -> None:
     for r in rows:
         tags = f" ({', '.join(r['tags'])})" if r["tags"] else ""
         click.echo(click.style(f"{r['name']}@{r['version']}{tags}", fg="yellow"))
+        by = f" by {clean(r['registered_by'])}" if r.get("registered_by") else ""
         click.echo(
-            f"  registered {utc_time(r['registered_at'])}  {human_bytes(r['size'])}  "
+            f"  registered {utc_time(r['registered_at'])}{by}  {human_bytes(r['size'])}  "
             f"from {r['source']}"
         )
         if r.get("parent"):
@@ -379,7 +380,7 @@ def tag(
             _emit_json(events)
             return
         for e in events:
-            click.echo(taghistory.shown(e))
+            click.echo(clean(taghistory.shown(e)))
         if not events:
             click.echo(
                 f"no tag of {name} has moved yet"
