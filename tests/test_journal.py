@@ -247,3 +247,26 @@ def test_two_processes_registering_into_one_large_family_share_and_lose_nothing(
     _index_agrees(repo, "two")
     assert maintenance.fsck(repo).ok
     assert ModelRegistry(repo_dir).get("two", "latest")["version"] == f"v{40 + 2 * count}"
+
+
+def test_versions_chosen_below_the_highest_removed_and_renumbered_keep_the_index_right(
+    repo: Repository, run: CliRun
+) -> None:
+    _register(repo, "m", 3)
+    list(repo.versions("m"))
+    for version in ("v10", "v5"):  # above, then below the highest: the table is rewritten
+        src = write_bytes(repo.root / f"{version}.bin", 300, seed=int(version[1:]))
+        assert run("register", "m", src, "--version", version).exit_code == 0
+        _index_agrees(repo, "m")
+    assert run("rm", "m@v2").exit_code == 0
+    _index_agrees(repo, "m")
+    _register(repo, "m", 1, seed=7)
+    assert sorted(repo.family("m").versions, key=lambda v: int(v[1:])) == [
+        "v1",
+        "v3",
+        "v5",
+        "v10",
+        "v11",
+    ]
+    assert repo.lookup("m@v11")["parent"] == "m@v10"
+    _index_agrees(repo, "m")
