@@ -80,3 +80,11 @@ class RemoteMovedError(RemoteError):
 
 class ProtectedTagError(ModelregError):
     """A protected tag was to move, or be deleted, without ``force``."""
+
+
+class HookError(ModelregError):
+    """A ``pre-*`` hook refused the command, or could not be run."""
+
+
+class HookWarning(UserWarning):
+    """A hook was skipped (not executable) or a ``post-*`` hook failed after the work was done."""

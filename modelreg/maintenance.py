@@ -20,7 +20,8 @@ from .objects import Copy
 from .refs import FamilyRefs
 from .repo import Repository
 from .store_api import MemoryObjectStore, Store
-from .verify import Checked, check_version, version_objects
+from .verify import Checked, check_version
+from .walk import needed_objects
 
 
 def _walk(repo: Repository) -> tuple[dict[str, set[str]], dict[str, set[str]], dict[str, str]]:
@@ -42,7 +43,7 @@ def _walk(repo: Repository) -> tuple[dict[str, set[str]], dict[str, set[str]], d
                 return True
 
             try:
-                version_objects(repo, oid, need)
+                needed_objects(repo.objects, oid, need)
             except MalformedObjectError as e:
                 errors[label] = e.args[0]
             except CorruptObjectError:
@@ -212,12 +213,7 @@ def _widths(repo: Repository) -> dict[str, int]:
     manifests: set[str] = set()
     for refs in repo.refs:
         for oid in refs.versions.values():
-            rec = repo.record(oid)
-            if rec["kind"] == "dir":
-                tree = files.load_tree(repo.objects, rec["root"])
-                manifests.update(e["manifest"] for e in tree["entries"].values())
-            else:
-                manifests.add(rec["root"])
+            manifests.update(repo.version_record(oid).manifest_ids(repo.objects))
     for m in sorted(manifests):
         manifest = repo.objects.get_json(m)
         spans = [(str(n), int(s), int(ln)) for n, s, ln in manifest.get("spans", [])]
@@ -279,6 +275,8 @@ class Stats:
     checkout_bytes: int = 0  # blocks used by the checkout tree, each inode once
     checkout_files: int = 0
     checked_out: int = 0  # versions with a folder in the checkout tree
+    unused_objects: int = 0  # objects no version reaches: what gc drops
+    unused_bytes: int = 0  # what they take as stored
 
     @property
     def dedup_ratio(self) -> float:
@@ -336,7 +334,10 @@ def stats(repo: Repository) -> Stats:
         size = copy.stored
         s.stored_bytes += size
         owners = users.get(copy.oid, ())
-        if len(owners) == 1:
+        if not owners:
+            s.unused_objects += 1
+            s.unused_bytes += size
+        elif len(owners) == 1:
             (owner,) = owners
             s.freeable[owner] += size
     seen: set[tuple[int, int]] = set()
@@ -383,7 +384,14 @@ def scan(path: Path, params: ChunkParams, existing: Store | None = None) -> Scan
     """What registering every file under ``path`` would cost, without writing anything."""
     if not path.exists():
         raise NotFoundError(f"no such file or folder: {path}", hint="check the path")
-    targets = [p for _rel, p in files.walk_dir(path)] if path.is_dir() else [path]
+    return scan_many([path], params, existing)
+
+
+def scan_many(
+    paths: list[Path], params: ChunkParams, existing: Store | None = None
+) -> ScanEstimate:
+    """``scan`` of several files and folders together: what they share is counted once."""
+    targets = [t for path in paths for t in files_under(path)]
     counting = _CountingStore(existing)
     est = ScanEstimate()
     whole: set[str] = set()
@@ -396,3 +404,15 @@ def scan(path: Path, params: ChunkParams, existing: Store | None = None) -> Scan
             est.file_dedup_bytes += manifest["size"]
     est.modelreg_bytes = sum(counting.new.values())
     return est
+
+
+def files_under(path: Path) -> list[Path]:
+    return [p for _rel, p in files.walk_dir(path)] if path.is_dir() else [path]
+
+
+def content_hash(path: Path, params: ChunkParams) -> str:
+    """The ``content_hash`` a version of ``path`` would record, computed without writing."""
+    counting = _CountingStore(None)
+    if path.is_dir():
+        return str(files.store_tree(counting, path, params, plan=formats.plan)[1]["hash"])
+    return str(files.store_file(counting, path, params, plan=formats.plan)[1]["hash"])

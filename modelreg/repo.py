@@ -26,7 +26,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import _fs, files, formats, gitinfo, metadata, modelinfo, names, repack, taghistory
+from . import (
+    _fs,
+    cards,
+    files,
+    formats,
+    gitinfo,
+    hooks,
+    metadata,
+    modelinfo,
+    names,
+    repack,
+    taghistory,
+)
 from .chunking import ChunkParams
 from .errors import (
     AlreadyExistsError,
@@ -39,9 +51,11 @@ from .errors import (
 )
 from .hashing import ALGORITHM
 from .index import FamilyIndex, IndexDamaged, VersionIndex
+from .model import VersionRecord, named
 from .objects import ObjectStore
 from .refs import FamilyRefs, yaml_dump, yaml_load
 from .refstore import RefStore
+from .schema import public_fields
 
 DIRNAME = files.STORE_DIRNAME
 FORMAT = 3  # 2: objects may be packed; 3: refs may have a journal. An older registry opens
@@ -260,6 +274,11 @@ class Repository:
             raise CorruptObjectError(f"object {oid} is not a version record")
         return rec
 
+    def version_record(self, oid: str) -> VersionRecord:
+        """Record ``oid`` typed, checked as pull checks a remote's (for code inside modelreg;
+        ``record``, ``lookup`` and ``describe`` give the public dict)."""
+        return named(oid, VersionRecord.parse, self.objects.get_json(oid))
+
     def resolve(self, spec: str, default_ref: str = names.LATEST) -> tuple[FamilyRefs, str]:
         """'NAME@REF' -> (refs of NAME, vN)."""
         name, ref = names.parse_spec(spec, default_ref)
@@ -300,39 +319,6 @@ class Repository:
             rec["tags"] = ["latest", *rec["tags"]]
         return rec
 
-    def walk_version(
-        self,
-        record_oid: str,
-        visit: Callable[[str], bool],
-        on_error: Callable[[ModelregError], None],
-    ) -> None:
-        """Call ``visit`` on every object one version needs: its record, manifest or tree,
-        the tree's manifests, their chunks. It descends only where ``visit`` returns True;
-        an object that cannot be read goes to ``on_error`` (which may raise) and is not
-        descended into."""
-        try:
-            if not visit(record_oid):
-                return
-            rec = self.record(record_oid)
-            if not visit(rec["root"]):
-                return
-            manifests = [rec["root"]]
-            if rec["kind"] == "dir":
-                tree = files.load_tree(self.objects, rec["root"])
-                manifests = [e["manifest"] for e in tree["entries"].values()]
-                manifests = [m for m in manifests if visit(m)]
-        except ModelregError as e:
-            on_error(e)
-            return
-        for m in manifests:
-            try:
-                chunks = files.chunk_ids(self.objects.get_json(m))
-            except ModelregError as e:
-                on_error(e)
-                continue
-            for chunk in chunks:
-                visit(chunk)
-
     def versions(self, name: str | None = None) -> Iterator[Record]:
         """Every version (of one family, or of all) in the public shape, from the index."""
         if name is not None:
@@ -358,21 +344,31 @@ class Repository:
         parent: str | None = None,
         progress: files.Progress | None = None,
         inherit: bool = True,
+        card: str | None = None,
+        source: str | None = None,
         **fields: Any,
     ) -> Record:
         """Store ``path`` as a new version. Unless ``inherit`` is False, descriptive fields
-        not given (``metadata.INHERITED``) are taken from the parent version."""
+        not given (``metadata.INHERITED``) are taken from the parent version. ``card`` is
+        the model card's text (its front matter fills fields not given, cards.py);
+        ``source`` the file name to record for a file modelreg staged itself (memory.py)."""
         names.check_family(name)
         if version is not None:
             version = names.check_chosen_version(names.normalize_ref(str(version)))
             self._check_unused(name, version)
         for tag in tags:
             names.check_tag(tag)
+        card_bytes = cards.check(card) if card is not None else None
+        if card_bytes is not None:
+            fields = cards.fill(fields, card_bytes.decode())
         meta = metadata.check_metadata(fields)
         path = Path(path)
-        kind = self._source_kind(path)
+        kind = self._source_kind(path, staged=source is not None)
         if parent is not None and "@" not in parent:
             parent = f"{name}@{names.normalize_ref(parent)}"
+        where = str(path.absolute()) if source is None else None  # a staged file: no path
+        asked = {"name": name, "path": where, "version": version, "tags": list(tags)}
+        self.run_hook("pre-register", {**asked, "parent": parent, **meta})
         with self.gc_lock(shared=True), ThreadPoolExecutor(1) as side:
             git = side.submit(gitinfo.describe, self.root)  # a subprocess: overlap it
             parent_name = None
@@ -390,11 +386,13 @@ class Repository:
                         step,
                         exclude=mine,
                         plan=formats.plan,
+                        plan_folder=formats.plan_folder,
                     )
                 else:
                     root_oid, body = files.store_file(
                         self.objects, path, self.chunk_params, step, plan=formats.plan
                     )
+                card_oid = self.objects.add(card_bytes) if card_bytes is not None else None
             except BaseException:
                 self.objects.abort()  # nothing of it was visible; drop the unfinished pack
                 raise
@@ -410,12 +408,14 @@ class Repository:
                 "size": body["size"],
                 "content_hash": body["hash"],
                 "format": body.get("format", "dir"),
-                "source": path.resolve().name,
+                "source": source or path.resolve().name,
                 "git_commit": commit,
                 "git_dirty": dirty,
                 "inspect": inspected,
                 "registered_by": taghistory.registered_by(),
             }
+            if card_oid is not None:
+                base["card"] = card_oid
 
             def publish(refs: FamilyRefs) -> Record:
                 chosen = version or refs.next_version()
@@ -441,7 +441,13 @@ class Repository:
 
             record = self.refs.update(name, publish, cheap=True)
         self.after_write()
-        return self.lookup(f"{name}@{record['version']}")
+        done = self.lookup(f"{name}@{record['version']}")
+        self.run_hook("post-register", {**public_fields(done), "path": asked["path"]})
+        return done
+
+    def run_hook(self, event: str, details: dict[str, Any]) -> None:
+        """Run ``.modelreg/hooks/<event>`` if there is one (hooks.py)."""
+        hooks.run(self.root, self.dir, self.config, event, details)
 
     def after_write(self) -> None:
         """Run ``gc --auto`` when the store passed a limit: packs the loose objects and
@@ -462,15 +468,16 @@ class Repository:
         if refs is not None:
             _refuse_taken(refs, version)
 
-    def _source_kind(self, path: Path) -> str:
-        """'file' or 'dir'; refuses what cannot or must not be registered, before any work."""
+    def _source_kind(self, path: Path, staged: bool = False) -> str:
+        """'file' or 'dir'; refuses what cannot or must not be registered, before any work.
+        A ``staged`` file is one modelreg wrote inside its store to register it."""
         try:
             st = os.stat(path)
         except FileNotFoundError:
             raise NotFoundError(f"no such file or folder: {path}", hint="check the path") from None
         real = path.resolve()
         store = self.dir.resolve()
-        if real == store or store in real.parents:
+        if not staged and (real == store or store in real.parents):
             raise InvalidInputError(
                 f"{path} is inside the registry's own store {self.dir}",
                 hint="register model files, not modelreg's objects",
@@ -519,26 +526,39 @@ class Repository:
         name, ref = names.parse_spec(spec)
 
         def move(refs: FamilyRefs) -> str:
-            if not refs.versions:
-                raise NotFoundError(f"no model named {name!r} in this registry")
             version = refs.resolve(ref)
             taghistory.move(refs, tag, version, message, force)
             return version
 
-        self.check_family_exists(name)
-        return self.refs.update(name, move, cheap=True)
+        refs = self.family(name)
+        if not refs.versions:
+            raise NotFoundError(f"no model named {name!r} in this registry")
+        target = refs.resolve(ref)
+        taghistory.check_movable(refs, tag, target, force)
+        details = {"name": name, "tag": tag, "version": target, "delete": False}
+        details["previous"] = refs.tags.get(tag)
+        self.run_hook("pre-tag", details)
+        version = self.refs.update(name, move, cheap=True)
+        self.run_hook("post-tag", {**details, "version": version})
+        return version
 
     def untag(self, name: str, tag: str, message: str | None = None, force: bool = False) -> str:
         names.check_tag(tag)
         taghistory.check_message(message)
-        self.check_family_exists(name)
+        refs = self.family(name)
 
         def drop(refs: FamilyRefs) -> str:
             if tag not in refs.tags:
                 raise NotFoundError(f"{name} has no tag {tag!r}")
             return str(taghistory.move(refs, tag, None, message, force))
 
-        return self.refs.update(name, drop, cheap=True)
+        details = {"name": name, "tag": tag, "delete": True, "previous": refs.tags.get(tag)}
+        if tag in refs.tags:
+            taghistory.check_movable(refs, tag, None, force)
+            self.run_hook("pre-tag", {**details, "version": refs.tags[tag]})
+        version = self.refs.update(name, drop, cheap=True)
+        self.run_hook("post-tag", {**details, "version": version, "previous": version})
+        return version
 
     def protect(self, name: str, tag: str, on: bool = True, message: str | None = None) -> bool:
         """Protect (or unprotect) a tag of NAME; False when it already was (or was not)."""

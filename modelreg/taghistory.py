@@ -155,6 +155,19 @@ def shown(e: Event) -> str:
     return f"{when} UTC  {e['tag']} {move}{forced} by {e['by']}@{e['host']}{message}"
 
 
+def check_movable(refs: Any, tag: str, to: str | None, force: bool) -> None:
+    """Raise ProtectedTagError when moving ``tag`` to ``to`` (None: deleting it) needs
+    ``force`` and it was not given."""
+    was = refs.tags.get(tag)
+    if was != to and tag in refs.protected and not force:
+        verb = "delete" if to is None else "move"
+        raise ProtectedTagError(
+            f"tag {tag!r} of {refs.name} is protected (it points at {was})",
+            hint=f"pass --force to {verb} it anyway, or "
+            f"'modelreg tag --unprotect {refs.name} {tag}' first",
+        )
+
+
 def move(
     refs: Any, tag: str, to: str | None, message: str | None = None, force: bool = False
 ) -> str | None:
@@ -164,14 +177,8 @@ def move(
     was = refs.tags.get(tag)
     if was == to:
         return was
+    check_movable(refs, tag, to, force)
     guarded = tag in refs.protected
-    if guarded and not force:
-        verb = "delete" if to is None else "move"
-        raise ProtectedTagError(
-            f"tag {tag!r} of {refs.name} is protected (it points at {was})",
-            hint=f"pass --force to {verb} it anyway, or "
-            f"'modelreg tag --unprotect {refs.name} {tag}' first",
-        )
     op = "create" if was is None else "delete" if to is None else "move"
     refs.history.append(event(tag, op, was, to, message, forced=guarded))
     if to is None:

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from . import checkout, modelinfo, names
+from .errors import CorruptObjectError
 from .index import FamilyIndex, IndexDamaged
+from .model import VersionRecord
 from .repo import Record, Repository
 from .schema import FIELDS, SCHEMA, public_fields
 from .words import clean, human_bytes, utc_time
@@ -24,6 +26,7 @@ __all__ = [
     "FIELDS",
     "SCHEMA",
     "auto_gc_warning",
+    "card_text",
     "format_warning",
     "json_families",
     "json_rows",
@@ -43,6 +46,20 @@ def version_view(
     view["file_path"] = str(target)
     view["checked_out"] = target.exists()
     return view
+
+
+def card_text(repo: Repository, rec: Record) -> str | None:
+    """The version's model card (``show`` and ``get()`` carry it as ``card``); None when
+    it has none."""
+    oid = rec.get("card")
+    if not oid:
+        return None
+    try:
+        return repo.objects.get(oid).decode("utf-8")
+    except UnicodeDecodeError:
+        raise CorruptObjectError(
+            f"{rec['name']}@{rec['version']}: its model card {oid} is not UTF-8 text"
+        ) from None
 
 
 def json_rows(repo: Repository, name: str | None = None) -> Iterator[str]:
@@ -108,14 +125,14 @@ def unsafe_warning(rec: Record) -> str | None:
     return f"{line}; load() refuses it without trust=True" if line else None
 
 
-RECOGNISED = ("torch-zip", "torchscript", "torch-legacy", "safetensors", "pickle")
+RECOGNISED = ("torch-zip", "torchscript", "torch-legacy", "safetensors", "pickle", "gguf", "onnx")
 
 
 def format_warning(rec: Record) -> str | None:
     """Said when nothing in a version was recognised as a model file: it is still stored,
     but as plain bytes, with no tensor table, safety check or tensor-level dedup."""
     info = rec.get("inspect") or {}
-    if rec["kind"] == "dir":
+    if VersionRecord.of_view(rec).is_dir:
         if info.get("model_files"):
             return None
         what = f"{rec['source']}/ holds no file"
@@ -124,7 +141,7 @@ def format_warning(rec: Record) -> str | None:
             return None
         what = f"{rec['source']} is not a file"
     return (
-        f"{what} in a recognised model format (torch checkpoint, safetensors); "
+        f"{what} in a recognised model format (torch checkpoint, safetensors, GGUF, ONNX); "
         "stored as plain bytes"
     )
 
