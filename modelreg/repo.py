@@ -39,6 +39,7 @@ from . import (
     repack,
     taghistory,
 )
+from .cache import CachedObjectStore
 from .chunking import ChunkParams
 from .errors import (
     AlreadyExistsError,
@@ -102,7 +103,7 @@ class Repository:
             )
         self.config: dict[str, Any] = config
         self.chunk_params = ChunkParams.from_config(config.get("chunking") or {})
-        self.objects = ObjectStore(
+        self.objects: ObjectStore = CachedObjectStore(  # reads what it lacks from the shared cache
             self.dir / "objects",
             compress=self.compress_at() == "register",
             before_pack=self._upgrade_format if config["format"] < PACKED else None,

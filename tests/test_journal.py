@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import subprocess
 import sys
 import textwrap
@@ -20,6 +18,7 @@ from modelreg.refs import FamilyRefs, stamped
 from modelreg.repo import Repository
 
 from .conftest import CliRun, write_bytes
+from .test_reliability import _kill, _started
 
 
 def _register(repo: Repository, name: str, n: int, seed: int = 0) -> None:
@@ -178,6 +177,7 @@ KILLED_WRITER = textwrap.dedent(
         record = repo.register("j", src)
         if i % 3 == 0:
             repo.tag(f"j@{record['version']}", "moving", message=str(i))
+        print("registered", flush=True)  # the test times its kill from the first of these
     """
 )
 
@@ -189,10 +189,9 @@ def test_sigkill_during_appends_never_loses_or_damages_a_published_change(
     rnd = random.Random(99)
     seen: dict[str, str] = {}
     for trial in range(12):
-        proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(repo_dir), str(trial)])
-        time.sleep(rnd.uniform(0.5, 1.5))
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait() == -signal.SIGKILL
+        proc = _started(KILLED_WRITER, repo_dir, trial)
+        time.sleep(rnd.uniform(0.0, 0.5))  # a register here takes ~0.01 s on a quiet machine
+        _kill(proc)
         repo = Repository(repo_dir)
         refs = repo.family("j")
         for version, oid in seen.items():  # nothing published is lost or changed
@@ -205,7 +204,7 @@ def test_sigkill_during_appends_never_loses_or_damages_a_published_change(
         assert [r["version"] for r in repo.versions("j")] == [f"v{n}" for n in numbers]
         report = maintenance.fsck(repo)
         assert report.ok, (trial, report)
-    assert len(seen) > 12
+    assert len(seen) >= 12  # every writer finished a register before its kill
     _index_agrees(repo, "j")
     history = repo.tag_history("j", "moving")
     assert history and history[-1]["to"] == repo.family("j").tags["moving"]
