@@ -75,6 +75,7 @@ def hostile_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / (EVIL.replace("/", "_") + ".bin")).write_bytes(b"weights")
     _safetensors(folder / "model.safetensors", ["w"])
     registry.register("evildir", folder, description=EVIL, parent="evil@v2")
+    registry.tag("evil", "v1", "production", message=EVIL)  # shown in the tag history
     _add_card("evil", root, CARD)
     registry.register(
         "slow",
@@ -189,6 +190,9 @@ def test_markup_in_every_user_string_stays_text(hostile_url: str, path: str) -> 
     assert parser.problems == []
     if path not in ("/", "/storage"):  # the pages that show user text
         assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in body
+    if path == "/m/evil":
+        history = body[body.index('id="tag-history"') :]
+        assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in history  # the -m message
 
 
 def test_the_report_of_hostile_strings_has_no_markup_from_them(
