@@ -44,7 +44,7 @@ class CheckoutResult:
     checked: int = 0  # files whose bytes were hashed (all of them with verify)
 
 
-class _Entry(NamedTuple):
+class FileEntry(NamedTuple):
     manifest: str
     size: int
     hash: str
@@ -56,16 +56,16 @@ def destination(repo: Repository, rec: Record, checkout_root: Path | None = None
     return _fs.safe_join(folder, rec["source"]) if rec["kind"] == "file" else folder
 
 
-def _expected(repo: Repository, rec: Record) -> dict[str, _Entry]:
+def expected_files(repo: Repository, rec: Record) -> dict[str, FileEntry]:
     """relative path -> what that file of the version must be."""
     if rec["kind"] == "file":
         _fs.check_relpath(rec["source"])
         manifest = repo.objects.get_json(rec["root"])
         if rec.get("content_hash", manifest["hash"]) != manifest["hash"]:
             raise CorruptObjectError("its record's content_hash is not its manifest's hash")
-        return {rec["source"]: _Entry(rec["root"], manifest["size"], manifest["hash"])}
+        return {rec["source"]: FileEntry(rec["root"], manifest["size"], manifest["hash"])}
     entries = files.load_tree(repo.objects, rec["root"])["entries"]
-    return {rel: _Entry(e["manifest"], e["size"], e["hash"]) for rel, e in entries.items()}
+    return {rel: FileEntry(e["manifest"], e["size"], e["hash"]) for rel, e in entries.items()}
 
 
 # --- limits ---------------------------------------------------------------------------------
@@ -124,7 +124,7 @@ def _size_text(n: int) -> str:
     return f"{value:.1f} {unit}"
 
 
-def _check_limit(repo: Repository, label: str, expected: dict[str, _Entry]) -> None:
+def _check_limit(repo: Repository, label: str, expected: dict[str, FileEntry]) -> None:
     found = max_checkout_bytes(repo)
     total = sum(e.size for e in expected.values())
     if found is not None and total > found[0]:
@@ -221,7 +221,7 @@ def materialize(
             hint="move the file away; modelreg checks versions out into that folder",
         )
     try:
-        expected = _expected(repo, rec)
+        expected = expected_files(repo, rec)
         _check_limit(repo, label, expected)
         result = CheckoutResult(destination(repo, rec, checkout_root))
         cache = StatCache(repo, folder)
@@ -268,7 +268,7 @@ def _intact(
     tree: _nofollow.Tree,
     base: tuple[str, ...],
     rel: str,
-    entry: _Entry,
+    entry: FileEntry,
     cache: StatCache,
     verify: bool,
     result: CheckoutResult,
@@ -293,7 +293,7 @@ def _intact(
 def _rebuild(
     repo: Repository,
     rel: str,
-    entry: _Entry,
+    entry: FileEntry,
     folder: int,
     name: str,
     progress: files.Progress | None,
