@@ -100,6 +100,10 @@ def write_file(
     return target, digest.hexdigest()
 
 
+def _fixed(path: Path) -> Callable[[str], Path]:
+    return lambda _sha256: path
+
+
 def check_target(dest: Path, what: str) -> None:
     """``dest`` must be absent or an empty folder: an export never overwrites anything."""
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
@@ -130,7 +134,7 @@ def export_folder(
             path = _fs.safe_join(tmp, rel)
             path.parent.mkdir(parents=True, exist_ok=True)
             _target, digests[rel] = write_file(
-                repo, rel, entry, path.parent, lambda _sha, p=path: p, progress
+                repo, rel, entry, path.parent, _fixed(path), progress
             )
         try:
             os.rename(tmp, dest)  # replaces an empty folder, never a full one
