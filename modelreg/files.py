@@ -245,8 +245,14 @@ def store_tree(
     progress: Progress = _no_progress,
     exclude: frozenset[Path] = frozenset(),
     plan: Planner = no_plan,
+    listing: list[tuple[str, Path]] | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    listed = walk_dir(root, exclude)
+    """Store a folder as a tree. ``listing`` is the folder's files as (relative path, path to
+    read), already walked and checked by the caller (a Hugging Face snapshot, whose files are
+    links into its cache's blobs); without it, ``walk_dir`` lists them."""
+    listed = walk_dir(root, exclude) if listing is None else sorted(listing)
+    for rel, _path in listed:
+        check_relpath(rel)
     if not listed:
         raise InvalidInputError(
             f"{root} holds no files to register",

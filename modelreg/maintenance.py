@@ -395,11 +395,20 @@ class ScanEstimate:
     modelreg_bytes: int = 0  # what modelreg would add to the store
 
 
-def scan(path: Path, params: ChunkParams, existing: ObjectStore | None = None) -> ScanEstimate:
-    """What registering every file under ``path`` would cost, without writing anything."""
+def scan(
+    path: Path,
+    params: ChunkParams,
+    existing: ObjectStore | None = None,
+    listing: list[tuple[str, Path]] | None = None,
+) -> ScanEstimate:
+    """What registering every file under ``path`` (or the files ``listing`` names, as
+    ``files.store_tree`` takes them) would cost, without writing anything."""
     if not path.exists():
         raise NotFoundError(f"no such file or folder: {path}", hint="check the path")
-    targets = [p for _rel, p in files.walk_dir(path)] if path.is_dir() else [path]
+    if listing is not None:
+        targets = [p for _rel, p in sorted(listing)]
+    else:
+        targets = [p for _rel, p in files.walk_dir(path)] if path.is_dir() else [path]
     counting = _CountingStore(existing)
     est = ScanEstimate()
     whole: set[str] = set()

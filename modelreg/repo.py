@@ -348,10 +348,12 @@ class Repository:
         parent: str | None = None,
         progress: files.Progress | None = None,
         inherit: bool = True,
+        listing: list[tuple[str, Path]] | None = None,
         **fields: Any,
     ) -> Record:
         """Store ``path`` as a new version. Unless ``inherit`` is False, descriptive fields
-        not given (``metadata.INHERITED``) are taken from the parent version."""
+        not given (``metadata.INHERITED``) are taken from the parent version. ``listing``
+        gives a folder's files already walked and checked (``files.store_tree``)."""
         names.check_family(name)
         if version is not None:
             version = names.check_chosen_version(names.normalize_ref(str(version)))
@@ -380,6 +382,7 @@ class Repository:
                         step,
                         exclude=mine,
                         plan=formats.plan,
+                        listing=listing,
                     )
                 else:
                     root_oid, body = files.store_file(

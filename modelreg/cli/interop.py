@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 
 from .. import export as export_mod
-from ..words import human_bytes, plural
-from ._base import _emit_json, _progress, _repo, cli, json_option
+from ..errors import ModelregError
+from ..repo import Repository
+from ..words import clean, human_bytes, plural
+from ._base import _emit_json, _progress, _public, _repo, cli, json_option
 
 
 @cli.command()
@@ -33,3 +35,109 @@ def export(ctx: click.Context, spec: str, directory: Path | None, as_json: bool)
             f"Exported {label} to {directory} ({plural(len(digests), 'file')}, "
             f"{human_bytes(rec['size'])})"
         )
+
+
+@cli.command("import")
+@click.argument("source", metavar="REPO_ID", required=False)
+@click.argument("name", required=False)
+@click.option(
+    "--hf",
+    is_flag=True,
+    help="Take REPO_ID's snapshot from the local Hugging Face cache; with no REPO_ID, list "
+    "the cache and what importing each snapshot would add to the store.",
+)
+@click.option(
+    "--revision", default="main", show_default=True, help="A branch, tag or commit in the cache."
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The hub cache (default: HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub).",
+)
+@click.option("-m", "--description")
+@click.option("-t", "--tag", "tags", multiple=True, help="Tag the new version; repeatable.")
+@json_option
+@click.pass_context
+def import_(
+    ctx: click.Context,
+    source: str | None,
+    name: str | None,
+    hf: bool,
+    revision: str,
+    cache_dir: Path | None,
+    description: str | None,
+    tags: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Register a model from where it already lives: --hf REPO_ID NAME takes a snapshot
+    from the Hugging Face cache, following its links into the cache's blobs."""
+    from .. import hfcache
+
+    if not hf:
+        raise ModelregError(
+            "only 'modelreg import --hf REPO_ID NAME' is available in this build",
+            hint="register a folder with 'modelreg register NAME DIR'",
+        )
+    if source is None:
+        _list_cache(ctx, hfcache.hub_cache(cache_dir), as_json)
+        return
+    if name is None:
+        raise click.UsageError("import --hf needs REPO_ID and NAME")
+    repo = _repo(ctx)
+    rec = hfcache.import_snapshot(
+        repo, name, source, revision, cache_dir, tags=tags, description=description
+    )
+    if as_json:
+        _emit_json(_public(repo, rec))
+    else:
+        click.echo(
+            f"Imported {source}@{rec['params']['hf_commit'][:12]} as "
+            f"{rec['name']}@{rec['version']} ({human_bytes(rec['size'])}; "
+            f"{human_bytes(repo.objects.added_bytes)} new in the store)"
+        )
+
+
+def _list_cache(ctx: click.Context, cache: Path, as_json: bool) -> None:
+    from .. import hfcache
+
+    try:
+        repo: Repository | None = _repo(ctx)
+    except ModelregError:
+        repo = None
+    rows = []
+    for snap in hfcache.cached(cache):
+        adds = None if snap.problem else hfcache.would_add(repo, snap).modelreg_bytes
+        rows.append(
+            {
+                "repo_id": snap.repo_id,
+                "commit": snap.commit,
+                "revisions": snap.revisions,
+                "files": len(snap.files),
+                "size": snap.size,
+                "would_add": adds,
+                "problem": snap.problem,
+            }
+        )
+    if as_json:
+        _emit_json({"cache": str(cache), "registry": repo and str(repo.root), "snapshots": rows})
+        return
+    if not rows:
+        click.echo(f"No snapshots in the Hugging Face cache {cache}")
+        return
+    where = f"registry {repo.root}" if repo else "an empty registry"
+    click.echo(f"Hugging Face cache {cache}: {plural(len(rows), 'snapshot')}")
+    table = [["REPO", "REVISIONS", "COMMIT", "FILES", "SIZE", f"WOULD ADD (to {where})"]]
+    for r in rows:
+        table.append(
+            [
+                r["repo_id"],
+                ",".join(r["revisions"]) or "-",
+                r["commit"][:12],
+                str(r["files"]),
+                human_bytes(r["size"]),
+                human_bytes(r["would_add"]) if r["problem"] is None else f"refused: {r['problem']}",
+            ]
+        )
+    widths = [max(len(clean(row[i])) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        click.echo("  ".join(clean(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
