@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -104,7 +105,7 @@ def _list_cache(ctx: click.Context, cache: Path, as_json: bool) -> None:
         repo: Repository | None = _repo(ctx)
     except ModelregError:
         repo = None
-    rows = []
+    rows: list[dict[str, Any]] = []
     for snap in hfcache.cached(cache):
         adds = None if snap.problem else hfcache.would_add(repo, snap).modelreg_bytes
         rows.append(
