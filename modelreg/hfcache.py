@@ -14,6 +14,7 @@ folder model's links leading outside it are. Nothing here reads the network.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -21,8 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _fs, maintenance
-from .errors import InvalidInputError, InvalidNameError, NotFoundError, UnsafePathError
+from . import _fs, export, maintenance
+from .errors import (
+    AlreadyExistsError,
+    InvalidInputError,
+    InvalidNameError,
+    NotFoundError,
+    UnsafePathError,
+)
 from .repo import Record, Repository
 
 REPO_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(?:/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?")
@@ -209,3 +216,73 @@ def import_snapshot(
     return repo.register(
         name, folder / "snapshots" / commit, listing=listing, params=params, **fields
     )
+
+
+def export_snapshot(
+    repo: Repository,
+    rec: Record,
+    repo_id: str,
+    cache: Path | None = None,
+    progress: export.Progress = export.no_progress,
+) -> tuple[Path, str]:
+    """Place the version in the hub cache as ``repo_id``'s ``main``: its files as blobs
+    named by their sha256, a snapshot of relative links to them, then ``refs/main``, in
+    that order, so huggingface_hub finds it offline by repo id. Returns (snapshot, commit).
+
+    The commit is the one the version was imported from when ``repo_id`` is its
+    ``hf_repo``, otherwise a hash of its paths and sha256s (the hub has no commit for it)."""
+    folder = repo_folder(hub_cache(cache), repo_id)
+    entries = export.version_files(repo, rec)
+    blobs = folder / "blobs"
+    blobs.mkdir(parents=True, exist_ok=True)
+    digests: dict[str, str] = {}
+    for rel, entry in sorted(entries.items()):
+        _fs.check_relpath(rel)
+        _path, digests[rel] = export.write_file(
+            repo, rel, entry, blobs, lambda sha256: blobs / sha256, progress
+        )
+    commit = _commit_for(rec, repo_id, digests)
+    snap = folder / "snapshots" / commit
+    for rel, sha256 in sorted(digests.items()):
+        _link(snap, rel, blobs / sha256, sha256)
+    refs = folder / "refs"
+    refs.mkdir(exist_ok=True)
+    _fs.atomic_write(refs / "main", commit.encode())
+    return snap, commit
+
+
+def _commit_for(rec: Record, repo_id: str, digests: dict[str, str]) -> str:
+    params = rec.get("params") or {}
+    imported = params.get("hf_commit")
+    if params.get("hf_repo") == repo_id and COMMIT_RE.fullmatch(str(imported)):
+        return str(imported)
+    listed = "".join(f"{rel}\0{sha}\n" for rel, sha in sorted(digests.items()))
+    return hashlib.sha1(b"modelreg snapshot\0" + listed.encode(), usedforsecurity=False).hexdigest()
+
+
+def _link(snap: Path, rel: str, blob: Path, sha256: str) -> None:
+    """``snap/rel`` as a relative link to ``blob``; an entry already there with the same
+    bytes stays (a real download of that commit), one with other bytes is refused."""
+    link = _fs.safe_join(snap, rel)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    target = os.path.relpath(blob, link.parent)
+    if link.is_symlink() or link.exists():
+        if link.is_symlink() and os.readlink(link) == target:
+            return
+        if link.is_file() and _sha256_file(link) == sha256:
+            return
+        raise AlreadyExistsError(
+            f"the cached snapshot {snap} already holds {rel} with other content",
+            hint="export under another repo id, or delete that snapshot from the cache",
+        )
+    tmp = _fs.tmp_name(link)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -162,3 +163,111 @@ def test_our_hand_made_cache_is_what_huggingface_hub_reads(cache: Path) -> None:
     assert repo_info.repo_id == "acme/tiny"
     path = hub.try_to_load_from_cache("acme/tiny", "tokenizer/vocab.txt", cache_dir=cache)
     assert isinstance(path, str) and Path(path).read_bytes() == b"a\nb\nc\n"
+
+
+# --- export --hf-cache ----------------------------------------------------------------------
+
+
+def _offline_hub(monkeypatch: pytest.MonkeyPatch) -> object:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return pytest.importorskip("huggingface_hub")
+
+
+def test_export_to_the_cache_is_found_offline_by_repo_id(
+    repo_dir: Path, tmp_path: Path, run: CliRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub: Any = _offline_hub(monkeypatch)
+    files = _files()
+    model = repo_dir / "tiny"
+    (model / "tokenizer").mkdir(parents=True)
+    for rel, data in files.items():
+        (model / rel).write_bytes(data)
+    run("register", "tiny", model)
+    out = tmp_path / "other-cache"
+    r = run("export", "tiny", "--hf-cache", "me/tiny", "--cache-dir", out, "--json")
+    assert r.exit_code == 0, r.output
+    placed = json.loads(r.stdout)
+    for rel, data in files.items():
+        found = hub.try_to_load_from_cache("me/tiny", rel, cache_dir=out)
+        assert isinstance(found, str) and Path(found).read_bytes() == data
+    snap = hub.snapshot_download("me/tiny", cache_dir=out, local_files_only=True)
+    assert Path(snap) == Path(placed["path"])
+    info = hub.scan_cache_dir(out)
+    assert not info.warnings and [r.repo_id for r in info.repos] == ["me/tiny"]
+    (refs,) = [rev.refs for rev in next(iter(info.repos)).revisions]
+    assert refs == frozenset({"main"})
+    again = run("export", "tiny", "--hf-cache", "me/tiny", "--cache-dir", out, "--json")
+    assert json.loads(again.stdout)["commit"] == placed["commit"]  # same bytes, same commit
+
+
+def test_import_then_export_gives_back_the_same_snapshot(
+    repo_dir: Path, cache: Path, tmp_path: Path, run: CliRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub: Any = _offline_hub(monkeypatch)
+    files = _files()
+    make_snapshot(cache, "acme/tiny", files)
+    run("import", "--hf", "acme/tiny", "tiny")
+    out = tmp_path / "elsewhere"
+    r = run("export", "tiny", "--hf-cache", "acme/tiny", "--cache-dir", out)
+    assert r.exit_code == 0, r.output
+    assert f"acme/tiny@{COMMIT[:12]}" in r.stdout
+    path = hub.snapshot_download("acme/tiny", revision=COMMIT, cache_dir=out, local_files_only=True)
+    assert {p.relative_to(path).as_posix() for p in Path(path).rglob("*") if p.is_file()} == set(
+        files
+    )
+    # into the cache it came from: the snapshot is there already with the same bytes
+    r = run("export", "tiny", "--hf-cache", "acme/tiny")
+    assert r.exit_code == 0, r.output
+
+
+def test_exported_safetensors_load_from_the_cache(
+    repo_dir: Path, tmp_path: Path, run: CliRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub: Any = _offline_hub(monkeypatch)
+    pytest.importorskip("torch")
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    from .models import save_safetensors, small_state_dict
+
+    state = small_state_dict(5)
+    folder = repo_dir / "st"
+    folder.mkdir()
+    save_safetensors(folder / "model.safetensors", state)
+    run("register", "st", folder)
+    run("export", "st", "--hf-cache", "me/st", "--cache-dir", tmp_path / "c")
+    path = hub.hf_hub_download("me/st", "model.safetensors", cache_dir=tmp_path / "c")
+    loaded = safetensors_torch.load_file(path)
+    assert sorted(loaded) == sorted(state)
+
+
+def test_export_refuses_a_snapshot_holding_other_bytes(
+    repo_dir: Path, cache: Path, run: CliRun
+) -> None:
+    make_snapshot(cache, "acme/tiny", _files(1))
+    run("import", "--hf", "acme/tiny", "tiny")
+    snap = cache / "models--acme--tiny" / "snapshots" / COMMIT
+    (snap / "config.json").unlink()
+    (snap / "config.json").write_text('{"edited": true}')
+    r = run("export", "tiny", "--hf-cache", "acme/tiny")
+    assert r.exit_code == 1 and "already holds config.json with other content" in r.stderr
+    assert (snap / "config.json").read_text() == '{"edited": true}'
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["tiny"], "give exactly one of DIR and --hf-cache"),
+        (["tiny", "d", "--hf-cache", "a/b"], "give exactly one of DIR and --hf-cache"),
+        (["tiny", "d", "--cache-dir", "c"], "--cache-dir goes with --hf-cache"),
+    ],
+)
+def test_export_usage_errors(repo_dir: Path, run: CliRun, args: list[str], words: str) -> None:
+    run("register", "tiny", write_bytes(repo_dir / "a.bin", 100))
+    r = run("export", *args)
+    assert r.exit_code == 2 and words in r.stderr
+
+
+def test_export_refuses_a_bad_repo_id(repo_dir: Path, cache: Path, run: CliRun) -> None:
+    run("register", "tiny", write_bytes(repo_dir / "a.bin", 100))
+    r = run("export", "tiny", "--hf-cache", "a--b/../c")
+    assert r.exit_code == 1 and "invalid Hugging Face repo id" in r.stderr
+    assert list(cache.iterdir()) == []

@@ -17,25 +17,59 @@ from ._base import _emit_json, _progress, _public, _repo, cli, json_option
 @cli.command()
 @click.argument("spec", metavar="NAME[@REF]")
 @click.argument("directory", metavar="DIR", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--hf-cache",
+    "hf_repo",
+    metavar="REPO_ID",
+    help="Place the version in the Hugging Face hub cache as REPO_ID's main revision "
+    "(blobs, a snapshot, refs/main), where Hugging Face libraries find it offline.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --hf-cache: the hub cache (default: HF_HUB_CACHE, $HF_HOME/hub, "
+    "~/.cache/huggingface/hub).",
+)
 @json_option
 @click.pass_context
-def export(ctx: click.Context, spec: str, directory: Path | None, as_json: bool) -> None:
+def export(
+    ctx: click.Context,
+    spec: str,
+    directory: Path | None,
+    hf_repo: str | None,
+    cache_dir: Path | None,
+    as_json: bool,
+) -> None:
     """Write one version as plain files into DIR (a new or empty folder): what
-    from_pretrained, safetensors or torch.load read."""
+    from_pretrained, safetensors or torch.load read. With --hf-cache, into the Hugging Face
+    cache instead."""
     repo = _repo(ctx)
+    if (directory is None) == (hf_repo is None):
+        raise click.UsageError("give exactly one of DIR and --hf-cache REPO_ID")
+    if cache_dir is not None and hf_repo is None:
+        raise click.UsageError("--cache-dir goes with --hf-cache")
     rec = repo.lookup(spec)
     label = export_mod.label(rec)
-    if directory is None:
-        raise click.UsageError("say where to export: DIR")
     with _progress(f"export {label}", rec["size"]) as bar:
-        digests = export_mod.export_folder(repo, rec, directory, bar or export_mod.no_progress)
+        step = bar or export_mod.no_progress
+        if hf_repo is not None:
+            from .. import hfcache
+
+            snap, commit = hfcache.export_snapshot(repo, rec, hf_repo, cache_dir, step)
+            out: dict[str, Any] = {"path": str(snap), "repo_id": hf_repo, "commit": commit}
+            said = f"Placed {label} in the Hugging Face cache as {hf_repo}@{commit[:12]} ({snap})"
+        else:
+            assert directory is not None
+            digests = export_mod.export_folder(repo, rec, directory, step)
+            out = {"path": str(directory.resolve()), "sha256": digests}
+            said = (
+                f"Exported {label} to {directory} ({plural(len(digests), 'file')}, "
+                f"{human_bytes(rec['size'])})"
+            )
     if as_json:
-        _emit_json({"version": label, "path": str(directory.resolve()), "sha256": digests})
+        _emit_json({"version": label, **out})
     else:
-        click.echo(
-            f"Exported {label} to {directory} ({plural(len(digests), 'file')}, "
-            f"{human_bytes(rec['size'])})"
-        )
+        click.echo(said)
 
 
 @cli.command("import")
