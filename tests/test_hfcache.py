@@ -255,8 +255,8 @@ def test_export_refuses_a_snapshot_holding_other_bytes(
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["tiny"], "give exactly one of DIR and --hf-cache"),
-        (["tiny", "d", "--hf-cache", "a/b"], "give exactly one of DIR and --hf-cache"),
+        (["tiny"], "give exactly one of DIR, --hf-cache"),
+        (["tiny", "d", "--hf-cache", "a/b"], "give exactly one of DIR, --hf-cache"),
         (["tiny", "d", "--cache-dir", "c"], "--cache-dir goes with --hf-cache"),
     ],
 )

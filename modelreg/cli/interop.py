@@ -25,6 +25,14 @@ from ._base import _emit_json, _progress, _public, _repo, cli, json_option
     "(blobs, a snapshot, refs/main), where Hugging Face libraries find it offline.",
 )
 @click.option(
+    "--oci",
+    "oci_dir",
+    metavar="DIR",
+    type=click.Path(path_type=Path),
+    help="Write an OCI image layout with CNCF ModelPack media types (new, empty, or an OCI "
+    "layout to add the version to), named by its vN: oras cp --from-oci-layout DIR:vN ...",
+)
+@click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="With --hf-cache: the hub cache (default: HF_HUB_CACHE, $HF_HOME/hub, "
@@ -37,15 +45,16 @@ def export(
     spec: str,
     directory: Path | None,
     hf_repo: str | None,
+    oci_dir: Path | None,
     cache_dir: Path | None,
     as_json: bool,
 ) -> None:
     """Write one version as plain files into DIR (a new or empty folder): what
     from_pretrained, safetensors or torch.load read. With --hf-cache, into the Hugging Face
-    cache instead."""
+    cache instead, or as an OCI image layout with --oci."""
     repo = _repo(ctx)
-    if (directory is None) == (hf_repo is None):
-        raise click.UsageError("give exactly one of DIR and --hf-cache REPO_ID")
+    if sum(x is not None for x in (directory, hf_repo, oci_dir)) != 1:
+        raise click.UsageError("give exactly one of DIR, --hf-cache REPO_ID and --oci DIR")
     if cache_dir is not None and hf_repo is None:
         raise click.UsageError("--cache-dir goes with --hf-cache")
     rec = repo.lookup(spec)
@@ -58,6 +67,16 @@ def export(
             snap, commit = hfcache.export_snapshot(repo, rec, hf_repo, cache_dir, step)
             out: dict[str, Any] = {"path": str(snap), "repo_id": hf_repo, "commit": commit}
             said = f"Placed {label} in the Hugging Face cache as {hf_repo}@{commit[:12]} ({snap})"
+        elif oci_dir is not None:
+            from .. import oci
+
+            entry = oci.export_layout(repo, rec, oci_dir, step)
+            out = {"path": str(oci_dir.resolve()), "ref": rec["version"], **entry}
+            said = (
+                f"Wrote {label} to the OCI layout {oci_dir} as {rec['version']} "
+                f"({entry['digest'][:19]}); oras cp --from-oci-layout {oci_dir}:{rec['version']} "
+                "REGISTRY/REPO:TAG sends it"
+            )
         else:
             assert directory is not None
             digests = export_mod.export_folder(repo, rec, directory, step)
