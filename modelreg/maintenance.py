@@ -12,7 +12,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import _fs, codec, files, formats, hints, indexfile, modelinfo, packs, repack
+from . import _fs, codec, files, formats, hints, indexfile, modelinfo, packs, repack, signatures
 from .chunking import ChunkParams
 from .errors import CorruptObjectError, MalformedObjectError, ModelregError, NotFoundError
 from .hashing import oid_of
@@ -48,6 +48,10 @@ def _walk(repo: Repository) -> tuple[dict[str, set[str]], dict[str, set[str]], d
                 pass  # the object scan names it, with every version that uses it
             except ModelregError as e:
                 errors[label] = e.args[0]
+    for label, oid in signatures.all_bundles(repo):  # kept beside the versions they sign
+        users.setdefault(oid, set()).add(label)
+        if not repo.objects.exists(oid):
+            missing.setdefault(oid, set()).add(label)
     return users, missing, errors
 
 
@@ -126,6 +130,9 @@ def fsck(repo: Repository) -> FsckReport:
                 check_version(repo, oid, checked=checked)
             except ModelregError as e:
                 report.inconsistent[label] = f"record {oid}: {e.args[0]}"
+    for label, why in signatures.check_all(repo).items():
+        if label not in broken:
+            report.inconsistent.setdefault(label, why)
     report.leftovers = sum(1 for _ in _leftovers(repo))
     return report
 

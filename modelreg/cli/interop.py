@@ -8,9 +8,9 @@ from typing import Any
 import click
 
 from .. import export as export_mod
-from ..errors import ModelregError
-from ..repo import Repository
-from ..words import clean, human_bytes, plural
+from ..errors import AlreadyExistsError, CorruptObjectError, ModelregError, NotFoundError
+from ..repo import Record, Repository
+from ..words import clean, human_bytes, plural, utc_time
 from ._base import _emit_json, _progress, _public, _repo, cli, json_option
 
 
@@ -33,6 +33,14 @@ from ._base import _emit_json, _progress, _public, _repo, cli, json_option
     "layout to add the version to), named by its vN: oras cp --from-oci-layout DIR:vN ...",
 )
 @click.option(
+    "--signature",
+    "signature_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With DIR: also write the version's signature (the newest, when several keys "
+    "signed it) to FILE, for 'model_signing verify key DIR --signature FILE'.",
+)
+@click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="With --hf-cache: the hub cache (default: HF_HUB_CACHE, $HF_HOME/hub, "
@@ -46,6 +54,7 @@ def export(
     directory: Path | None,
     hf_repo: str | None,
     oci_dir: Path | None,
+    signature_file: Path | None,
     cache_dir: Path | None,
     as_json: bool,
 ) -> None:
@@ -57,8 +66,11 @@ def export(
         raise click.UsageError("give exactly one of DIR, --hf-cache REPO_ID and --oci DIR")
     if cache_dir is not None and hf_repo is None:
         raise click.UsageError("--cache-dir goes with --hf-cache")
+    if signature_file is not None and directory is None:
+        raise click.UsageError("--signature goes with DIR (a plain folder)")
     rec = repo.lookup(spec)
     label = export_mod.label(rec)
+    signature = _signature_for(repo, rec, signature_file) if signature_file else None
     with _progress(f"export {label}", rec["size"]) as bar:
         step = bar or export_mod.no_progress
         if hf_repo is not None:
@@ -85,10 +97,43 @@ def export(
                 f"Exported {label} to {directory} ({plural(len(digests), 'file')}, "
                 f"{human_bytes(rec['size'])})"
             )
+            if signature_file is not None and signature is not None:
+                _write_signature(signature_file, signature, digests)
+                out["signature"] = str(signature_file)
+                said += f"; its signature by {signature[0]} is in {signature_file}"
     if as_json:
         _emit_json({"version": label, **out})
     else:
         click.echo(said)
+
+
+def _signature_for(repo: Repository, rec: Record, target: Path) -> tuple[str, bytes]:
+    """(signer, bundle) of the version's newest signature; refused before anything is
+    written when there is none or ``target`` exists."""
+    from .. import signatures
+
+    entries = signatures.of(repo, rec)
+    if not entries:
+        raise NotFoundError(
+            f"{export_mod.label(rec)} is not signed",
+            hint="sign it first with 'modelreg sign NAME@REF --key KEY.pem'",
+        )
+    if target.exists() or target.is_symlink():
+        raise AlreadyExistsError(f"{target} already exists", hint="choose a new signature file")
+    newest = max(entries, key=lambda e: e["signed_at"])
+    return newest["signer"], signatures.bundle(repo, newest)
+
+
+def _write_signature(target: Path, signature: tuple[str, bytes], files: dict[str, str]) -> None:
+    from .. import _fs, signatures
+
+    wrong = signatures.mismatches(
+        signatures.read_statement(signature[1]),
+        {rel: sha for rel, sha in files.items() if signatures.signed_path(rel)},
+    )
+    if wrong:
+        raise CorruptObjectError(f"the exported files do not match the signature: {wrong[0]}")
+    _fs.atomic_write(target, signature[1])
 
 
 @cli.command("import")
@@ -195,3 +240,52 @@ def _list_cache(ctx: click.Context, cache: Path, as_json: bool) -> None:
     widths = [max(len(clean(row[i])) for row in table) for i in range(len(table[0]))]
     for row in table:
         click.echo("  ".join(clean(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+@cli.command()
+@click.argument("spec", metavar="NAME[@REF]")
+@click.option(
+    "--key",
+    "private_key",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An elliptic-curve private key in PEM (its password in MODELREG_KEY_PASSWORD).",
+)
+@json_option
+@click.pass_context
+def sign(ctx: click.Context, spec: str, private_key: Path, as_json: bool) -> None:
+    """Sign one version in the OpenSSF model-signing format (an in-toto statement of every
+    file's sha256, in a DSSE envelope, in a Sigstore bundle), kept with the version and
+    carried by push and pull. Needs 'pip install modelreg[signing]'."""
+    from .. import modelsign
+
+    repo = _repo(ctx)
+    rec = repo.lookup(spec)
+    entry = modelsign.sign_version(repo, rec, modelsign.key_signer(private_key))
+    if as_json:
+        _emit_json({"version": export_mod.label(rec), **entry})
+    else:
+        click.echo(f"Signed {export_mod.label(rec)} by {entry['signer']}")
+
+
+@cli.command()
+@click.argument("spec", metavar="NAME[@REF]")
+@click.option(
+    "--public-key",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The PEM public key of the signer.",
+)
+@click.pass_context
+def verify(ctx: click.Context, spec: str, public_key: Path) -> None:
+    """Check a version's signature by PUBLIC_KEY against the bytes modelreg rebuilds from its
+    store; exit 1 when it is missing, forged, or the bytes differ."""
+    from .. import modelsign
+
+    repo = _repo(ctx)
+    rec = repo.lookup(spec)
+    entry, count = modelsign.verify_version(repo, rec, public_key)
+    click.echo(
+        f"Verified {export_mod.label(rec)}: signed by {entry['signer']} on "
+        f"{utc_time(entry['signed_at'])}; {plural(count, 'file')} match"
+    )
