@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -290,6 +291,27 @@ def _intact(
     return True
 
 
+def verified_pieces(repo: Repository, rel: str, entry: FileEntry) -> Iterator[bytes | memoryview]:
+    """The file's bytes from verified chunks; raises CorruptObjectError, after the last piece
+    at the latest, when they are not the file the entry names (so a caller writing to a
+    temporary name never renames a wrong file into place)."""
+    manifest = repo.objects.get_json(entry.manifest)
+    if manifest.get("size") != entry.size or manifest.get("hash") != entry.hash:
+        raise CorruptObjectError(f"{rel}: its tree entry does not match its manifest")
+    whole = new_hasher()
+    written = 0
+    for piece in files.iter_file(repo.objects, manifest):
+        written += len(piece)
+        if written > entry.size:
+            raise CorruptObjectError(f"{rel}: its chunks hold more than its recorded size")
+        whole.update(piece)
+        yield piece
+    if whole.hexdigest() != entry.hash:
+        raise CorruptObjectError(
+            f"{rel} rebuilt from its chunks does not match its recorded hash {entry.hash}"
+        )
+
+
 def _rebuild(
     repo: Repository,
     rel: str,
@@ -299,27 +321,14 @@ def _rebuild(
     progress: files.Progress | None,
 ) -> None:
     """Write one file beside its destination, check its whole hash, then rename it in."""
-    manifest = repo.objects.get_json(entry.manifest)
-    if manifest.get("size") != entry.size or manifest.get("hash") != entry.hash:
-        raise CorruptObjectError(f"{rel}: its tree entry does not match its manifest")
     tmp = _fs.tmp_name(Path(name)).name
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         with open(os.open(tmp, flags, 0o600, dir_fd=folder), "wb") as out:
-            whole = new_hasher()
-            written = 0
-            for piece in files.iter_file(repo.objects, manifest):
-                written += len(piece)
-                if written > entry.size:
-                    raise CorruptObjectError(f"{rel}: its chunks hold more than its recorded size")
-                whole.update(piece)
+            for piece in verified_pieces(repo, rel, entry):
                 out.write(piece)
                 if progress:
                     progress(len(piece))
-            if whole.hexdigest() != entry.hash:
-                raise CorruptObjectError(
-                    f"{rel} rebuilt from its chunks does not match its recorded hash {entry.hash}"
-                )
             os.fchmod(out.fileno(), 0o444 & ~_fs.umask())
         in_the_way = _nofollow.lstat_at(folder, name)
         if in_the_way is not None and stat.S_ISDIR(in_the_way.st_mode):

@@ -16,13 +16,12 @@ import errno
 import hashlib
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-from . import _fs, files
-from .checkout import FileEntry, expected_files
+from . import _fs
+from .checkout import FileEntry, expected_files, verified_pieces
 from .errors import AlreadyExistsError, CorruptObjectError, ModelregError, NotFoundError
-from .hashing import new_hasher
 from .repo import Record, Repository
 
 Progress = Callable[[int], None]
@@ -42,25 +41,6 @@ def version_files(repo: Repository, rec: Record) -> dict[str, FileEntry]:
 
 def label(rec: Record) -> str:
     return f"{rec['name']}@{rec['version']}"
-
-
-def verified_pieces(repo: Repository, rel: str, entry: FileEntry) -> Iterator[bytes | memoryview]:
-    """The file's bytes from verified chunks; raises CorruptObjectError, after the last piece
-    at the latest, when they are not the file the entry names (so a caller that writes to a
-    temporary name never renames a wrong file into place)."""
-    manifest = repo.objects.get_json(entry.manifest)
-    if manifest.get("size") != entry.size or manifest.get("hash") != entry.hash:
-        raise CorruptObjectError(f"{rel}: its tree entry does not match its manifest")
-    whole = new_hasher()
-    written = 0
-    for piece in files.iter_file(repo.objects, manifest):
-        written += len(piece)
-        if written > entry.size:
-            raise CorruptObjectError(f"{rel}: its chunks hold more than its recorded size")
-        whole.update(piece)
-        yield piece
-    if whole.hexdigest() != entry.hash:
-        raise CorruptObjectError(f"{rel} rebuilt from its chunks does not match its hash")
 
 
 def sha256_of(repo: Repository, rel: str, entry: FileEntry) -> str:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,16 +92,22 @@ def test_export_of_a_corrupt_chunk_leaves_nothing(repo_dir: Path, run: CliRun) -
     assert not [p for p in repo_dir.iterdir() if p.name.startswith(".tmp-")]
 
 
-def test_exported_safetensors_load_with_the_library(repo_dir: Path, run: CliRun) -> None:
+def register_safetensors(repo_dir: Path, run: CliRun, seed: int) -> dict[str, Any]:
+    """A folder of one real safetensors file, registered as ``st``; returns its tensors."""
     pytest.importorskip("torch")
-    safetensors_torch = pytest.importorskip("safetensors.torch")
     from .models import save_safetensors, small_state_dict
 
-    state = small_state_dict(3)
+    state = small_state_dict(seed)
     folder = repo_dir / "st"
     folder.mkdir()
     save_safetensors(folder / "model.safetensors", state)
-    run("register", "st", folder)
+    assert run("register", "st", folder).exit_code == 0
+    return state
+
+
+def test_exported_safetensors_load_with_the_library(repo_dir: Path, run: CliRun) -> None:
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    state = register_safetensors(repo_dir, run, 3)
     assert run("export", "st", repo_dir / "st-out").exit_code == 0
     loaded = safetensors_torch.load_file(str(repo_dir / "st-out" / "model.safetensors"))
     assert sorted(loaded) == sorted(state)

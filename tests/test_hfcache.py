@@ -12,6 +12,7 @@ import pytest
 
 from .conftest import CliRun, write_bytes
 from .hubcache import COMMIT, make_snapshot
+from .test_export import register_safetensors
 
 
 def _files(seed: int = 1) -> dict[str, bytes]:
@@ -224,15 +225,8 @@ def test_exported_safetensors_load_from_the_cache(
     repo_dir: Path, tmp_path: Path, run: CliRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hub: Any = _offline_hub(monkeypatch)
-    pytest.importorskip("torch")
     safetensors_torch = pytest.importorskip("safetensors.torch")
-    from .models import save_safetensors, small_state_dict
-
-    state = small_state_dict(5)
-    folder = repo_dir / "st"
-    folder.mkdir()
-    save_safetensors(folder / "model.safetensors", state)
-    run("register", "st", folder)
+    state = register_safetensors(repo_dir, run, 5)
     run("export", "st", "--hf-cache", "me/st", "--cache-dir", tmp_path / "c")
     path = hub.hf_hub_download("me/st", "model.safetensors", cache_dir=tmp_path / "c")
     loaded = safetensors_torch.load_file(path)

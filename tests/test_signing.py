@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +54,16 @@ def _model(root: Path) -> Path:
     return model
 
 
+def _signed(repo_dir: Path, run: CliRun, keys: tuple[Path, Path]) -> tuple[Any, Path]:
+    """``m@v1`` registered and signed; returns (the registry, the public key)."""
+    from modelreg.repo import Repository
+
+    private, public = keys
+    run("register", "m", _model(repo_dir))
+    assert run("sign", "m", "--key", private).exit_code == 0
+    return Repository(repo_dir), public
+
+
 def test_sign_then_verify(repo_dir: Path, run: CliRun, keys: tuple[Path, Path]) -> None:
     private, public = keys
     run("register", "m", _model(repo_dir))
@@ -86,9 +97,7 @@ def test_show_and_list_say_who_signed(repo_dir: Path, run: CliRun, keys: tuple[P
 def test_exported_signature_is_accepted_by_model_signing(
     repo_dir: Path, tmp_path: Path, run: CliRun, keys: tuple[Path, Path]
 ) -> None:
-    private, public = keys
-    run("register", "m", _model(repo_dir))
-    run("sign", "m", "--key", private)
+    _repo, public = _signed(repo_dir, run, keys)
     out = tmp_path / "out"
     sig = out / "model.sig"  # inside the folder: model_signing's CLI leaves it out
     r = run("export", "m", out, "--signature", sig)
@@ -116,9 +125,7 @@ def test_model_signing_library_verifies_the_export(
 ) -> None:
     import model_signing
 
-    private, public = keys
-    run("register", "m", _model(repo_dir))
-    run("sign", "m", "--key", private)
+    _repo, public = _signed(repo_dir, run, keys)
     run("export", "m", tmp_path / "out", "--signature", tmp_path / "out.sig")
     model_signing.verifying.Config().use_elliptic_key_verifier(public_key=public).verify(
         tmp_path / "out", tmp_path / "out.sig"
@@ -128,10 +135,8 @@ def test_model_signing_library_verifies_the_export(
 def test_verify_with_another_key_fails(
     repo_dir: Path, tmp_path: Path, run: CliRun, keys: tuple[Path, Path]
 ) -> None:
-    private, _public = keys
     other_private, other_public = _keys(tmp_path, "other")
-    run("register", "m", _model(repo_dir))
-    run("sign", "m", "--key", private)
+    _signed(repo_dir, run, keys)
     r = run("verify", "m", "--public-key", other_public)
     assert r.exit_code == 1 and "has no signature by key:" in r.stderr
     run("sign", "m", "--key", other_private)
@@ -164,13 +169,9 @@ def test_fsck_and_verify_fail_when_bytes_differ_from_the_signature(
     repo_dir: Path, run: CliRun, keys: tuple[Path, Path]
 ) -> None:
     from modelreg import signatures
-    from modelreg.repo import Repository
 
-    private, public = keys
-    run("register", "m", _model(repo_dir))
-    run("sign", "m", "--key", private)
+    repo, public = _signed(repo_dir, run, keys)
     assert run("fsck").exit_code == 0
-    repo = Repository(repo_dir)
     rec = repo.lookup("m")
     (entry,) = signatures.read_index(repo, "m")["v1"]
     # a signature entry that claims the version's root but vouches for other bytes
@@ -223,9 +224,7 @@ def test_sign_errors_are_one_line(
 def test_export_signature_refuses_an_existing_file(
     repo_dir: Path, tmp_path: Path, run: CliRun, keys: tuple[Path, Path]
 ) -> None:
-    private, _public = keys
-    run("register", "m", _model(repo_dir))
-    run("sign", "m", "--key", private)
+    _signed(repo_dir, run, keys)
     (tmp_path / "s").write_text("mine")
     r = run("export", "m", tmp_path / "o", "--signature", tmp_path / "s")
     assert r.exit_code == 1 and "already exists" in r.stderr
@@ -233,9 +232,7 @@ def test_export_signature_refuses_an_existing_file(
 
 
 def test_gc_keeps_signatures(repo_dir: Path, run: CliRun, keys: tuple[Path, Path]) -> None:
-    private, public = keys
-    run("register", "m", _model(repo_dir))
-    run("sign", "m", "--key", private)
+    _repo, public = _signed(repo_dir, run, keys)
     assert run("gc").exit_code == 0
     assert run("verify", "m", "--public-key", public).exit_code == 0
     assert run("fsck").exit_code == 0
@@ -273,16 +270,13 @@ def test_a_signature_for_other_content_counts_for_nothing(
     repo_dir: Path, run: CliRun, keys: tuple[Path, Path]
 ) -> None:
     from modelreg import signatures
-    from modelreg.repo import Repository
 
-    private, public = keys
-    run("register", "m", _model(repo_dir))
-    run("sign", "m", "--key", private)
+    repo, public = _signed(repo_dir, run, keys)
 
     def elsewhere(versions: dict[str, list[dict[str, str]]]) -> None:
         versions["v1"] = [{**e, "root": "0" * 32} for e in versions["v1"]]
 
-    signatures.update(Repository(repo_dir), "m", elsewhere)
+    signatures.update(repo, "m", elsewhere)
     assert json.loads(run("show", "m", "--json").stdout)["signatures"] == []
     assert run("verify", "m", "--public-key", public).exit_code == 1
     r = run("fsck")
