@@ -281,3 +281,41 @@ def test_a_signature_for_other_content_counts_for_nothing(
     assert run("verify", "m", "--public-key", public).exit_code == 1
     r = run("fsck")
     assert r.exit_code == 1 and "was made for other content" in r.stdout
+
+
+def test_a_junk_signatures_file_on_the_remote_is_skipped_with_a_warning(
+    tmp_path: Path, run: CliRun, keys: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private, _public = keys
+    project = tmp_path / "a"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    run("init")
+    run("register", "m", _model(project))
+    run("sign", "m", "--key", private)
+    remote = tmp_path / "remote"
+    run("remote", "add", "origin", remote)
+    assert run("push").exit_code == 0
+    assert (remote / "signatures" / "m.json").is_file()
+    (remote / "signatures" / "m.json").write_text("{junk")
+    monkeypatch.chdir(tmp_path)
+    r = run("clone", remote, "b")
+    assert r.exit_code == 0, r.output
+    assert "its signatures were not pulled" in r.stderr
+    monkeypatch.chdir(tmp_path / "b")
+    assert json.loads(run("show", "m", "--json").stdout)["signatures"] == []
+    assert run("fsck").exit_code == 0
+
+
+def test_sign_without_model_signing_says_what_to_install(
+    repo_dir: Path, run: CliRun, keys: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private, _public = keys
+    run("register", "m", _model(repo_dir))
+    for module in [m for m in sys.modules if m.startswith("model_signing")]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setitem(sys.modules, "model_signing", None)
+    r = run("sign", "m", "--key", private)
+    assert r.exit_code == 1
+    assert "signing needs the model-signing package" in r.stderr
+    assert "pip install 'modelreg[signing]'" in r.stderr
