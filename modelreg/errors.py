@@ -41,7 +41,7 @@ class AlreadyExistsError(ModelregError):
 class CorruptObjectError(ModelregError):
     hint = (
         "run 'modelreg fsck' to list damaged objects, and 'modelreg fsck --repair' to restore "
-        "them from a remote"
+        "them from a remote (or register the same file again)"
     )
 
 

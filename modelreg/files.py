@@ -26,7 +26,8 @@ from .errors import CorruptObjectError, InvalidInputError, MalformedObjectError,
 from .hashing import is_oid, new_hasher, oid_of
 from .ignore import FILENAME as IGNORE_FILE
 from .ignore import IgnoreRules
-from .objects import Mapped, ObjectStore
+from .objects import Mapped
+from .store_api import Store
 
 READ_AHEAD = 2
 
@@ -45,7 +46,7 @@ def no_plan(f: IO[bytes], size: int) -> tuple[str, list[chunking.Span] | None]:
 
 
 def store_file(
-    store: ObjectStore,
+    store: Store,
     path: Path,
     params: chunking.ChunkParams,
     progress: Progress = _no_progress,
@@ -123,7 +124,7 @@ def _span_widths(f: IO[bytes], fmt: str, spans: list[chunking.Span] | None) -> _
     return _Widths([(s, s + n, widths.get(name)) for name, s, n in named if name in widths])
 
 
-def iter_file(store: ObjectStore, manifest: dict[str, Any]) -> Iterator[bytes | memoryview]:
+def iter_file(store: Store, manifest: dict[str, Any]) -> Iterator[bytes | memoryview]:
     """Yield a file's bytes, each chunk verified against its id.
 
     The manifest itself was verified against its own id when it was read, and it names every
@@ -239,7 +240,7 @@ def _check_inside(link: Path, real_root: Path, root: Path) -> None:
 
 
 def store_tree(
-    store: ObjectStore,
+    store: Store,
     root: Path,
     params: chunking.ChunkParams,
     progress: Progress = _no_progress,
@@ -270,7 +271,7 @@ def store_tree(
     return store.add_json(tree), tree
 
 
-def load_tree(store: ObjectStore, oid: str) -> dict[str, Any]:
+def load_tree(store: Store, oid: str) -> dict[str, Any]:
     tree = store.get_json(oid)
     for rel in tree["entries"]:
         check_relpath(rel)

@@ -12,13 +12,14 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import _fs, codec, files, formats, hints, indexfile, modelinfo, packs, repack, signatures
+from . import _fs, codec, files, formats, hints, indexfile, modelinfo, repack, signatures
 from .chunking import ChunkParams
 from .errors import CorruptObjectError, MalformedObjectError, ModelregError, NotFoundError
 from .hashing import oid_of
-from .objects import Copy, ObjectStore
+from .objects import Copy
 from .refs import FamilyRefs
 from .repo import Repository
+from .store_api import MemoryObjectStore, Store
 from .verify import Checked, check_version, version_objects
 
 
@@ -115,8 +116,10 @@ def fsck(repo: Repository) -> FsckReport:
     for oid in sound & set(report.corrupt):  # readers use the sound copy; gc drops the other
         del report.corrupt[oid]
         report.where.pop(oid)
+    for oid in set(report.corrupt) & set(report.missing):  # no sound copy: said once, as corrupt
+        del report.missing[oid]
     report.packs = len(repo.objects.pack_names())
-    report.problems += [f"pack-{n}.idx: {why}" for n, why in sorted(repo.objects.damaged.items())]
+    report.problems += repo.objects.index_problems()
     checked = Checked()
     broken = set(errors) | {
         label for labels in [*report.corrupt.values(), *report.missing.values()] for label in labels
@@ -177,27 +180,25 @@ class GcPlan:
 
 def plan_gc(repo: Repository) -> GcPlan:
     users, problems = reachable(repo)
-    if problems or repo.objects.damaged:
-        first = problems[0] if problems else next(iter(repo.objects.damaged.values()))
+    problems += repo.objects.index_problems()
+    if problems:
+        first = problems[0]
         raise ModelregError(
             f"gc stopped: {first}", hint="run 'modelreg fsck' and repair the registry first"
         )
     plan = GcPlan()
     firsts: dict[str, Copy] = {}
-    packed_by_gc = False
     for copy in repo.objects.copies():
         firsts.setdefault(copy.oid, copy)
         if copy.kind == "loose":
             plan.loose += 1
-    names = repo.objects.pack_names()
-    packed_by_gc = len(names) == 1 and bool(repo.objects.pack_flags(names[0]) & packs.FLAG_GC)
     for oid, copy in firsts.items():
         if oid not in users:
             plan.objects.append(oid)
             plan.bytes += copy.stored
     plan.objects.sort()
-    if plan.loose or plan.objects or not packed_by_gc:
-        plan.packs = names
+    if plan.loose or plan.objects or not repo.objects.is_compact():
+        plan.packs = repo.objects.pack_names()
     plan.kept = len(users)
     plan.users = users
     if plan.repack:
@@ -255,30 +256,14 @@ def gc(repo: Repository, dry_run: bool = False) -> GcPlan:
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
         if plan.repack:
-            _drop_dead(repo, plan)
-            loose = [c.oid for c in repo.objects.copies() if c.kind == "loose"]
-            plan.new_pack = repo.objects.write_pack(
-                ((oid, plan.widths.get(oid)) for oid in plan.users), flags=packs.FLAG_GC
+            # What holds nothing reachable goes first: repacking needs room for everything
+            # kept, and on a full disk this is what makes that room.
+            dead = repo.objects.prune(plan.users, among=plan.packs)
+            plan.packs = [name for name in plan.packs if name not in dead]
+            plan.new_pack = repo.objects.repack(
+                ((oid, plan.widths.get(oid)) for oid in plan.users), merge=plan.packs
             )
-            repo.objects.retire([n for n in plan.packs if n != plan.new_pack], loose)
     return plan
-
-
-def _drop_dead(repo: Repository, plan: GcPlan) -> None:
-    """Before the new pack is written, remove what holds nothing reachable: packs none of
-    whose objects a ref reaches, and unreachable loose objects. Repacking needs room for
-    everything kept; on a full disk this is what makes that room."""
-    live: set[str] = set()
-    dead_loose: list[str] = []
-    for c in repo.objects.copies():
-        if c.kind == "loose":
-            if c.oid not in plan.users:
-                dead_loose.append(c.oid)
-        elif c.oid in plan.users:
-            live.add(c.where)
-    dead = [name for name in plan.packs if f"pack-{name}.pack" not in live]
-    repo.objects.retire(dead, dead_loose)
-    plan.packs = [name for name in plan.packs if name not in dead]
 
 
 def auto_gc(repo: Repository) -> repack.AutoReport | None:
@@ -366,11 +351,11 @@ def stats(repo: Repository) -> Stats:
     return s
 
 
-class _CountingStore(ObjectStore):
-    """Takes objects like a store but writes nothing: it only counts what would be new."""
+class _CountingStore(MemoryObjectStore):
+    """Takes objects like a store but keeps nothing: it only counts what would be new."""
 
-    def __init__(self, existing: ObjectStore | None) -> None:
-        super().__init__(Path(os.devnull))
+    def __init__(self, existing: Store | None) -> None:
+        super().__init__()
         self.existing = existing
         self.new: dict[str, int] = {}
 
@@ -390,9 +375,6 @@ class _CountingStore(ObjectStore):
             self.new[oid] = len(data)
         return oid
 
-    def sync(self) -> None:
-        return None
-
 
 @dataclass
 class ScanEstimate:
@@ -405,7 +387,7 @@ class ScanEstimate:
 def scan(
     path: Path,
     params: ChunkParams,
-    existing: ObjectStore | None = None,
+    existing: Store | None = None,
     listing: list[tuple[str, Path]] | None = None,
 ) -> ScanEstimate:
     """What registering every file under ``path`` (or the files ``listing`` names, as

@@ -15,13 +15,13 @@ from typing import Any
 from . import containers, formats, pickle_risk
 from .formats._base import UNKNOWN_KEY
 from .hashing import oid_of
-from .objects import ObjectStore
+from .store_api import Store
 
 SAFE, UNSAFE, UNKNOWN = "safe", "unsafe", "unknown"
 EXECUTES_CODE, UNSAFE_CLASSES = pickle_risk.EXECUTES_CODE, pickle_risk.UNSAFE_CLASSES
 
 
-def _part_bytes(store: ObjectStore, part: dict[str, Any]) -> bytes:
+def _part_bytes(store: Store, part: dict[str, Any]) -> bytes:
     return base64.b64decode(part["b"]) if "b" in part else store.get(part["o"])
 
 
@@ -32,7 +32,7 @@ def _part_len(part: dict[str, Any]) -> int:
 class StoredFile:
     """Random access to a stored file's bytes through its manifest."""
 
-    def __init__(self, store: ObjectStore, manifest: dict[str, Any]) -> None:
+    def __init__(self, store: Store, manifest: dict[str, Any]) -> None:
         self.store = store
         self.manifest = manifest
         self.offsets: list[tuple[int, int, dict[str, Any]]] = []
@@ -93,9 +93,7 @@ Tensor = formats.Tensor  # dtype, shape, numel and the content key of its bytes
 UNKNOWN_KEY = UNKNOWN_KEY  # no span to key the tensor by: never equal to anything in a diff
 
 
-def analyze(
-    store: ObjectStore, manifest: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Tensor]]:
+def analyze(store: Store, manifest: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """The summary and tensor table of one stored file. The safety verdict reads the bytes the
     way loaders do, whatever the chunker made of the file."""
     f = StoredFile(store, manifest)
@@ -207,9 +205,9 @@ def safety_marker(info: dict[str, Any]) -> str:
     return {None: "", EXECUTES_CODE: "runs code", UNSAFE_CLASSES: "unsafe classes"}[risk]
 
 
-def summarize(store: ObjectStore, manifest: dict[str, Any]) -> dict[str, Any]:
+def summarize(store: Store, manifest: dict[str, Any]) -> dict[str, Any]:
     return analyze(store, manifest)[0]
 
 
-def tensor_table(store: ObjectStore, manifest: dict[str, Any]) -> dict[str, Tensor]:
+def tensor_table(store: Store, manifest: dict[str, Any]) -> dict[str, Tensor]:
     return analyze(store, manifest)[1]

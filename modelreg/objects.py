@@ -8,6 +8,7 @@ Layout::
       pack/
         pack-<name>.pack     many objects, each raw or encoded (codec.py)
         pack-<name>.idx      id -> offset, stored length, raw size, encoding (packs.py)
+      damaged/<id>           a read found a copy of <id> corrupt (marks.py)
 
 An id names the raw bytes whatever way they are kept, so the same object may sit loose and
 in packs at once (a gc that was interrupted): every copy is as good as another, and a read
@@ -25,7 +26,7 @@ import json
 import mmap
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 from . import _fs, codec, packs
 from .errors import CorruptObjectError, NotFoundError
 from .hashing import READ_SIZE, is_oid, new_hasher, oid_of
+from .marks import DamageMarks
 
 # Past this many new loose objects, one syncfs (the whole file system, as `sync` does) is
 # cheaper than an fsync per file and per folder.
@@ -138,7 +140,7 @@ class Copy:
     """One stored copy of an object: loose, in a pack, or in this process's unfinished pack."""
 
     oid: str
-    kind: str  # "loose", "packed" or "pending"
+    kind: str  # "loose", "packed", "pending" (or "memory": store_api.MemoryObjectStore)
     where: str  # the loose file's path, or the pack's file name
     stored: int  # bytes it takes
     size: int  # raw bytes
@@ -193,6 +195,7 @@ class ObjectStore:
         self._finishing: list[packs.PackWriter] = []
         self._packs: dict[str, packs.Pack] = {}
         self.damaged: dict[str, str] = {}  # pack name -> why its index was refused
+        self.marks = DamageMarks(root / "damaged")  # ids a read found corrupt (marks.py)
         self._buffers = _Buffers()
 
     # --- where objects live ---------------------------------------------------------------
@@ -205,6 +208,7 @@ class ObjectStore:
     def refresh(self) -> None:
         """Notice packs other processes published (and forget removed ones)."""
         names = set(packs.index_names(self.pack_dir))
+        self.marks.load()
         with self._lock:
             for gone in set(self._packs) - names:
                 del self._packs[gone]
@@ -256,7 +260,18 @@ class ObjectStore:
             yield Copy(oid, "loose", str(path), st.st_size, st.st_size, codec.RAW)
 
     def exists(self, oid: str) -> bool:
-        return next(self._each_copy(oid), None) is not None or bool(self._copies(oid))
+        """A copy is kept; for an id a read found corrupt (marked), one that verifies."""
+        found = next(self._each_copy(oid), None) is not None or bool(self._copies(oid))
+        return found and (oid not in self.marks or self._is_sound(oid))
+
+    def _is_sound(self, oid: str) -> bool:
+        """Whether a copy verifies; one that does lifts the object's damage mark."""
+        try:
+            self._first_sound(oid)
+        except (CorruptObjectError, NotFoundError):
+            return False
+        self.marks.clear([oid])
+        return True
 
     def size(self, oid: str) -> int:
         """Raw size of the object."""
@@ -288,10 +303,15 @@ class ObjectStore:
         with self._lock:
             if self._writer is None and self.packed and not loose:
                 self.refresh()  # once per operation: objects others packed meanwhile
-            if self._in_packs(oid):
-                return oid
+            present = self._in_packs(oid)
+        if present and oid in self.marks and not self._is_sound(oid):
+            present, loose = False, True  # every copy is damaged: a fresh one repairs it
+        if present:
+            return oid
         try:
-            if os.stat(final).st_size == len(data):
+            if os.stat(final).st_size == len(data) and (
+                oid not in self.marks or self._is_sound(oid)
+            ):
                 return oid  # stored already; damage that keeps the size is fsck's to find
             loose = True  # present with the wrong size (truncated): rewriting repairs it
         except FileNotFoundError:
@@ -513,6 +533,8 @@ class ObjectStore:
                 return c, stored, codec.decode_verified(c.encoding, stored, c.size, oid)
             except CorruptObjectError:
                 failure = _corrupt(oid, c.where)
+        if failure is not None:
+            self.marks.add(oid)
         raise failure or _missing(oid, self._damage_note())
 
     def _damage_note(self) -> str:
@@ -534,6 +556,7 @@ class ObjectStore:
             mapped.close()
             failure = _corrupt(oid, c.where)
         if failure is not None:
+            self.marks.add(oid)
             raise failure
         raise _missing(oid, self._damage_note())
 
@@ -649,12 +672,14 @@ class ObjectStore:
         try:
             stored = self._load(c)
         except OSError as e:
+            self.marks.add(c.oid)
             raise CorruptObjectError(f"object {c.oid} in {c.where} cannot be read: {e}") from e
         if stored is None:
             return  # removed meanwhile (a gc)
         try:
             codec.decode_verified(c.encoding, stored, c.size, c.oid)
         except CorruptObjectError:
+            self.marks.add(c.oid)
             raise _corrupt(c.oid, c.where) from None
 
     def __iter__(self) -> Iterator[str]:
@@ -712,6 +737,48 @@ class ObjectStore:
             rest = [(o, e.itemsize or None) for o, e in pack if o != oid]
             self.write_pack(rest, flags=pack.flags)
             self.retire([pack.name], [])
+
+    def index_problems(self) -> list[str]:
+        """Why each refused pack index was refused (its objects are unreadable meanwhile)."""
+        self.refresh()
+        return [f"pack-{name}.idx: {why}" for name, why in sorted(self.damaged.items())]
+
+    def is_compact(self) -> bool:
+        """Kept as ``gc`` leaves a store: one pack, written by gc, and nothing else."""
+        names = self.pack_names()
+        return (
+            len(names) == 1
+            and bool(self._packs[names[0]].flags & packs.FLAG_GC)
+            and not self.count_loose()
+        )
+
+    def prune(self, live: Collection[str], among: Iterable[str] | None = None) -> list[str]:
+        """Remove what holds nothing in ``live``: loose objects not in it, and the packs
+        (of ``among``, when given) none of whose objects is in it. Returns those packs.
+        Only under gc's exclusive lock: a writer's unpublished objects are not in ``live``."""
+        holding_live: set[str] = set()
+        dead_loose: list[str] = []
+        for c in self.copies(only_packs=among):
+            if c.kind == "loose":
+                if c.oid not in live:
+                    dead_loose.append(c.oid)
+            elif c.oid in live:
+                holding_live.add(c.where)
+        names = self.pack_names() if among is None else list(among)
+        dead = [name for name in names if f"pack-{name}.pack" not in holding_live]
+        self.retire(dead, dead_loose)
+        return dead
+
+    def repack(self, keep: Iterable[tuple[str, int | None]], merge: Iterable[str]) -> str | None:
+        """``gc``'s rewrite: the ``keep`` objects (id, item size) into one new pack, read
+        from verified copies; then the packs in ``merge`` and every loose object go. Clears
+        the damage marks it saw: each kept object was just read from a copy that verified."""
+        marked = self.marks.load()
+        loose = list(self._loose_ids())
+        name = self.write_pack(keep, flags=packs.FLAG_GC)
+        self.retire([n for n in merge if n != name], loose)
+        self.marks.clear(marked)
+        return name
 
     # --- repacking (gc) -------------------------------------------------------------------
     def write_pack(self, wanted: Iterable[tuple[str, int | None]], flags: int = 0) -> str | None:

@@ -126,15 +126,17 @@ def _check_field(key: str, value: Any) -> None:
                 _printable(f"param {k!r}", v)
 
 
-class _UnverifiedMaps(ObjectStore):
-    """The same objects, where ``get`` maps a chunk instead of reading it: recomputing a
+class _UnverifiedMaps:
+    """The same store, where ``get`` maps a chunk instead of reading it: recomputing a
     summary reads a few bytes of a file (a header, a pickle) and must not load a large chunk
-    whole to do so. Only for objects verified just before."""
+    whole to do so. Only for objects verified just before; everything else is the store's."""
 
     def __init__(self, store: ObjectStore) -> None:
-        super().__init__(store.root)
         self._store = store
         self._maps: list[Mapped] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
     def get_json(self, oid: str) -> Any:
         return self._store.get_json(oid)
@@ -166,7 +168,7 @@ def inspect_again(repo: Repository, kind: str, body: dict[str, Any]) -> dict[str
     itself (so the two never drift apart), run over a view of the store that maps chunks."""
     maps = _UnverifiedMaps(repo.objects)
     view = copy.copy(repo)
-    view.objects = maps
+    view.objects = cast(ObjectStore, maps)  # inspect reads through get and get_json alone
     try:
         return view.inspect(kind, body)
     finally:
