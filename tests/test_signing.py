@@ -92,6 +92,7 @@ def test_show_and_list_say_who_signed(repo_dir: Path, run: CliRun, keys: tuple[P
     text = run("list").stdout
     assert "SIGNED BY" in text and sig["signer"][:20] in text
     assert f"signer: {sig['signer']}" in run("show", "m@v1").stdout
+    assert f"signed by  {sig['signer'][:20]}" in run("log", "m").stdout
 
 
 def test_exported_signature_is_accepted_by_model_signing(
@@ -319,3 +320,32 @@ def test_sign_without_model_signing_says_what_to_install(
     assert r.exit_code == 1
     assert "signing needs the model-signing package" in r.stderr
     assert "pip install 'modelreg[signing]'" in r.stderr
+
+
+def test_a_signed_version_renumbered_by_pull_keeps_its_signature(
+    tmp_path: Path, run: CliRun, keys: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private, public = keys
+    remote = tmp_path / "remote"
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    alice.mkdir()
+    monkeypatch.chdir(alice)
+    run("init")
+    run("register", "m", write_bytes(alice / "a.bin", 5000, seed=1))
+    run("remote", "add", "origin", remote)
+    run("push")
+    monkeypatch.chdir(tmp_path)
+    run("clone", remote, "bob")
+    monkeypatch.chdir(bob)
+    run("register", "m", write_bytes(bob / "b.bin", 5000, seed=2))  # bob's v2, unpublished
+    assert run("sign", "m@v2", "--key", private).exit_code == 0
+    monkeypatch.chdir(alice)
+    run("register", "m", write_bytes(alice / "c.bin", 5000, seed=3))  # alice's v2
+    assert run("push").exit_code == 0
+    monkeypatch.chdir(bob)
+    r = run("pull")
+    assert r.exit_code == 0, r.output
+    assert json.loads(run("show", "m@v3", "--json").stdout)["source"] == "b.bin"
+    assert run("verify", "m@v3", "--public-key", public).exit_code == 0
+    assert json.loads(run("show", "m@v2", "--json").stdout)["signatures"] == []
+    assert run("fsck").exit_code == 0

@@ -13,6 +13,7 @@ from .. import checkout, modelinfo, names, prune
 from ..errors import InvalidInputError
 from ..refs import yaml_dump
 from ..repo import Record, Repository
+from ..signatures import short
 from ..similar import find_same
 from ..views import (
     auto_gc_warning,
@@ -285,6 +286,9 @@ def log(ctx: click.Context, name: str, as_json: bool) -> None:
         if r.get("git_commit"):
             dirty = " (dirty)" if r.get("git_dirty") else ""
             click.echo(f"  git        {r['git_commit'][:12]}{dirty}")
+        if r.get("signatures"):
+            signers = ", ".join(short(s["signer"]) for s in r["signatures"])
+            click.echo(f"  signed by  {signers}")
         if r.get("metrics"):
             shown = " ".join(f"{k}={v}" for k, v in r["metrics"].items())
             click.echo("  metrics    " + clean(shown))
