@@ -200,13 +200,28 @@ def of(repo: Repository, rec: Record) -> list[dict[str, str]]:
     return [e for e in entries if e["root"] == rec["root"]]
 
 
+_SEEN: dict[Path, tuple[tuple[int, ...], dict[str, list[dict[str, str]]]]] = {}
+
+
 def family_view(repo: Repository, family: str) -> dict[str, list[dict[str, str]]]:
-    """vN -> its entries, for listings: a damaged file shows as no signatures (fsck says
-    what is wrong with it)."""
+    """vN -> its entries, for listings (read-only: shared between calls while the file is
+    unchanged, so ``log`` of many signed versions parses it once); a damaged file shows as
+    no signatures (fsck says what is wrong with it)."""
+    path = _path(repo, family)
     try:
-        return read_index(repo, family)
+        st = path.stat()
+    except OSError:
+        return {}
+    key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    seen = _SEEN.get(path)
+    if seen is not None and seen[0] == key:
+        return seen[1]
+    try:
+        versions = parse_index(path.read_bytes(), str(path))
     except (ModelregError, OSError):
         return {}
+    _SEEN[path] = (key, versions)
+    return versions
 
 
 def shown(entries: list[dict[str, str]]) -> list[dict[str, str]]:
