@@ -52,6 +52,7 @@ from .remotes import Remote, normalize_url, open_remote
 from .remotes.base import NotRegularFileError, ObjectTooLargeError
 from .repo import Repository
 from .tracking import TransferReport
+from .walk import MAX_STRUCTURED_BYTES, needed_objects
 
 Progress = Callable[[int], None]
 JOBS = 8
@@ -131,7 +132,7 @@ def _needed_objects(repo: Repository, record_oid: str) -> set[str]:
         found.add(oid)
         return True
 
-    verify.version_objects(repo, record_oid, need)
+    needed_objects(repo.objects, record_oid, need)
     return found
 
 
@@ -300,18 +301,18 @@ def pull_from(
         removed = set(local.removed) if local else set()
         wanted += [(oid, family, v) for v, oid in theirs.versions.items() if v not in removed]
     fetched: set[str] = set()
-    limits: dict[str, int] = {}  # oid -> the most bytes it may have (verify.version_objects)
+    limits: dict[str, int] = {}  # oid -> the most bytes it may have (needed_objects)
     oversized: dict[str, str] = {}  # oid -> why reading it stopped
 
     def receive(oid: str) -> int:
-        limit = limits.get(oid, verify.MAX_STRUCTURED_BYTES)
+        limit = limits.get(oid, MAX_STRUCTURED_BYTES)
         try:
             size = repo.objects.add_stream(oid, remote.iter_object(oid, limit))
         except ObjectTooLargeError:
             oversized[oid] = (
                 f"object {oid} is larger than {limit >> 20} MiB, too large for a record, "
                 "tree or manifest"
-                if limit == verify.MAX_STRUCTURED_BYTES
+                if limit == MAX_STRUCTURED_BYTES
                 else f"object {oid} is larger than the {limit} bytes its manifest gives it"
             )
             return -1
@@ -346,7 +347,7 @@ def pull_from(
                 stopped.clear()
                 into = absent.setdefault(family, set())
                 try:
-                    verify.version_objects(repo, oid, functools.partial(need, into=into), limits)
+                    needed_objects(repo.objects, oid, functools.partial(need, into=into), limits)
                 except MalformedObjectError as e:
                     refuse(family, f"{family}@{v}: {e.args[0]}")
                     continue
@@ -457,7 +458,7 @@ def repair(repo: Repository) -> maintenance.FsckReport:
         limits = _limits(repo)
         with repo.gc_lock(shared=True):
             for oid in bad:
-                limit = limits.get(oid, verify.MAX_STRUCTURED_BYTES)
+                limit = limits.get(oid, MAX_STRUCTURED_BYTES)
                 for remote_name, remote in reachable.items():
                     try:
                         repo.objects.add_stream(oid, remote.iter_object(oid, limit))
@@ -484,7 +485,7 @@ def _limits(repo: Repository) -> dict[str, int]:
         for refs in list(repo.refs):
             for oid in refs.versions.values():
                 with contextlib.suppress(ModelregError, OSError):  # damaged: fsck says so
-                    verify.version_objects(repo, oid, repo.objects.exists, limits)
+                    needed_objects(repo.objects, oid, repo.objects.exists, limits)
     return limits
 
 

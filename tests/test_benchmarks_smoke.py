@@ -58,3 +58,20 @@ def test_scale_benchmark_smoke_run_reports_every_target(tmp_path: Path, capsys) 
     assert results["figures"]["metadata_file"]["metadata_file_bytes"] > 0
     assert not (tmp_path / "work").exists()
     assert "targets:" in capsys.readouterr().out
+
+
+def test_formats_benchmark_smoke_run_reports_every_pair(tmp_path: Path, capsys) -> None:
+    from benchmarks import formats
+
+    out = tmp_path / "formats.json"
+    assert formats.main(["--smoke", "--workdir", str(tmp_path / "work"), "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert len(results["targets"]) == len(formats.TARGETS)
+    for pair in ("gguf", "onnx", "onnx_folder"):
+        figures = results["figures"][pair]
+        # storage is deterministic: cutting at tensors beats cutting by content on any size
+        assert figures["lower_bound_bytes"] < figures["tensors_disk_bytes"]
+        assert figures["tensors_disk_bytes"] < figures["cdc_disk_bytes"]
+        assert figures["chunks_compressed_by_gc"] > 0 and figures["fsck_ok_after_gc"]
+    assert not (tmp_path / "work").exists()
+    assert "targets:" in capsys.readouterr().out
