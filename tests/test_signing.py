@@ -239,19 +239,24 @@ def test_gc_keeps_signatures(repo_dir: Path, run: CliRun, keys: tuple[Path, Path
     assert run("fsck").exit_code == 0
 
 
+def _pushed(folder: Path, run: CliRun, key: Path, remote: str) -> None:
+    """A new registry in ``folder`` (the current folder) with m@v1 signed by ``key``,
+    pushed to ``remote``."""
+    folder.mkdir()
+    run("-C", folder, "init")
+    run("-C", folder, "register", "m", _model(folder))
+    run("-C", folder, "sign", "m", "--key", key)
+    run("-C", folder, "remote", "add", "origin", remote)
+    assert run("-C", folder, "push").exit_code == 0
+
+
 def test_signatures_travel_with_push_and_pull(
     tmp_path: Path, run: CliRun, remote_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     alice_key, alice_pub = _keys(tmp_path, "alice")
     bob_key, bob_pub = _keys(tmp_path, "bob")
     alice = tmp_path / "alice"
-    alice.mkdir()
-    monkeypatch.chdir(alice)
-    run("init")
-    run("register", "m", _model(alice))
-    run("sign", "m", "--key", alice_key)
-    run("remote", "add", "origin", remote_url)
-    assert run("push").exit_code == 0
+    _pushed(alice, run, alice_key, remote_url)
     monkeypatch.chdir(tmp_path)
     assert run("clone", remote_url, "bob").exit_code == 0
     monkeypatch.chdir(tmp_path / "bob")
@@ -287,16 +292,8 @@ def test_a_signature_for_other_content_counts_for_nothing(
 def test_a_junk_signatures_file_on_the_remote_is_skipped_with_a_warning(
     tmp_path: Path, run: CliRun, keys: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    private, _public = keys
-    project = tmp_path / "a"
-    project.mkdir()
-    monkeypatch.chdir(project)
-    run("init")
-    run("register", "m", _model(project))
-    run("sign", "m", "--key", private)
     remote = tmp_path / "remote"
-    run("remote", "add", "origin", remote)
-    assert run("push").exit_code == 0
+    _pushed(tmp_path / "a", run, keys[0], str(remote))
     assert (remote / "signatures" / "m.json").is_file()
     (remote / "signatures" / "m.json").write_text("{junk")
     monkeypatch.chdir(tmp_path)
