@@ -332,12 +332,16 @@ def _rebuild(
     tmp = _fs.tmp_name(Path(name)).name
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        with open(os.open(tmp, flags, 0o600, dir_fd=folder), "wb") as out:
+        out = os.open(tmp, flags, 0o600, dir_fd=folder)
+        try:
+            _fs.preallocate(out, entry.size)
             for piece in verified_pieces(repo, rel, entry):
-                out.write(piece)
+                _fs.write_all(out, piece)
                 if progress:
                     progress(len(piece))
-            os.fchmod(out.fileno(), 0o444 & ~_fs.umask())
+            os.fchmod(out, 0o444 & ~_fs.umask())
+        finally:
+            os.close(out)
         in_the_way = _nofollow.lstat_at(folder, name)
         if in_the_way is not None and stat.S_ISDIR(in_the_way.st_mode):
             shutil.rmtree(name, dir_fd=folder)

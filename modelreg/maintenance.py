@@ -280,6 +280,8 @@ class Stats:
     checkout_bytes: int = 0  # blocks used by the checkout tree, each inode once
     checkout_files: int = 0
     checked_out: int = 0  # versions with a folder in the checkout tree
+    unused_objects: int = 0  # objects no version reaches: what gc drops
+    unused_bytes: int = 0  # what they take as stored
 
     @property
     def dedup_ratio(self) -> float:
@@ -337,7 +339,10 @@ def stats(repo: Repository) -> Stats:
         size = copy.stored
         s.stored_bytes += size
         owners = users.get(copy.oid, ())
-        if len(owners) == 1:
+        if not owners:
+            s.unused_objects += 1
+            s.unused_bytes += size
+        elif len(owners) == 1:
             (owner,) = owners
             s.freeable[owner] += size
     seen: set[tuple[int, int]] = set()
@@ -391,9 +396,18 @@ def scan(
     if not path.exists():
         raise NotFoundError(f"no such file or folder: {path}", hint="check the path")
     if listing is not None:
-        targets = [p for _rel, p in sorted(listing)]
-    else:
-        targets = [p for _rel, p in files.walk_dir(path)] if path.is_dir() else [path]
+        return _estimate([p for _rel, p in sorted(listing)], params, existing)
+    return scan_many([path], params, existing)
+
+
+def scan_many(
+    paths: list[Path], params: ChunkParams, existing: Store | None = None
+) -> ScanEstimate:
+    """``scan`` of several files and folders together: what they share is counted once."""
+    return _estimate([t for path in paths for t in files_under(path)], params, existing)
+
+
+def _estimate(targets: list[Path], params: ChunkParams, existing: Store | None) -> ScanEstimate:
     counting = _CountingStore(existing)
     est = ScanEstimate()
     whole: set[str] = set()
@@ -406,3 +420,15 @@ def scan(
             est.file_dedup_bytes += manifest["size"]
     est.modelreg_bytes = sum(counting.new.values())
     return est
+
+
+def files_under(path: Path) -> list[Path]:
+    return [p for _rel, p in files.walk_dir(path)] if path.is_dir() else [path]
+
+
+def content_hash(path: Path, params: ChunkParams) -> str:
+    """The ``content_hash`` a version of ``path`` would record, computed without writing."""
+    counting = _CountingStore(None)
+    if path.is_dir():
+        return str(files.store_tree(counting, path, params, plan=formats.plan)[1]["hash"])
+    return str(files.store_file(counting, path, params, plan=formats.plan)[1]["hash"])

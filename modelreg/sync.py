@@ -149,6 +149,8 @@ def push(
     name, remote = remote_config.resolve(repo, remote_name)
     report = TransferReport(remote=name)
     selection = _selection(repo, specs)
+    asked = {"remote": name, "names": sorted(selection), "force": force}
+    repo.run_hook("pre-push", asked)
     remote.check(create=True)
     plans = []
     need: set[str] = set()
@@ -182,6 +184,7 @@ def push(
         _publish(repo, remote, name, local, chosen, whole, force, report)
         sigsync.push_family(remote, repo, local, chosen)  # after the refs that name them
     report.seconds = time.monotonic() - started
+    repo.run_hook("post-push", {**asked, **report.__dict__})
     return report
 
 

@@ -60,6 +60,40 @@ def test_scale_benchmark_smoke_run_reports_every_target(tmp_path: Path, capsys) 
     assert "targets:" in capsys.readouterr().out
 
 
+def test_storage_only_run_reports_the_register_and_checkout_rows(
+    tmp_path: Path, torch_mod, capsys
+) -> None:
+    out = tmp_path / "results.json"
+    args = ["--smoke", "--storage-only", "--workdir", str(tmp_path / "w"), "--out", str(out)]
+    assert run.main(args) == 0
+    results = json.loads(out.read_text())
+    assert set(results["figures"]) == {"sequence", "big_pair", "checkout"}
+    assert {t["target"] for t in results["targets"]} == {
+        label for label, (section, _key), _limit in run.TARGETS if section in results["figures"]
+    }
+    assert all(t["value"] > 0 for t in results["targets"])
+    assert not (tmp_path / "w").exists()
+
+
+def test_ui_benchmark_smoke_run_reports_every_page(tmp_path: Path, capsys) -> None:
+    from benchmarks import ui
+
+    out = tmp_path / "ui.json"
+    assert ui.main(["--smoke", "--workdir", str(tmp_path / "work"), "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert len(results["targets"]) == len(ui.TARGETS)
+    assert isinstance(results["targets"][0]["met"], bool)
+    figures = results["figures"]
+    assert set(figures) == {"family", "family_filtered", "version", "home", "compare", "build"}
+    assert figures["family"]["versions"] == 100
+    # the family page lists every version: its HTML grows with them
+    assert figures["family"]["html_bytes"] > 100 * 200
+    assert figures["family_filtered"]["html_bytes"] < figures["family"]["html_bytes"]
+    assert all(f["http_s"] > 0 for k, f in figures.items() if k != "build")
+    assert not (tmp_path / "work").exists()
+    assert "targets:" in capsys.readouterr().out
+
+
 def test_formats_benchmark_smoke_run_reports_every_pair(tmp_path: Path, capsys) -> None:
     from benchmarks import formats
 

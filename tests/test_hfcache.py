@@ -150,9 +150,52 @@ def test_links_other_than_snapshot_to_blobs_are_refused(
     assert tiny["problem"] and tiny["would_add"] is None
 
 
-def test_import_without_hf_points_to_what_exists(repo_dir: Path, run: CliRun) -> None:
-    r = run("import", "somewhere", "x")
-    assert r.exit_code == 1 and "--hf" in r.stderr
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--hf", "acme/tiny"], "import --hf needs REPO_ID and NAME"),
+        (["somewhere", "x", "--revision", "v2"], "go with --hf"),
+        (["somewhere", "x", "-m", "text"], "go with --hf"),
+        ([], "import needs DIR and NAME"),
+    ],
+)
+def test_import_usage_errors(repo_dir: Path, run: CliRun, args: list[str], words: str) -> None:
+    r = run("import", *args)
+    assert r.exit_code == 2 and words in r.stderr
+
+
+def test_import_hf_dry_run_says_what_one_import_would_add(
+    repo_dir: Path, cache: Path, run: CliRun
+) -> None:
+    make_snapshot(cache, "acme/tiny", _files(1))
+    make_snapshot(cache, "acme/other", _files(2), commit="f" * 40)
+    r = run("import", "--hf", "acme/tiny", "tiny", "--dry-run", "--json")
+    assert r.exit_code == 0, r.output
+    (row,) = json.loads(r.stdout)["snapshots"]
+    assert row["repo_id"] == "acme/tiny" and row["would_add"] >= 300_000
+    assert run("families").stdout == ""
+
+
+def test_import_hf_takes_the_descriptive_options(repo_dir: Path, cache: Path, run: CliRun) -> None:
+    make_snapshot(cache, "acme/tiny", _files())
+    r = run(
+        "import",
+        "--hf",
+        "acme/tiny",
+        "tiny",
+        "--framework",
+        "pytorch",
+        "--param",
+        "lr=0.1",
+        "-m",
+        "from the hub",
+        "-t",
+        "base",
+    )
+    assert r.exit_code == 0, r.output
+    shown = json.loads(run("show", "tiny@base", "--json").stdout)
+    assert shown["framework"] == "pytorch" and shown["description"] == "from the hub"
+    assert shown["params"]["lr"] == "0.1" and shown["params"]["hf_repo"] == "acme/tiny"
 
 
 def test_our_hand_made_cache_is_what_huggingface_hub_reads(cache: Path) -> None:

@@ -17,6 +17,7 @@ PROBE = textwrap.dedent(
         cli(sys.argv[1:], prog_name="modelreg", standalone_mode=False)
     finally:
         heavy = sorted(m for m in ("torch", "torchvision", "safetensors", "numpy",
+                                   "lightning", "pytorch_lightning", "transformers",
                                    "model_signing", "huggingface_hub", "sigstore")
                        if m in sys.modules)
         print("HEAVY:" + ",".join(heavy))
@@ -33,7 +34,10 @@ def _heavy_modules(cwd: Path, *args: str) -> list[str]:
 
 
 def test_importing_the_cli_does_not_import_torch() -> None:
-    code = "import sys, modelreg.cli, modelreg; print('torch' in sys.modules)"
+    code = (
+        "import sys, modelreg.cli, modelreg, modelreg.integrations; "
+        "print(any(m in sys.modules for m in ('torch', 'lightning', 'transformers')))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
@@ -44,7 +48,16 @@ def test_help_get_list_and_log_import_neither_torch_nor_numpy(repo_dir: Path) ->
     from modelreg import ModelRegistry
 
     ModelRegistry(".").register("m", write_bytes(repo_dir / "m.pt", 1000))
-    for args in (["--help"], ["get", "m"], ["list"], ["log", "m"], ["show", "m"]):
+    for args in (
+        ["--help"],
+        ["get", "m"],
+        ["list"],
+        ["log", "m"],
+        ["show", "m"],
+        ["import", "--help"],
+        ["list", "--where", "size>1", "--sort", "-size"],
+        ["report", "-o", "report.html"],
+    ):
         assert _heavy_modules(repo_dir, *args) == [], args
 
 

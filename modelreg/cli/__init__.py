@@ -1,6 +1,15 @@
 """The ``modelreg`` command line."""
 
-from . import checkouts, interop, remote, store, versions  # noqa: F401  (each registers its commands)
+from . import (  # noqa: F401  (each registers its commands)
+    checkouts,
+    history,
+    importing,
+    interop,
+    remote,
+    store,
+    ui,
+    versions,
+)
 from ._base import cli, main
 
 __all__ = ["cli", "main"]

@@ -136,75 +136,57 @@ def _write_signature(target: Path, signature: tuple[str, bytes], files: dict[str
     _fs.atomic_write(target, signature[1])
 
 
-@cli.command("import")
-@click.argument("source", metavar="REPO_ID", required=False)
-@click.argument("name", required=False)
-@click.option(
-    "--hf",
-    is_flag=True,
-    help="Take REPO_ID's snapshot from the local Hugging Face cache; with no REPO_ID, list "
-    "the cache and what importing each snapshot would add to the store.",
-)
-@click.option(
-    "--revision", default="main", show_default=True, help="A branch, tag or commit in the cache."
-)
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The hub cache (default: HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub).",
-)
-@click.option("-m", "--description")
-@click.option("-t", "--tag", "tags", multiple=True, help="Tag the new version; repeatable.")
-@json_option
-@click.pass_context
-def import_(
+def hf_import(
     ctx: click.Context,
-    source: str | None,
+    repo_id: str | None,
     name: str | None,
-    hf: bool,
     revision: str,
     cache_dir: Path | None,
-    description: str | None,
-    tags: tuple[str, ...],
+    dry_run: bool,
     as_json: bool,
+    **fields: Any,
 ) -> None:
-    """Register a model from where it already lives: --hf REPO_ID NAME takes a snapshot
-    from the Hugging Face cache, following its links into the cache's blobs."""
+    """``import --hf``: list the cache (no REPO_ID), say what one import would add
+    (``--dry-run``), or register the snapshot."""
     from .. import hfcache
 
-    if not hf:
-        raise ModelregError(
-            "only 'modelreg import --hf REPO_ID NAME' is available in this build",
-            hint="register a folder with 'modelreg register NAME DIR'",
-        )
-    if source is None:
+    if repo_id is None:
         _list_cache(ctx, hfcache.hub_cache(cache_dir), as_json)
         return
     if name is None:
         raise click.UsageError("import --hf needs REPO_ID and NAME")
+    if dry_run:
+        _list_cache(ctx, hfcache.hub_cache(cache_dir), as_json, only=(repo_id, revision))
+        return
     repo = _repo(ctx)
-    rec = hfcache.import_snapshot(
-        repo, name, source, revision, cache_dir, tags=tags, description=description
-    )
+    rec = hfcache.import_snapshot(repo, name, repo_id, revision, cache_dir, **fields)
     if as_json:
         _emit_json(_public(repo, rec))
     else:
         click.echo(
-            f"Imported {source}@{rec['params']['hf_commit'][:12]} as "
+            f"Imported {repo_id}@{rec['params']['hf_commit'][:12]} as "
             f"{rec['name']}@{rec['version']} ({human_bytes(rec['size'])}; "
             f"{human_bytes(repo.objects.added_bytes)} new in the store)"
         )
 
 
-def _list_cache(ctx: click.Context, cache: Path, as_json: bool) -> None:
+def _list_cache(
+    ctx: click.Context, cache: Path, as_json: bool, only: tuple[str, str] | None = None
+) -> None:
+    """The cache's snapshots and what importing each would add (``only``: the snapshot that
+    REPO_ID at REVISION names)."""
     from .. import hfcache
 
     try:
         repo: Repository | None = _repo(ctx)
     except ModelregError:
         repo = None
+    snapshots = hfcache.cached(cache)
+    if only is not None:
+        _folder, commit = hfcache.resolve(cache, *only)
+        snapshots = [s for s in snapshots if (s.repo_id, s.commit) == (only[0], commit)]
     rows: list[dict[str, Any]] = []
-    for snap in hfcache.cached(cache):
+    for snap in snapshots:
         adds = None if snap.problem else hfcache.would_add(repo, snap).modelreg_bytes
         rows.append(
             {

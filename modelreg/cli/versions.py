@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .. import checkout, modelinfo, names, prune
+from .. import cards, checkout, modelinfo, names, prune
 from ..errors import InvalidInputError
 from ..refs import yaml_dump
 from ..repo import Record, Repository
-from ..signatures import short
 from ..similar import find_same
 from ..views import (
     auto_gc_warning,
+    card_text,
     format_warning,
-    json_families,
     summary_table,
     unsafe_warning,
 )
-from ..words import clean, human_bytes, plural, utc_time
+from ..words import clean, human_bytes, plural
 from ._base import _emit_json, _progress, _public, _repo, _size_of, cli, json_option
 
 
@@ -113,6 +111,12 @@ def _parse_shape(text: str | None) -> list[int] | None:
     is_flag=True,
     help="Do not take framework, dataset, architecture, input shape and params from the parent.",
 )
+@click.option(
+    "--card",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A model card (README.md) to keep with the version; its Hugging Face front matter "
+    "fills fields not given.",
+)
 @json_option
 @click.pass_context
 def register(
@@ -130,10 +134,12 @@ def register(
     tags: tuple[str, ...],
     parent: str | None,
     no_inherit: bool,
+    card: Path | None,
     as_json: bool,
 ) -> None:
     """Store the file or folder PATH as the next version of NAME."""
     repo = _repo(ctx)
+    card_text = cards.read(card) if card is not None else None
     with _progress(f"register {name}", _size_of(path)) as bar:
         rec = repo.register(
             name,
@@ -150,6 +156,7 @@ def register(
             architecture=architecture,
             input_shape=_parse_shape(input_shape),
             description=description,
+            card=card_text,
         )
     for warning in (unsafe_warning(rec), format_warning(rec), auto_gc_warning(repo)):
         if warning:
@@ -204,108 +211,22 @@ def get(ctx: click.Context, spec: str, verify: bool) -> None:
 def show(ctx: click.Context, spec: str, as_json: bool) -> None:
     """Print every recorded field of one version."""
     repo = _repo(ctx)
-    rec = _public(repo, repo.lookup(spec))
+    found = repo.lookup(spec)
+    rec = {**_public(repo, found), "card": card_text(repo, found)}
     if as_json:
         _emit_json(rec)
     else:
-        shown = {k: v for k, v in rec.items() if v not in (None, {}, []) and k != "schema"}
+        hidden = ("schema", "card")
+        shown = {k: v for k, v in rec.items() if v not in (None, {}, []) and k not in hidden}
         click.echo(yaml_dump(shown).rstrip())
+        if rec["card"] is not None:  # as a YAML block, so the output stays YAML
+            click.echo("card: |")
+            click.echo("\n".join(f"  {clean(line)}".rstrip() for line in rec["card"].splitlines()))
         verdict = modelinfo.verdict_line(
             f"{rec['name']}@{rec['version']}", rec.get("inspect") or {}
         )
         if verdict:
             click.echo(f"warning: {verdict}", err=True)
-
-
-@cli.command("list")
-@click.argument("name", required=False)
-@json_option
-@click.pass_context
-def list_(ctx: click.Context, name: str | None, as_json: bool) -> None:
-    """List the versions of every family, or of NAME."""
-    repo = _repo(ctx)
-    if name is not None:
-        names.check_family(name)
-    if as_json:
-        # compact, one version a line, written a family at a time: 100,000 versions in well
-        # under a second
-        families = json_families(repo, name)
-        sys.stdout.flush()
-        out = sys.stdout.buffer
-        out.write(b"[")
-        lead = b"\n"
-        for family_rows in families:
-            if family_rows:
-                out.write(lead + ",\n".join(family_rows).encode())
-                lead = b",\n"
-        out.write(b"]\n" if lead == b"\n" else b"\n]\n")
-        out.flush()
-        return
-    rows = [_public(repo, r) for r in repo.versions(name)]
-    if rows:
-        click.echo(summary_table([_marked(r) for r in rows]))
-    else:
-        click.echo("No models yet; add one with 'modelreg register NAME PATH'.")
-
-
-def _marked(row: dict[str, Any]) -> dict[str, Any]:
-    """The row with a word after its version when it is not safe to load."""
-    marker = modelinfo.safety_marker(row.get("inspect") or {})
-    return {**row, "version": f"{row['version']} [{marker}]"} if marker else row
-
-
-_LOG_SAFETY = {
-    "runs code": "UNSAFE     its pickle would run code",
-    "unsafe classes": "UNSAFE     its pickle needs classes outside torch's weights-only allowlist",
-    "saved module": "UNSAFE     a whole module saved with torch.save(model): save "
-    "model.state_dict() instead",
-    "unchecked": "UNCHECKED  its pickles could not all be checked",
-}
-
-
-@cli.command()
-@click.argument("name")
-@json_option
-@click.pass_context
-def log(ctx: click.Context, name: str, as_json: bool) -> None:
-    """The history of NAME, newest first."""
-    repo = _repo(ctx)
-    rows = [_public(repo, r) for r in repo.versions(names.check_family(name))][::-1]
-    if as_json:
-        _emit_json(rows)
-        return
-    for r in rows:
-        tags = f" ({', '.join(r['tags'])})" if r["tags"] else ""
-        click.echo(click.style(f"{r['name']}@{r['version']}{tags}", fg="yellow"))
-        click.echo(
-            f"  registered {utc_time(r['registered_at'])}  {human_bytes(r['size'])}  "
-            f"from {r['source']}"
-        )
-        if r.get("parent"):
-            click.echo(f"  parent     {r['parent']}")
-        if r.get("git_commit"):
-            dirty = " (dirty)" if r.get("git_dirty") else ""
-            click.echo(f"  git        {r['git_commit'][:12]}{dirty}")
-        if r.get("signatures"):
-            signers = ", ".join(short(s["signer"]) for s in r["signatures"])
-            click.echo(f"  signed by  {signers}")
-        if r.get("metrics"):
-            shown = " ".join(f"{k}={v}" for k, v in r["metrics"].items())
-            click.echo("  metrics    " + clean(shown))
-        inspected = r.get("inspect") or {}
-        if inspected.get("tensors"):
-            click.echo(
-                f"  contents   {inspected['format']}, {plural(inspected['tensors'], 'tensor')}, "
-                f"{plural(inspected['parameters'], 'parameter')}"
-            )
-        marker = modelinfo.safety_marker(inspected)
-        if marker:
-            whole = marker == "unsafe classes" and inspected.get("saved_module")
-            what = _LOG_SAFETY["saved module" if whole else marker]
-            click.echo(click.style(f"  {what}; load() refuses it", fg="red"))
-        for line in (r.get("description") or "").splitlines():
-            click.echo(f"  {clean(line)}")
-        click.echo("")
 
 
 @cli.command()
