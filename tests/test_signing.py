@@ -346,3 +346,26 @@ def test_a_signed_version_renumbered_by_pull_keeps_its_signature(
     assert run("verify", "m@v3", "--public-key", public).exit_code == 0
     assert json.loads(run("show", "m@v2", "--json").stdout)["signatures"] == []
     assert run("fsck").exit_code == 0
+
+
+def test_the_ui_version_page_lists_signers(
+    repo_dir: Path, run: CliRun, keys: tuple[Path, Path]
+) -> None:
+    import threading
+
+    from modelreg.ui import make_server, url_of
+
+    from .test_ui import fetch
+
+    _signed(repo_dir, run, keys)
+    signer = json.loads(run("show", "m", "--json").stdout)["signatures"][0]["signer"]
+    server = make_server(repo_dir, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        status, _headers, body = fetch(url_of(server), "/m/m/v1")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status == 200
+    section = body[body.index('id="signatures"') :]
+    assert f"<code>{signer}</code>" in section
