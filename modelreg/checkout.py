@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -45,7 +46,7 @@ class CheckoutResult:
     checked: int = 0  # files whose bytes were hashed (all of them with verify)
 
 
-class _Entry(NamedTuple):
+class FileEntry(NamedTuple):
     manifest: str
     size: int
     hash: str
@@ -58,16 +59,21 @@ def destination(repo: Repository, rec: Record, checkout_root: Path | None = None
     return folder if typed.is_dir else _fs.safe_join(folder, typed.source)
 
 
-def _expected(repo: Repository, rec: VersionRecord) -> dict[str, _Entry]:
+def expected_files(repo: Repository, rec: Record) -> dict[str, FileEntry]:
+    """relative path -> what that file of the version (a record or its view) must be."""
+    return _expected(repo, VersionRecord.of_view(rec))
+
+
+def _expected(repo: Repository, rec: VersionRecord) -> dict[str, FileEntry]:
     """relative path -> what that file of the version must be."""
     if rec.is_dir:
         entries = rec.tree(repo.objects).entries
-        return {rel: _Entry(e.manifest, e.size, e.hash) for rel, e in entries.items()}
+        return {rel: FileEntry(e.manifest, e.size, e.hash) for rel, e in entries.items()}
     _fs.check_relpath(rec.source)
     manifest = load(repo.objects, rec.root, FileManifest.parse)
     if rec.content_hash != manifest.hash:
         raise CorruptObjectError("its record's content_hash is not its manifest's hash")
-    return {rec.source: _Entry(rec.root, manifest.size, manifest.hash)}
+    return {rec.source: FileEntry(rec.root, manifest.size, manifest.hash)}
 
 
 # --- limits ---------------------------------------------------------------------------------
@@ -126,7 +132,7 @@ def _size_text(n: int) -> str:
     return f"{value:.1f} {unit}"
 
 
-def _check_limit(repo: Repository, label: str, expected: dict[str, _Entry]) -> None:
+def _check_limit(repo: Repository, label: str, expected: dict[str, FileEntry]) -> None:
     found = max_checkout_bytes(repo)
     total = sum(e.size for e in expected.values())
     if found is not None and total > found[0]:
@@ -271,7 +277,7 @@ def _intact(
     tree: _nofollow.Tree,
     base: tuple[str, ...],
     rel: str,
-    entry: _Entry,
+    entry: FileEntry,
     cache: StatCache,
     verify: bool,
     result: CheckoutResult,
@@ -293,38 +299,46 @@ def _intact(
     return True
 
 
+def verified_pieces(repo: Repository, rel: str, entry: FileEntry) -> Iterator[bytes | memoryview]:
+    """The file's bytes from verified chunks; raises CorruptObjectError, after the last piece
+    at the latest, when they are not the file the entry names (so a caller writing to a
+    temporary name never renames a wrong file into place)."""
+    manifest = repo.objects.get_json(entry.manifest)
+    if manifest.get("size") != entry.size or manifest.get("hash") != entry.hash:
+        raise CorruptObjectError(f"{rel}: its tree entry does not match its manifest")
+    whole = new_hasher()
+    written = 0
+    for piece in files.iter_file(repo.objects, manifest):
+        written += len(piece)
+        if written > entry.size:
+            raise CorruptObjectError(f"{rel}: its chunks hold more than its recorded size")
+        whole.update(piece)
+        yield piece
+    if whole.hexdigest() != entry.hash:
+        raise CorruptObjectError(
+            f"{rel} rebuilt from its chunks does not match its recorded hash {entry.hash}"
+        )
+
+
 def _rebuild(
     repo: Repository,
     rel: str,
-    entry: _Entry,
+    entry: FileEntry,
     folder: int,
     name: str,
     progress: files.Progress | None,
 ) -> None:
     """Write one file beside its destination, check its whole hash, then rename it in."""
-    manifest = repo.objects.get_json(entry.manifest)
-    if manifest.get("size") != entry.size or manifest.get("hash") != entry.hash:
-        raise CorruptObjectError(f"{rel}: its tree entry does not match its manifest")
     tmp = _fs.tmp_name(Path(name)).name
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         out = os.open(tmp, flags, 0o600, dir_fd=folder)
         try:
             _fs.preallocate(out, entry.size)
-            whole = new_hasher()
-            written = 0
-            for piece in files.iter_file(repo.objects, manifest):
-                written += len(piece)
-                if written > entry.size:
-                    raise CorruptObjectError(f"{rel}: its chunks hold more than its recorded size")
-                whole.update(piece)
+            for piece in verified_pieces(repo, rel, entry):
                 _fs.write_all(out, piece)
                 if progress:
                     progress(len(piece))
-            if whole.hexdigest() != entry.hash:
-                raise CorruptObjectError(
-                    f"{rel} rebuilt from its chunks does not match its recorded hash {entry.hash}"
-                )
             os.fchmod(out, 0o444 & ~_fs.umask())
         finally:
             os.close(out)

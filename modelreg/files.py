@@ -250,10 +250,16 @@ def store_tree(
     exclude: frozenset[Path] = frozenset(),
     plan: Planner = no_plan,
     plan_folder: FolderPlanner | None = None,
+    listing: list[tuple[str, Path]] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """``plan_folder`` (``formats.plan_folder``) may plan a file from what another file of
-    the folder says about it; ``plan`` plans the rest."""
-    listed = walk_dir(root, exclude)
+    the folder says about it; ``plan`` plans the rest. ``listing`` is the folder's files as
+    (relative path, path to read), already walked and checked by the caller (a Hugging Face
+    snapshot, whose files are links into its cache's blobs); without it, ``walk_dir`` lists
+    them."""
+    listed = walk_dir(root, exclude) if listing is None else sorted(listing)
+    for rel, _path in listed:
+        check_relpath(rel)
     if not listed:
         raise InvalidInputError(
             f"{root} holds no files to register",

@@ -12,7 +12,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import _fs, codec, files, formats, hints, indexfile, modelinfo, repack
+from . import _fs, codec, files, formats, hints, indexfile, modelinfo, repack, signatures
 from .chunking import ChunkParams
 from .errors import CorruptObjectError, MalformedObjectError, ModelregError, NotFoundError
 from .hashing import oid_of
@@ -50,6 +50,10 @@ def _walk(repo: Repository) -> tuple[dict[str, set[str]], dict[str, set[str]], d
                 pass  # the object scan names it, with every version that uses it
             except ModelregError as e:
                 errors[label] = e.args[0]
+    for label, oid in signatures.all_bundles(repo):  # kept beside the versions they sign
+        users.setdefault(oid, set()).add(label)
+        if not repo.objects.exists(oid):
+            missing.setdefault(oid, set()).add(label)
     return users, missing, errors
 
 
@@ -130,6 +134,9 @@ def fsck(repo: Repository) -> FsckReport:
                 check_version(repo, oid, checked=checked)
             except ModelregError as e:
                 report.inconsistent[label] = f"record {oid}: {e.args[0]}"
+    for label, why in signatures.check_all(repo).items():
+        if label not in broken:
+            report.inconsistent.setdefault(label, why)
     report.leftovers = sum(1 for _ in _leftovers(repo))
     return report
 
@@ -380,10 +387,18 @@ class ScanEstimate:
     modelreg_bytes: int = 0  # what modelreg would add to the store
 
 
-def scan(path: Path, params: ChunkParams, existing: Store | None = None) -> ScanEstimate:
-    """What registering every file under ``path`` would cost, without writing anything."""
+def scan(
+    path: Path,
+    params: ChunkParams,
+    existing: Store | None = None,
+    listing: list[tuple[str, Path]] | None = None,
+) -> ScanEstimate:
+    """What registering every file under ``path`` (or the files ``listing`` names, as
+    ``files.store_tree`` takes them) would cost, without writing anything."""
     if not path.exists():
         raise NotFoundError(f"no such file or folder: {path}", hint="check the path")
+    if listing is not None:
+        return _estimate([p for _rel, p in sorted(listing)], params, existing)
     return scan_many([path], params, existing)
 
 
@@ -391,7 +406,10 @@ def scan_many(
     paths: list[Path], params: ChunkParams, existing: Store | None = None
 ) -> ScanEstimate:
     """``scan`` of several files and folders together: what they share is counted once."""
-    targets = [t for path in paths for t in files_under(path)]
+    return _estimate([t for path in paths for t in files_under(path)], params, existing)
+
+
+def _estimate(targets: list[Path], params: ChunkParams, existing: Store | None) -> ScanEstimate:
     counting = _CountingStore(existing)
     est = ScanEstimate()
     whole: set[str] = set()

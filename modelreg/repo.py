@@ -347,12 +347,14 @@ class Repository:
         inherit: bool = True,
         card: str | None = None,
         source: str | None = None,
+        listing: list[tuple[str, Path]] | None = None,
         **fields: Any,
     ) -> Record:
         """Store ``path`` as a new version. Unless ``inherit`` is False, descriptive fields
         not given (``metadata.INHERITED``) are taken from the parent version. ``card`` is
         the model card's text (its front matter fills fields not given, cards.py);
-        ``source`` the file name to record for a file modelreg staged itself (memory.py)."""
+        ``source`` the file name to record for a file modelreg staged itself (memory.py).
+        ``listing`` gives a folder's files already walked and checked (``files.store_tree``)."""
         names.check_family(name)
         if version is not None:
             version = names.check_chosen_version(names.normalize_ref(str(version)))
@@ -388,6 +390,7 @@ class Repository:
                         exclude=mine,
                         plan=formats.plan,
                         plan_folder=formats.plan_folder,
+                        listing=listing,
                     )
                 else:
                     root_oid, body = files.store_file(

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from . import maintenance, names, remote_config, tracking, verify
+from . import maintenance, names, remote_config, signatures, sigsync, tracking, verify
 from .errors import (
     CorruptObjectError,
     InvalidNameError,
@@ -160,6 +160,7 @@ def push(
         plans.append((local, chosen, versions is None))
         for v in chosen:
             need |= _needed_objects(repo, local.versions[v])
+        need |= sigsync.bundles(repo, local, chosen)
     for local, chosen, whole in plans:  # refuse a conflict before sending anything
         theirs, _token = _remote_refs(remote, name, local.name)
         tracking.merged_for_push(
@@ -181,6 +182,7 @@ def push(
     report.objects, report.bytes = _parallel(send, missing, progress)
     for local, chosen, whole in plans:
         _publish(repo, remote, name, local, chosen, whole, force, report)
+        sigsync.push_family(remote, repo, local, chosen)  # after the refs that name them
     report.seconds = time.monotonic() - started
     repo.run_hook("post-push", {**asked, **report.__dict__})
     return report
@@ -388,6 +390,10 @@ def pull_from(
             tracking.write_tracking(repo, name, advanced)
         if report.renumbered:
             _reparent(repo, name, dict(report.renumbered), report)
+            signatures.renumbered(repo, report.renumbered)
+        for family in remote_refs:
+            if family not in refused:
+                sigsync.pull_family(repo, remote, name, family, report)
     repo.after_write()  # gc --auto: the fetched objects arrived loose
     report.seconds = time.monotonic() - started
     return report

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from . import checkout, modelinfo, names
+from . import checkout, modelinfo, names, signatures
 from .errors import CorruptObjectError
 from .index import FamilyIndex, IndexDamaged
 from .model import VersionRecord
@@ -45,6 +45,7 @@ def version_view(
     target = checkout.destination(repo, rec, checkout_root)
     view["file_path"] = str(target)
     view["checked_out"] = target.exists()
+    view["signatures"] = signatures.shown(signatures.of(repo, rec))
     return view
 
 
@@ -83,7 +84,8 @@ def _json_families(repo: Repository, families: list[str]) -> Iterator[list[str]]
     root = str(repo.checkout_root)
     root_json = json.dumps(root, ensure_ascii=False)[1:-1]
     for family in families:
-        rows = repo.from_index(family, lambda index: list(_spliced(index, root, root_json)))
+        signed = signatures.family_view(repo, family)
+        rows = repo.from_index(family, _splicer(root, root_json, signed))
         if rows is None:
             rows = [
                 json.dumps(version_view(repo, rec), ensure_ascii=False, default=str)
@@ -92,7 +94,15 @@ def _json_families(repo: Repository, families: list[str]) -> Iterator[list[str]]
         yield rows
 
 
-def _spliced(index: FamilyIndex, root: str, root_json: str) -> Iterator[str]:
+def _splicer(
+    root: str, root_json: str, signed: dict[str, list[dict[str, str]]]
+) -> Callable[[FamilyIndex], list[str]]:
+    return lambda index: list(_spliced(index, root, root_json, signed))
+
+
+def _spliced(
+    index: FamilyIndex, root: str, root_json: str, signed: dict[str, list[dict[str, str]]]
+) -> Iterator[str]:
     try:
         present = {e.name for e in os.scandir(os.path.join(root, index.name))}
     except OSError:
@@ -113,8 +123,13 @@ def _spliced(index: FamilyIndex, root: str, root_json: str) -> Iterator[str]:
         checked = "true" if version in present and os.path.exists(f"{root}/{rel}") else "false"
         if '"' in rel or "\\" in rel:
             rel = json.dumps(rel, ensure_ascii=False)[1:-1]
+        sigs = "[]"
+        if version in signed:  # rare: parse this one row's fields for its root
+            root_oid = json.loads(fields).get("root")
+            entries = [e for e in signed[version] if e["root"] == root_oid]
+            sigs = json.dumps(signatures.shown(entries))
         yield (
-            f'{{"checked_out":{checked},{lead}{rel}","schema":{SCHEMA},'
+            f'{{"checked_out":{checked},{lead}{rel}","schema":{SCHEMA},"signatures":{sigs},'
             f'"tags":{tags_json.get(version, "[]")},{fields[1:].decode()}'
         )
 
@@ -148,19 +163,23 @@ def format_warning(rec: Record) -> str | None:
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
     headers = ["NAME", "VERSION", "TAGS", "SIZE", "METRICS", "REGISTERED (UTC)"]
+    any_signed = any(r.get("signatures") for r in rows)
+    if any_signed:
+        headers.append("SIGNED BY")
     table = [headers]
     for r in rows:
         metrics = " ".join(f"{k}={v}" for k, v in sorted((r.get("metrics") or {}).items()))
-        table.append(
-            [
-                r["name"],
-                r["version"],
-                ",".join(r.get("tags") or []),
-                human_bytes(r["size"]),
-                metrics,
-                utc_time(r.get("registered_at")).removesuffix(" UTC"),
-            ]
-        )
+        row = [
+            r["name"],
+            r["version"],
+            ",".join(r.get("tags") or []),
+            human_bytes(r["size"]),
+            metrics,
+            utc_time(r.get("registered_at")).removesuffix(" UTC"),
+        ]
+        if any_signed:
+            row.append(",".join(signatures.short(s["signer"]) for s in r.get("signatures") or []))
+        table.append(row)
     table = [[clean(cell) for cell in row] for row in table]
     widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
     return "\n".join(

@@ -17,7 +17,8 @@ PROBE = textwrap.dedent(
         cli(sys.argv[1:], prog_name="modelreg", standalone_mode=False)
     finally:
         heavy = sorted(m for m in ("torch", "torchvision", "safetensors", "numpy",
-                                   "lightning", "pytorch_lightning", "transformers")
+                                   "lightning", "pytorch_lightning", "transformers",
+                                   "model_signing", "huggingface_hub", "sigstore")
                        if m in sys.modules)
         print("HEAVY:" + ",".join(heavy))
     """
@@ -56,5 +57,26 @@ def test_help_get_list_and_log_import_neither_torch_nor_numpy(repo_dir: Path) ->
         ["import", "--help"],
         ["list", "--where", "size>1", "--sort", "-size"],
         ["report", "-o", "report.html"],
+    ):
+        assert _heavy_modules(repo_dir, *args) == [], args
+
+
+def test_export_import_and_fsck_import_neither_signing_nor_hub_libraries(
+    repo_dir: Path, tmp_path: Path
+) -> None:
+    """model-signing and huggingface_hub are optional: only sign and verify need the first,
+    and nothing needs the second."""
+    from modelreg import ModelRegistry
+
+    ModelRegistry(".").register("m", write_bytes(repo_dir / "m.bin", 1000))
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    for args in (
+        ["export", "m", str(tmp_path / "plain")],
+        ["export", "m", "--oci", str(tmp_path / "oci")],
+        ["export", "m", "--hf-cache", "me/m", "--cache-dir", str(cache)],
+        ["import", "--hf", "--cache-dir", str(cache)],
+        ["fsck"],
+        ["list", "--json"],
     ):
         assert _heavy_modules(repo_dir, *args) == [], args

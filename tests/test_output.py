@@ -17,7 +17,7 @@ from modelreg.views import FIELDS, SCHEMA
 
 from .conftest import CliRun, write_bytes
 
-VIEW_KEYS = {"schema", *FIELDS, "file_path", "checked_out"}
+VIEW_KEYS = {"schema", *FIELDS, "file_path", "checked_out", "signatures"}
 
 
 def test_every_version_listing_has_one_json_shape(repo_dir: Path, run: CliRun) -> None:

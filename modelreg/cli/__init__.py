@@ -5,6 +5,7 @@ from . import (  # noqa: F401  (each registers its commands)
     checkouts,
     history,
     importing,
+    interop,
     remote,
     store,
     ui,

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from .. import modelinfo, names, query
+from ..signatures import short
 from ..views import json_families, summary_table
 from ..words import between, clean, human_bytes, plural, utc_time
 from ._base import _emit_json, _public, _repo, cli, json_option
@@ -177,6 +178,9 @@ def log(ctx: click.Context, name: str, metric: str | None, as_json: bool) -> Non
         if r.get("git_commit"):
             dirty = " (dirty)" if r.get("git_dirty") else ""
             click.echo(f"  git        {r['git_commit'][:12]}{dirty}")
+        if r.get("signatures"):
+            signers = ", ".join(short(s["signer"]) for s in r["signatures"])
+            click.echo(f"  signed by  {signers}")
         if r.get("metrics"):
             shown = " ".join(f"{k}={v}" for k, v in r["metrics"].items())
             click.echo("  metrics    " + clean(shown))

@@ -23,8 +23,29 @@ def _metrics(fields: dict[str, Any]) -> str:
 
 
 @cli.command("import")
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.argument("name")
+@click.argument("directory", metavar="DIR|REPO_ID", required=False)
+@click.argument("name", required=False)
+@click.option(
+    "--hf",
+    is_flag=True,
+    help="Take REPO_ID's snapshot from the local Hugging Face cache, following its links into "
+    "the cache's blobs; with no REPO_ID, list the cache and what importing each snapshot "
+    "would add to the store.",
+)
+@click.option(
+    "--revision",
+    default="main",
+    show_default=True,
+    help="With --hf: a branch, tag or commit in the cache.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --hf: the hub cache (default: HF_HUB_CACHE, $HF_HOME/hub, "
+    "~/.cache/huggingface/hub).",
+)
+@click.option("-m", "--description", help="With --hf: the version's description.")
+@click.option("-t", "--tag", "tags", multiple=True, help="With --hf: tag the new version.")
 @click.option(
     "-n",
     "--dry-run",
@@ -45,8 +66,13 @@ def _metrics(fields: dict[str, Any]) -> str:
 @click.pass_context
 def import_(
     ctx: click.Context,
-    directory: Path,
-    name: str,
+    directory: str | None,
+    name: str | None,
+    hf: bool,
+    revision: str,
+    cache_dir: Path | None,
+    description: str | None,
+    tags: tuple[str, ...],
     dry_run: bool,
     framework: str | None,
     dataset: str | None,
@@ -56,20 +82,43 @@ def import_(
 ) -> None:
     """Register every model file in DIRECTORY (and each subfolder holding one) as versions
     of NAME, oldest first, with metrics from a sidecar JSON/YAML file when there is one.
-    Models already registered (same file name and content) are skipped."""
-    try:
-        repo: Repository | None = _repo(ctx)
-    except ModelregError:
-        if not dry_run:
-            raise
-        repo = None  # a dry run works outside a registry, as 'stats --scan' does
+    Models already registered (same file name and content) are skipped. With --hf, register
+    a Hugging Face cache snapshot instead (REPO_ID NAME), or list the cache (no REPO_ID)."""
     given = {
         "framework": framework,
         "dataset": dataset,
         "architecture": architecture,
         "params": _pairs("--param", params) or None,
     }
-    plan = importer.plan(directory, name, repo, given=given)
+    if hf:
+        from .interop import hf_import
+
+        fields = {k: v for k, v in given.items() if v is not None}
+        hf_import(
+            ctx,
+            directory,
+            name,
+            revision,
+            cache_dir,
+            dry_run,
+            as_json,
+            description=description,
+            tags=tags,
+            **fields,
+        )
+        return
+    if directory is None or name is None:
+        raise click.UsageError("import needs DIR and NAME (or --hf [REPO_ID NAME])")
+    if description is not None or tags or cache_dir is not None or revision != "main":
+        raise click.UsageError("-m, -t, --revision and --cache-dir go with --hf")
+    folder = Path(directory)
+    try:
+        repo: Repository | None = _repo(ctx)
+    except ModelregError:
+        if not dry_run:
+            raise
+        repo = None  # a dry run works outside a registry, as 'stats --scan' does
+    plan = importer.plan(folder, name, repo, given=given)
     if dry_run:
         _dry_run(plan, repo, as_json)
         return

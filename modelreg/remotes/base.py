@@ -6,6 +6,7 @@ Layout, the same in a folder and under an S3 prefix::
       modelreg-remote.yaml      format marker, written on first push
       objects/ab/cdef...        the same objects as .modelreg/objects, byte for byte
       refs/<name>.yaml          the family's refs, in the local format
+      signatures/<name>.json    the family's signatures file, in the local format
 
 A remote is deliberately dumb: it stores bytes under keys. Verifying objects, merging refs
 and renumbering are the job of ``modelreg.sync``, so the folder and S3 remotes stay twins that
@@ -32,6 +33,11 @@ def object_key(oid: str) -> str:
 
 def ref_key(name: str) -> str:
     return f"refs/{name}.yaml"
+
+
+def signatures_key(name: str) -> str:
+    """A family's signatures file (modelreg/signatures.py), beside its refs."""
+    return f"signatures/{name}.json"
 
 
 def too_big(url: str, name: str) -> RemoteError:
@@ -121,3 +127,13 @@ class Remote(ABC):
     def write_ref(self, name: str, data: bytes, token: str | None) -> None:
         """Replace the refs only if they are still at ``token`` (None: only if absent);
         otherwise raise RemoteMovedError."""
+
+    @abstractmethod
+    def read_side(self, key: str) -> tuple[bytes, str] | None:
+        """(content, token) of a small file kept beside the refs (``signatures_key``), or
+        None; over ``MAX_REFS_BYTES`` it is a RemoteError, unread."""
+
+    @abstractmethod
+    def write_side(self, key: str, data: bytes, token: str | None) -> None:
+        """Replace that file only if it is still at ``token`` (None: only if absent);
+        otherwise raise RemoteMovedError, as ``write_ref`` does."""

@@ -158,34 +158,58 @@ class FolderRemote(Remote):
 
     def read_ref(self, name: str) -> tuple[bytes, str] | None:
         try:
-            f = self._open(ref_key(name))
+            return self._read_small(ref_key(name), "refs file")
+        except ValueError:
+            raise too_big(self.url, name) from None
+
+    def read_side(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            return self._read_small(key, "file")
+        except ValueError:
+            raise RemoteError(
+                f"{key} on remote {self.url} is larger than {MAX_REFS_BYTES >> 20} MiB",
+                hint="it was not written by modelreg; remove it from the remote",
+            ) from None
+
+    def _read_small(self, key: str, what: str) -> tuple[bytes, str] | None:
+        """(content, token) of a small regular file, None when absent; ValueError when it
+        holds more than MAX_REFS_BYTES."""
+        try:
+            f = self._open(key)
         except FileNotFoundError:
             return None
         except NotRegularError as e:
             raise NotRegularFileError(
-                f"refs file {ref_key(name)} on remote {self.url} is {e.args[0]}, "
-                "not a regular file",
+                f"{what} {key} on remote {self.url} is {e.args[0]}, not a regular file",
                 e.args[0],
                 hint="it was not written by modelreg; remove it from the remote",
             ) from None
         with f:
             data = f.read(MAX_REFS_BYTES + 1)
         if len(data) > MAX_REFS_BYTES:
-            raise too_big(self.url, name)
+            raise ValueError(key)
         return data, oid_of(data)
 
     def write_ref(self, name: str, data: bytes, token: str | None) -> None:
+        self._swap(ref_key(name), f"{name}.lock", f"model {name!r}", data, token)
+
+    def write_side(self, key: str, data: bytes, token: str | None) -> None:
+        lock = key.replace("/", ".") + ".lock"  # signatures/m.json -> signatures.m.json.lock
+        self._swap(key, lock, key, data, token)
+
+    def _swap(self, key: str, lock_name: str, what: str, data: bytes, token: str | None) -> None:
         (self.root / "locks").mkdir(exist_ok=True)
         lock = _fs.FileLock(
-            self.root / "locks" / f"{name}.lock",
-            f"the remote lock of model {name!r}",
-            self.lock_timeout,
+            self.root / "locks" / lock_name, f"the remote lock of {what}", self.lock_timeout
         )
         with lock:
-            current = self.read_ref(name)
+            try:
+                current = self._read_small(key, "file")
+            except ValueError:
+                current = (b"", "too large")  # never a token we handed out: it moved
             if (current[1] if current else None) != token:
-                raise RemoteMovedError(f"the remote {self.url} moved: refs of {name!r} changed")
-            path = self._path(ref_key(name))
+                raise RemoteMovedError(f"the remote {self.url} moved: {key} changed")
+            path = self._path(key)
             path.parent.mkdir(exist_ok=True)
             _fs.atomic_write(path, data)
 

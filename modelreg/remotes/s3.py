@@ -228,14 +228,29 @@ class S3Remote(Remote):
         except ValueError:
             raise too_big(self.url, name) from None
 
+    def read_side(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            return self._get(key)
+        except ValueError:
+            raise RemoteError(
+                f"{key} on remote {self.url} is larger than {MAX_REFS_BYTES >> 20} MiB",
+                hint="it was not written by modelreg; remove it from the remote",
+            ) from None
+
     def write_ref(self, name: str, data: bytes, token: str | None) -> None:
+        self._swap(ref_key(name), f"the refs of {name!r}", f"refs of {name!r}", data, token)
+
+    def write_side(self, key: str, data: bytes, token: str | None) -> None:
+        self._swap(key, key, key, data, token)
+
+    def _swap(self, key: str, what: str, moved: str, data: bytes, token: str | None) -> None:
         from botocore.exceptions import ClientError
 
         condition = {"IfMatch": token} if token else {"IfNoneMatch": "*"}
-        with self._errors(f"updating the refs of {name!r}"):
+        with self._errors(f"updating {what}"):
             try:
                 self.client.put_object(
-                    Bucket=self.bucket, Key=self.prefix + ref_key(name), Body=data, **condition
+                    Bucket=self.bucket, Key=self.prefix + key, Body=data, **condition
                 )
             except ClientError as e:
                 status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -245,6 +260,6 @@ class S3Remote(Remote):
                     "ConditionalRequestConflict",
                 ):
                     raise RemoteMovedError(
-                        f"the remote {self.url} moved: refs of {name!r} changed"
+                        f"the remote {self.url} moved: {moved} changed"
                     ) from None
                 raise

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import modelinfo
+from .. import modelinfo, signatures
 from ..repo import Record, Repository
 from ..schema import FIELDS
 from ..words import human_bytes, plural, utc_time, value
@@ -14,7 +14,7 @@ from . import data, markdown
 from .html import Markup, el, esc, join, link, pairs, table
 from .pages import Links, metric_text, tags_html
 
-SHOWN_APART = ("metrics", "params", "inspect", "tags", "description")
+SHOWN_APART = ("metrics", "params", "inspect", "tags", "description", "signatures")
 
 
 def _field(key: str, v: Any, links: Links) -> Any:
@@ -77,6 +77,22 @@ def version(
         parts += [
             el("h2", "Params"),
             pairs([(k, value(v, 10_000)) for k, v in params.items()], id="params"),
+        ]
+    signed = signatures.of(repo, rec)
+    if signed:
+        parts += [
+            el("h2", "Signatures"),
+            table(
+                ["signer", "signed (UTC)"],
+                [[el("code", e["signer"]), utc_time(e["signed_at"])] for e in signed],
+                id="signatures",
+            ),
+            el(
+                "p",
+                "Who each signature names as its signer; 'modelreg verify "
+                f"{name}@{ver} --public-key KEY.pem' proves it against the bytes.",
+                class_="muted",
+            ),
         ]
     card = data.card_text(repo, rec)
     if card and card.strip():
