@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _fs, codec, packs
-from .errors import CorruptObjectError, NotFoundError
+from .errors import CorruptObjectError, MalformedObjectError, NotFoundError
 from .hashing import READ_SIZE, is_oid, new_hasher, oid_of
 from .marks import DamageMarks
 
@@ -133,6 +133,21 @@ def _exported(buf: bytearray) -> bool:
 
 def canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def parse_json(data: bytes, oid: str) -> Any:
+    """Object ``oid``'s JSON; MalformedObjectError naming it when it is not JSON that
+    modelreg could have written, including JSON nested past what a reader can walk
+    (RecursionError otherwise) or holding text that is not valid Unicode (an escaped lone
+    surrogate, which no UTF-8 output can print). modelreg writes raw UTF-8, so only bytes
+    that hold a ``\\u`` escape need the second look."""
+    try:
+        obj = json.loads(data)
+        if b"\\u" in data:
+            json.dumps(obj, ensure_ascii=False).encode()
+    except (ValueError, RecursionError):  # UnicodeError is a ValueError
+        raise MalformedObjectError(f"object {oid} is not JSON") from None
+    return obj
 
 
 @dataclass(frozen=True)
@@ -646,7 +661,7 @@ class ObjectStore:
         return Mapped(memoryview(out)[: c.size], done=lambda: self._buffers.give(out))
 
     def get_json(self, oid: str) -> Any:
-        return json.loads(self.get(oid))
+        return parse_json(self.get(oid), oid)
 
     # --- the whole store ------------------------------------------------------------------
     def copies(self, only_packs: Iterable[str] | None = None) -> Iterator[Copy]:

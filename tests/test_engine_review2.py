@@ -1,0 +1,102 @@
+"""Holes a second hostile review found in the typed objects, the damage marks and the GGUF and
+ONNX readers, each with the attack that found it."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelreg import ModelRegistry
+from modelreg.hashing import oid_of
+from modelreg.objects import canonical_json
+from modelreg.refs import FamilyRefs
+from modelreg.remotes import open_remote
+
+
+def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """The CLI in its own process, as a user runs it (no MODELREG_DEBUG)."""
+    env = {k: v for k, v in os.environ.items() if k != "MODELREG_DEBUG"}
+    cmd = [sys.executable, "-m", "modelreg", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+
+
+def one_line_error(r: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+    for w in words:
+        assert w in r.stderr, r.stderr
+
+
+def _register_one(root: Path) -> ModelRegistry:
+    registry = ModelRegistry(root)
+    weights = root.parent / f"{root.name}.pkl"
+    weights.write_bytes(pickle.dumps({"w": [1.0, 2.0]}, protocol=2))
+    registry.register("m", weights)
+    return registry
+
+
+def _forged_records(registry: ModelRegistry) -> dict[str, bytes]:
+    """m@v1's record as m@v2 with something no modelreg writes spliced in."""
+    rec = registry.repo.record(registry.repo.family("m").versions["v1"])
+    body = canonical_json({**rec, "version": "v2"})
+
+    def splice(key: str, value: bytes) -> bytes:
+        return body.replace(b'"source":', b'"' + key.encode() + b'":' + value + b',"source":')
+
+    return {
+        "nested 5,000 deep": splice("zz", b'{"a":' * 5000 + b"1" + b"}" * 5000),
+        "a lone surrogate in an unknown key": splice("zz", b'"\\ud800x"'),
+        "a lone surrogate in its source": body.replace(b'"source":"', b'"source":"\\ud800'),
+    }
+
+
+FORGED = [
+    "nested 5,000 deep",
+    "a lone surrogate in an unknown key",
+    "a lone surrogate in its source",
+]
+
+
+@pytest.mark.parametrize("how", FORGED)
+def test_a_record_no_modelreg_writes_is_refused_on_pull_naming_it(tmp_path: Path, how: str) -> None:
+    alice = _register_one(tmp_path / "alice")
+    url = str(tmp_path / "remote")
+    alice.add_remote("origin", url)
+    alice.push()
+    body = _forged_records(alice)[how]
+    remote = open_remote(url)
+    remote.put_object(oid_of(body), body)
+    got = remote.read_ref("m")
+    assert got is not None
+    refs = FamilyRefs.from_yaml("m", got[0], url)
+    refs.versions["v2"] = oid_of(body)
+    remote.write_ref("m", refs.to_yaml(), got[1])
+    # before: clone failed with "internal error (RecursionError ...)"; the surrogate ones were
+    # pulled and 'show m@v2' failed with "internal error (UnicodeEncodeError ...)"
+    bob = tmp_path / "bob"
+    assert cli("init", bob).returncode == 0
+    assert cli("-C", bob, "remote", "add", "origin", url).returncode == 0
+    one_line_error(cli("-C", bob, "pull", "m"), oid_of(body), "is not JSON")
+    assert ModelRegistry(bob).list_families() == []
+
+
+@pytest.mark.parametrize("how", FORGED)
+def test_a_record_edited_in_by_hand_is_one_line_naming_it(tmp_path: Path, how: str) -> None:
+    registry = _register_one(tmp_path / "reg")
+    body = _forged_records(registry)[how]
+    oid = registry.repo.objects.add(body, loose=True)
+    registry.repo.objects.sync()
+    refs = tmp_path / "reg" / ".modelreg" / "refs" / "m.yaml"
+    v1 = registry.repo.family("m").versions["v1"]
+    refs.write_text(refs.read_text().replace(v1, oid))  # m@v1 now names the forged record
+    for args in (["show", "m@v1"], ["get", "m@v1"], ["diff", "m@v1", "m@v1"]):
+        one_line_error(cli("-C", tmp_path / "reg", *args), oid)
+    r = cli("-C", tmp_path / "reg", "fsck")
+    assert r.returncode == 1 and oid in r.stdout + r.stderr, (r.stdout, r.stderr)
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr, r.stderr
