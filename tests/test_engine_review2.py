@@ -3,6 +3,7 @@ ONNX readers, each with the attack that found it."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -16,6 +17,9 @@ from modelreg.hashing import oid_of
 from modelreg.objects import canonical_json
 from modelreg.refs import FamilyRefs
 from modelreg.remotes import open_remote
+from modelreg.repo import Repository
+
+from .conftest import CliRun
 
 
 def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -100,3 +104,45 @@ def test_a_record_edited_in_by_hand_is_one_line_naming_it(tmp_path: Path, how: s
     r = cli("-C", tmp_path / "reg", "fsck")
     assert r.returncode == 1 and oid in r.stdout + r.stderr, (r.stdout, r.stderr)
     assert "internal error" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def _write_gguf(path: Path, values: list[float]) -> Path:
+    np = pytest.importorskip("numpy")
+    gguf_pkg = pytest.importorskip("gguf")
+    w = gguf_pkg.GGUFWriter(str(path), "llama")
+    for i, v in enumerate(values):
+        w.add_tensor(f"norm.{i}", np.array([v], dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def _stored_bytes(repo: Repository) -> int:
+    return sum(c.stored for c in repo.objects.copies())
+
+
+def test_thousands_of_tiny_tensors_are_few_parts_and_a_new_version_costs_what_changed(
+    repo_dir: Path, run: CliRun
+) -> None:
+    values = [float(i) for i in range(5000)]
+    a = _write_gguf(repo_dir / "a.gguf", values)
+    values[2500] = -1.0
+    b = _write_gguf(repo_dir / "b.gguf", values)
+    assert run("register", "m", a).exit_code == 0
+    repo = Repository(repo_dir)
+    manifest = repo.objects.get_json(repo.lookup("m@v1")["root"])
+    assert len(manifest["spans"]) == 5000
+    assert len(manifest["parts"]) < 100  # before: 10,001 (a part per tensor, one per padding)
+    before = _stored_bytes(repo)
+    assert run("register", "m", b).exit_code == 0
+    # before: each version repeated every tiny tensor inline in its manifest (the manifest
+    # was larger than the file); now only the joined piece holding the changed one is new
+    # (and the manifest's list of spans, a name and two numbers per tensor)
+    assert _stored_bytes(Repository(repo_dir)) - before < b.stat().st_size // 2
+    d = json.loads(run("diff", "m@v1", "m@v2", "--json").stdout)
+    assert [c["name"] for c in d["tensors"]["changed"]] == ["norm.2500"]
+    assert d["tensors"]["unchanged"] == 4999
+    assert Path(run("get", "m@v2").stdout.strip()).read_bytes() == b.read_bytes()
+    assert run("fsck").exit_code == 0
