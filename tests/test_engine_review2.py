@@ -146,3 +146,24 @@ def test_thousands_of_tiny_tensors_are_few_parts_and_a_new_version_costs_what_ch
     assert d["tensors"]["unchanged"] == 4999
     assert Path(run("get", "m@v2").stdout.strip()).read_bytes() == b.read_bytes()
     assert run("fsck").exit_code == 0
+
+
+def test_a_folder_or_link_in_place_of_a_mark_is_no_mark(repo_dir: Path, run: CliRun) -> None:
+    (repo_dir / "a.bin").write_bytes(os.urandom(200_000))
+    assert run("register", "m", "a.bin").exit_code == 0
+    repo = Repository(repo_dir)
+    (chunk,) = repo.objects.get_json(repo.lookup("m@v1")["root"])["parts"]
+    oid = chunk["o"]
+    damaged = repo_dir / ".modelreg" / "objects" / "damaged"
+    damaged.mkdir()
+    (damaged / oid).mkdir()  # clear() cannot unlink a folder: gc never lifted it
+    assert run("gc").exit_code == 0
+    # before: the id stayed marked for good, so every register of these bytes re-read them
+    assert oid not in Repository(repo_dir).objects.marks
+    outside = repo_dir / "outside"
+    (damaged / oid).rmdir()
+    (damaged / oid).symlink_to(outside)
+    assert oid not in Repository(repo_dir).objects.marks
+    store = Repository(repo_dir).objects
+    store.marks.add(oid)  # a read that found it corrupt: the link is not followed
+    assert not outside.exists() and (damaged / oid).is_symlink()
