@@ -167,3 +167,49 @@ def test_a_folder_or_link_in_place_of_a_mark_is_no_mark(repo_dir: Path, run: Cli
     store = Repository(repo_dir).objects
     store.marks.add(oid)  # a read that found it corrupt: the link is not followed
     assert not outside.exists() and (damaged / oid).is_symlink()
+
+
+def _short_part_record(registry: ModelRegistry) -> tuple[bytes, bytes]:
+    """(manifest, record) of m@v2: m@v1's one chunk, said to be 100 bytes long."""
+    rec = registry.repo.record(registry.repo.family("m").versions["v1"])
+    manifest = registry.repo.objects.get_json(rec["root"])
+    (chunk,) = manifest["parts"]
+    body = canonical_json({**manifest, "size": 100, "parts": [{"o": chunk["o"], "n": 100}]})
+    return body, canonical_json({**rec, "version": "v2", "root": oid_of(body), "size": 100})
+
+
+def test_a_part_length_that_is_not_its_chunks_is_refused_on_pull_and_by_fsck(
+    tmp_path: Path,
+) -> None:
+    alice = ModelRegistry(tmp_path / "alice")
+    (tmp_path / "a.bin").write_bytes(os.urandom(200_000))
+    alice.register("m", tmp_path / "a.bin")
+    url = str(tmp_path / "remote")
+    alice.add_remote("origin", url)
+    alice.push()
+    manifest, record = _short_part_record(alice)
+    remote = open_remote(url)
+    for body in (manifest, record):
+        remote.put_object(oid_of(body), body)
+    got = remote.read_ref("m")
+    assert got is not None
+    refs = FamilyRefs.from_yaml("m", got[0], url)
+    refs.versions["v2"] = oid_of(record)
+    remote.write_ref("m", refs.to_yaml(), got[1])
+    bob = tmp_path / "bob"
+    assert cli("init", bob).returncode == 0
+    assert cli("-C", bob, "remote", "add", "origin", url).returncode == 0
+    # before: pulled, fsck clean, and 'get m@v2' failed ("its chunks hold more than its
+    # recorded size; run 'modelreg fsck'") while fsck found nothing
+    one_line_error(cli("-C", bob, "pull", "m"), oid_of(manifest), "100 bytes; the chunk has 200000")
+    assert ModelRegistry(bob).list_families() == []
+    # the same objects put into a store by hand: fsck names them
+    for body in (manifest, record):
+        alice.repo.objects.add(body, loose=True)
+    alice.repo.objects.sync()
+    refs_file = tmp_path / "alice" / ".modelreg" / "refs" / "m.yaml"
+    v1 = alice.repo.family("m").versions["v1"]
+    refs_file.write_text(refs_file.read_text().replace(v1, oid_of(record)))
+    r = cli("-C", tmp_path / "alice", "fsck")
+    assert r.returncode == 1 and "internal error" not in r.stderr, (r.stdout, r.stderr)
+    assert f"manifest {oid_of(manifest)} gives its chunk" in r.stdout + r.stderr
