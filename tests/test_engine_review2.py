@@ -9,6 +9,7 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -213,3 +214,45 @@ def test_a_part_length_that_is_not_its_chunks_is_refused_on_pull_and_by_fsck(
     r = cli("-C", tmp_path / "alice", "fsck")
     assert r.returncode == 1 and "internal error" not in r.stderr, (r.stdout, r.stderr)
     assert f"manifest {oid_of(manifest)} gives its chunk" in r.stdout + r.stderr
+
+
+def _onnx_folder(folder: Path, arrays: list[Any]) -> Path:
+    """one.onnx and two.onnx name the same tensors of w.data under other names."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    folder.mkdir()
+    for model, names in (("one.onnx", "abc"), ("two.onnx", "xyz")):
+        inits, offset = [], 0
+        for name, arr in zip(names, arrays, strict=True):
+            t = numpy_helper.from_array(arr, name)
+            t.ClearField("raw_data")
+            t.data_location = TensorProto.EXTERNAL
+            for key, value in (("location", "w.data"), ("offset", offset), ("length", arr.nbytes)):
+                entry = t.external_data.add()
+                entry.key, entry.value = key, str(value)
+            offset += arr.nbytes
+            inits.append(t)
+        graph = helper.make_graph([], "g", [], [], initializer=inits)
+        onnx.save(helper.make_model(graph), folder / model)
+    (folder / "w.data").write_bytes(b"".join(a.tobytes() for a in arrays))
+    return folder
+
+
+def test_two_onnx_models_sharing_one_data_file_cut_it_at_their_tensors(
+    repo_dir: Path, run: CliRun
+) -> None:
+    np = pytest.importorskip("numpy")
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((256, 256)).astype(np.float32) for _ in range(3)]
+    assert run("register", "o", _onnx_folder(repo_dir / "v1", arrays)).exit_code == 0
+    arrays[1] = arrays[1] + 1
+    assert run("register", "o", _onnx_folder(repo_dir / "v2", arrays)).exit_code == 0
+    repo = Repository(repo_dir)
+    tree = repo.objects.get_json(repo.lookup("o@v1")["root"])
+    data = repo.objects.get_json(tree["entries"]["w.data"]["manifest"])
+    # before: the two models' spans overlapped, so w.data was cut by content, as raw bytes
+    assert data["format"] == "onnx-data"
+    d = json.loads(run("diff", "o@v1", "o@v2", "--json").stdout)
+    assert sorted(c["name"] for c in d["tensors"]["changed"]) == ["one.onnx:b", "two.onnx:y"]
+    assert d["tensors"]["unchanged"] == 4
