@@ -56,16 +56,18 @@ def _forged_records(registry: ModelRegistry) -> dict[str, bytes]:
 
     return {
         "nested 5,000 deep": splice("zz", b'{"a":' * 5000 + b"1" + b"}" * 5000),
+        "nested 900 deep": splice("zz", b"[" * 900 + b"1" + b"]" * 900),
         "a lone surrogate in an unknown key": splice("zz", b'"\\ud800x"'),
         "a lone surrogate in its source": body.replace(b'"source":"', b'"source":"\\ud800'),
     }
 
 
-FORGED = [
-    "nested 5,000 deep",
-    "a lone surrogate in an unknown key",
-    "a lone surrogate in its source",
-]
+FORGED = {  # how -> what the one line says
+    "nested 5,000 deep": "is not JSON",
+    "nested 900 deep": "nests deeper than 32 levels",
+    "a lone surrogate in an unknown key": "is not JSON",
+    "a lone surrogate in its source": "is not JSON",
+}
 
 
 @pytest.mark.parametrize("how", FORGED)
@@ -82,12 +84,13 @@ def test_a_record_no_modelreg_writes_is_refused_on_pull_naming_it(tmp_path: Path
     refs = FamilyRefs.from_yaml("m", got[0], url)
     refs.versions["v2"] = oid_of(body)
     remote.write_ref("m", refs.to_yaml(), got[1])
-    # before: clone failed with "internal error (RecursionError ...)"; the surrogate ones were
-    # pulled and 'show m@v2' failed with "internal error (UnicodeEncodeError ...)"
+    # before: pulling the 5,000-deep one failed with "internal error (RecursionError ...)";
+    # the others were pulled, then 'show m@v2' (surrogates) or 'report m' (900 deep) failed
+    # with an internal error
     bob = tmp_path / "bob"
     assert cli("init", bob).returncode == 0
     assert cli("-C", bob, "remote", "add", "origin", url).returncode == 0
-    one_line_error(cli("-C", bob, "pull", "m"), oid_of(body), "is not JSON")
+    one_line_error(cli("-C", bob, "pull", "m"), oid_of(body), FORGED[how])
     assert ModelRegistry(bob).list_families() == []
 
 
@@ -100,7 +103,13 @@ def test_a_record_edited_in_by_hand_is_one_line_naming_it(tmp_path: Path, how: s
     refs = tmp_path / "reg" / ".modelreg" / "refs" / "m.yaml"
     v1 = registry.repo.family("m").versions["v1"]
     refs.write_text(refs.read_text().replace(v1, oid))  # m@v1 now names the forged record
-    for args in (["show", "m@v1"], ["get", "m@v1"], ["diff", "m@v1", "m@v1"]):
+    report = tmp_path / "report"
+    for args in (
+        ["show", "m@v1"],
+        ["get", "m@v1"],
+        ["diff", "m@v1", "m@v1"],
+        ["report", "m", "-o", report],
+    ):
         one_line_error(cli("-C", tmp_path / "reg", *args), oid)
     r = cli("-C", tmp_path / "reg", "fsck")
     assert r.returncode == 1 and oid in r.stdout + r.stderr, (r.stdout, r.stderr)
