@@ -22,6 +22,7 @@ def test_benchmark_smoke_run_reports_every_figure(tmp_path: Path, torch_mod, cap
         "scale",
         "push",
         "gc",
+        "partial",
     }
     for t in results["targets"]:
         if "trained" in t["target"]:
@@ -37,6 +38,8 @@ def test_benchmark_smoke_run_reports_every_figure(tmp_path: Path, torch_mod, cap
     assert results["figures"]["scale"]["versions"] == 60
     cli = results["figures"]["cli_register"]
     assert cli["file_bytes"] > 0 and cli["cli_register_s"] > 0 and cli["cp_sync_s"] > 0
+    partial = results["figures"]["partial"]  # bytes are deterministic, unlike time
+    assert partial["tensor_bytes"] <= partial["store_read_bytes"] <= 3 * partial["tensor_bytes"]
     gc = results["figures"]["gc"]
     assert gc["sequence_fsck_ok"] and gc["sequence_byte_exact_after_gc"]
     assert gc["sequence_disk_after_gc"] < gc["sequence_disk_before_gc"]  # compressed
@@ -58,6 +61,21 @@ def test_scale_benchmark_smoke_run_reports_every_target(tmp_path: Path, capsys) 
     assert results["figures"]["metadata_file"]["metadata_file_bytes"] > 0
     assert not (tmp_path / "work").exists()
     assert "targets:" in capsys.readouterr().out
+
+
+def test_storage_only_run_reports_the_register_and_checkout_rows(
+    tmp_path: Path, torch_mod, capsys
+) -> None:
+    out = tmp_path / "results.json"
+    args = ["--smoke", "--storage-only", "--workdir", str(tmp_path / "w"), "--out", str(out)]
+    assert run.main(args) == 0
+    results = json.loads(out.read_text())
+    assert set(results["figures"]) == {"sequence", "big_pair", "checkout"}
+    assert {t["target"] for t in results["targets"]} == {
+        label for label, (section, _key), _limit in run.TARGETS if section in results["figures"]
+    }
+    assert all(t["value"] > 0 for t in results["targets"])
+    assert not (tmp_path / "w").exists()
 
 
 def test_ui_benchmark_smoke_run_reports_every_page(tmp_path: Path, capsys) -> None:
