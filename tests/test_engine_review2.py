@@ -70,26 +70,33 @@ FORGED = {  # how -> what the one line says
 }
 
 
-@pytest.mark.parametrize("how", FORGED)
-def test_a_record_no_modelreg_writes_is_refused_on_pull_naming_it(tmp_path: Path, how: str) -> None:
-    alice = _register_one(tmp_path / "alice")
-    url = str(tmp_path / "remote")
+def _publish_v2(alice: ModelRegistry, url: str, *bodies: bytes) -> Path:
+    """Push alice's m, then put ``bodies`` on the remote, the last one as m@v2's record, as
+    someone with write access to the remote could; a fresh registry 'bob' with it as origin."""
     alice.add_remote("origin", url)
     alice.push()
-    body = _forged_records(alice)[how]
     remote = open_remote(url)
-    remote.put_object(oid_of(body), body)
+    for body in bodies:
+        remote.put_object(oid_of(body), body)
     got = remote.read_ref("m")
     assert got is not None
     refs = FamilyRefs.from_yaml("m", got[0], url)
-    refs.versions["v2"] = oid_of(body)
+    refs.versions["v2"] = oid_of(bodies[-1])
     remote.write_ref("m", refs.to_yaml(), got[1])
+    bob = url + "-bob"
+    assert cli("init", bob).returncode == 0
+    assert cli("-C", bob, "remote", "add", "origin", url).returncode == 0
+    return Path(bob)
+
+
+@pytest.mark.parametrize("how", FORGED)
+def test_a_record_no_modelreg_writes_is_refused_on_pull_naming_it(tmp_path: Path, how: str) -> None:
+    alice = _register_one(tmp_path / "alice")
+    body = _forged_records(alice)[how]
+    bob = _publish_v2(alice, str(tmp_path / "remote"), body)
     # before: pulling the 5,000-deep one failed with "internal error (RecursionError ...)";
     # the others were pulled, then 'show m@v2' (surrogates) or 'report m' (900 deep) failed
     # with an internal error
-    bob = tmp_path / "bob"
-    assert cli("init", bob).returncode == 0
-    assert cli("-C", bob, "remote", "add", "origin", url).returncode == 0
     one_line_error(cli("-C", bob, "pull", "m"), oid_of(body), FORGED[how])
     assert ModelRegistry(bob).list_families() == []
 
@@ -194,21 +201,8 @@ def test_a_part_length_that_is_not_its_chunks_is_refused_on_pull_and_by_fsck(
     alice = ModelRegistry(tmp_path / "alice")
     (tmp_path / "a.bin").write_bytes(os.urandom(200_000))
     alice.register("m", tmp_path / "a.bin")
-    url = str(tmp_path / "remote")
-    alice.add_remote("origin", url)
-    alice.push()
     manifest, record = _short_part_record(alice)
-    remote = open_remote(url)
-    for body in (manifest, record):
-        remote.put_object(oid_of(body), body)
-    got = remote.read_ref("m")
-    assert got is not None
-    refs = FamilyRefs.from_yaml("m", got[0], url)
-    refs.versions["v2"] = oid_of(record)
-    remote.write_ref("m", refs.to_yaml(), got[1])
-    bob = tmp_path / "bob"
-    assert cli("init", bob).returncode == 0
-    assert cli("-C", bob, "remote", "add", "origin", url).returncode == 0
+    bob = _publish_v2(alice, str(tmp_path / "remote"), manifest, record)
     # before: pulled, fsck clean, and 'get m@v2' failed ("its chunks hold more than its
     # recorded size; run 'modelreg fsck'") while fsck found nothing
     one_line_error(cli("-C", bob, "pull", "m"), oid_of(manifest), "100 bytes; the chunk has 200000")
