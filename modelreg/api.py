@@ -212,10 +212,28 @@ class ModelRegistry:
     def list_families(self) -> builtins.list[str]:
         return self.repo.families()
 
-    def tag(self, name: str, version: str, tag: str) -> str:
-        moved = self.repo.tag(f"{name}@{version}", tag)
+    def tag(
+        self,
+        name: str,
+        version: str,
+        tag: str,
+        message: str | None = None,
+        force: bool = False,
+    ) -> str:
+        """Point ``tag`` at ``name@version``; recorded in the tag's history. A protected tag
+        moves only with ``force``."""
+        moved = self.repo.tag(f"{name}@{version}", tag, message=message, force=force)
         self._write_metadata_file()
         return moved
+
+    def protect_tag(self, name: str, tag: str, protect: bool = True) -> bool:
+        """Make later moves of ``tag`` need ``force`` (``protect=False`` undoes it)."""
+        return self.repo.protect(name, tag, on=protect)
+
+    def tag_history(self, name: str, tag: str | None = None) -> builtins.list[dict[str, Any]]:
+        """Every create, move, delete, protect and unprotect of ``name``'s tags (or of one
+        tag), oldest first: dicts with id, tag, op, from, to, by, host, at, message, forced."""
+        return self.repo.tag_history(name, tag)
 
     def remove(self, name: str, version: str, force: bool = False) -> str:
         removed, _tags = self.repo.remove(f"{name}@{version}", force=force)

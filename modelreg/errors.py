@@ -78,6 +78,10 @@ class RemoteMovedError(RemoteError):
     hint = "run 'modelreg pull' first, then push again"
 
 
+class ProtectedTagError(ModelregError):
+    """A protected tag was to move, or be deleted, without ``force``."""
+
+
 class HookError(ModelregError):
     """A ``pre-*`` hook refused the command, or could not be run."""
 

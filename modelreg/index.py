@@ -31,7 +31,6 @@ always safe.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import secrets
@@ -43,7 +42,7 @@ from typing import Any
 from . import _fs, names
 from .errors import LockTimeoutError, ModelregError
 from .indexfile import (
-    ENTRY,
+    ENTRY_SIZE,
     HEAD,
     HEADER_SIZE,
     LAYOUT,
@@ -51,6 +50,7 @@ from .indexfile import (
     Entry,
     FamilyIndex,
     IndexDamaged,
+    IndexedRefs,
     Source,
     checksum,
     is_orphan,
@@ -58,7 +58,8 @@ from .indexfile import (
     meta_json,
 )
 from .objects import ObjectStore
-from .refs import FamilyRefs, RefsKey, RefStore
+from .refs import RefsKey
+from .refstore import RefStore
 
 __all__ = ["FamilyIndex", "IndexDamaged", "VersionIndex"]
 
@@ -80,46 +81,45 @@ class VersionIndex:
         return self.root / f"{name}.{token.decode()}.dat"
 
     # --- reading ------------------------------------------------------------------------
-    def _parse(self, name: str, head: bytes, key: RefsKey | None) -> tuple[Any, ...]:
+    def _parse(self, head: bytes, key: RefsKey | None) -> tuple[Any, ...]:
         if len(head) < HEADER_SIZE:
             raise IndexDamaged
         body, (total,) = head[: HEAD.size], struct.unpack("<Q", head[HEAD.size : HEADER_SIZE])
         if checksum(body) != total:
             raise IndexDamaged
         fields = HEAD.unpack(body)
-        magic, layout, size, mtime, ino, stamp = fields[:6]
+        magic, layout, size, mtime, ino, stamp, jsize, jns, jino = fields[:9]
         if magic != MAGIC or layout != LAYOUT:
             raise IndexDamaged
-        built_for = RefsKey(size, mtime, ino, stamp.hex())
+        built_for = RefsKey(size, mtime, ino, stamp.hex(), jsize, jns, jino)
         if key is not None and built_for != key:
             raise IndexDamaged
-        return (built_for, *fields[6:])
+        return (built_for, *fields[9:])
 
     def _open(self, name: str, key: RefsKey, whole: bool) -> FamilyIndex:
+        """The index for ``key``. Its header is rewritten in place by writers (after the
+        entries it counts): a read that met a half-written one tries once more."""
+        try:
+            return self._open_once(name, key, whole)
+        except IndexDamaged:
+            return self._open_once(name, key, whole)
+
+    def _open_once(self, name: str, key: RefsKey, whole: bool) -> FamilyIndex:
         try:
             with open(self.idx_path(name), "rb") as f:
-                if whole:
-                    blob = f.read()
-                    head = blob[:HEADER_SIZE]
-                else:
-                    head = f.read(HEADER_SIZE)
-                built_for, count, meta_len, data_len, token, meta_sum, table_sum = self._parse(
-                    name, head, key
+                blob = f.read() if whole else f.read(HEADER_SIZE)
+                built_for, count, meta_len, meta_off, data_len, token, meta_sum = self._parse(
+                    blob[:HEADER_SIZE], key
                 )
-                if not re.fullmatch(rb"[0-9a-f]{8}", token):
+                if not re.fullmatch(rb"[0-9a-f]{8}", token) or meta_off + meta_len > data_len:
                     raise IndexDamaged
-                meta_raw = blob[HEADER_SIZE : HEADER_SIZE + meta_len] if whole else f.read(meta_len)
-                if len(meta_raw) != meta_len or checksum(meta_raw) != meta_sum:
-                    raise IndexDamaged
-                meta = json.loads(meta_raw)
-                table_at = HEADER_SIZE + meta_len
-                end = table_at + count * ENTRY.size
+                end = HEADER_SIZE + count * ENTRY_SIZE
                 if whole:
-                    if len(blob) != end or checksum(blob[table_at:]) != table_sum:
+                    if len(blob) < end:
                         raise IndexDamaged
-                    table = Source(blob)
+                    table = Source(blob[:end])
                 else:
-                    if os.fstat(f.fileno()).st_size != end:
+                    if os.fstat(f.fileno()).st_size < end:
                         raise IndexDamaged
                     table = Source(fd=os.dup(f.fileno()))
             with open(self.data_path(name, token), "rb") as d:
@@ -131,9 +131,30 @@ class VersionIndex:
                     if os.fstat(d.fileno()).st_size < data_len:
                         raise IndexDamaged
                     data = Source(fd=os.dup(d.fileno()))
+            meta_raw = data.read(meta_off, meta_len)
+            if checksum(meta_raw) != meta_sum:
+                raise IndexDamaged
+            return FamilyIndex(
+                name,
+                built_for,
+                meta_raw,
+                count,
+                table,
+                HEADER_SIZE,
+                data,
+                data_len,
+                token,
+                meta_off,
+            )
         except (OSError, ValueError, KeyError, TypeError):  # unreadable is as good as damaged
             raise IndexDamaged from None
-        return FamilyIndex(name, built_for, meta, count, table, table_at, data, data_len, token)
+
+    @staticmethod
+    def _close(index: FamilyIndex) -> None:
+        for source in (index._table, index._data):
+            if source.fd is not None:
+                os.close(source.fd)
+                source.fd = None
 
     @contextlib.contextmanager
     def probe(self, name: str) -> Iterator[FamilyIndex | None]:
@@ -151,9 +172,25 @@ class VersionIndex:
         try:
             yield found
         finally:
-            for source in (found._table, found._data):
-                if source.fd is not None:
-                    os.close(source.fd)
+            self._close(found)
+
+    @contextlib.contextmanager
+    def view(self, name: str, key: RefsKey) -> Iterator[IndexedRefs | None]:
+        """A stand-in for the family's refs when the index is current for ``key`` (the
+        writer holds the family's lock); None when it is not."""
+        try:
+            found = self._open(name, key, whole=False)
+        except IndexDamaged:
+            yield None
+            return
+        try:
+            try:
+                view = IndexedRefs(found, None)
+            except (IndexDamaged, ModelregError, ValueError):
+                view = None
+            yield view
+        finally:
+            self._close(found)
 
     def load(self, name: str) -> FamilyIndex | None:
         """The whole family index in memory, checked; None when the family has no refs."""
@@ -165,15 +202,10 @@ class VersionIndex:
         except IndexDamaged:
             return self.rebuild(name)
 
-    def rebuild(self, name: str) -> FamilyIndex | None:
-        """Build the index from the refs and the records; write it when nobody holds the
-        family's lock (a writer then updates it itself)."""
-        refs, key = self.refs.read_keyed(name)
-        if refs is None or key is None:
-            return None
+    def _entries(self, name: str, versions: dict[str, str]) -> tuple[list[Entry], bytes]:
         entries, blob = [], bytearray()
-        for version in sorted(refs.versions, key=names.version_number):
-            oid = refs.versions[version]
+        for version in sorted(versions, key=names.version_number):
+            oid = versions[version]
             raw = self.objects.get(oid)
             try:
                 e, piece = make_entry(names.version_number(version), oid, raw, len(blob))
@@ -183,23 +215,33 @@ class VersionIndex:
                 ) from None
             entries.append(e)
             blob += piece
+        return entries, bytes(blob)
+
+    def rebuild(self, name: str) -> FamilyIndex | None:
+        """Build the index from the refs and the records; write it when nobody holds the
+        family's lock (a writer then updates it itself)."""
+        refs, key = self.refs.read_keyed(name)
+        if refs is None or key is None:
+            return None
+        entries, blob = self._entries(name, refs.versions)
         token = secrets.token_hex(4).encode()
         meta = meta_json(refs)
-        table = b"".join(ENTRY.pack(*e) for e in entries)
+        table = b"".join(e.pack() for e in entries)
         with contextlib.suppress(OSError, LockTimeoutError), self._try_lock(name) as locked:
             if locked and self.refs.key(name) == key:
-                self._write(name, key, meta, table, len(blob), token, bytes(blob))
-        header_meta = json.loads(meta)
+                self._write(name, key, meta, table, blob, token)
+        data = Source(blob + meta)
         return FamilyIndex(
             name,
             key,
-            header_meta,
+            meta,
             len(entries),
             Source(table),
             0,
-            Source(bytes(blob)),
-            len(blob),
+            data,
+            len(blob) + len(meta),
             token,
+            len(blob),
         )
 
     @contextlib.contextmanager
@@ -216,20 +258,10 @@ class VersionIndex:
             lock.release()
 
     # --- writing (under the family's lock) ----------------------------------------------
-    def _write(
-        self,
-        name: str,
-        key: RefsKey,
-        meta: bytes,
-        table: bytes,
-        data_len: int,
-        token: bytes,
-        new_data: bytes | None,
-    ) -> None:
-        """Write a fresh data file (``new_data``), then the table that names it."""
-        self.root.mkdir(exist_ok=True)
-        if new_data is not None:
-            _fs.atomic_write(self.data_path(name, token), new_data, durable=False)
+    @staticmethod
+    def _header(
+        key: RefsKey, count: int, meta: bytes, meta_off: int, data_len: int, token: bytes
+    ) -> bytes:
         body = HEAD.pack(
             MAGIC,
             LAYOUT,
@@ -237,17 +269,28 @@ class VersionIndex:
             key.mtime_ns,
             key.ino,
             bytes.fromhex(key.stamp),
-            len(table) // ENTRY.size,
+            key.journal_size,
+            key.journal_ns,
+            key.journal_ino,
+            count,
             len(meta),
+            meta_off,
             data_len,
             token,
             checksum(meta),
-            checksum(table),
         )
-        head = body + struct.pack("<Q", checksum(body))
-        _fs.atomic_write(self.idx_path(name), head + meta + table, durable=False)
-        if new_data is not None:
-            self._drop_data(name, keep=token)
+        return body + struct.pack("<Q", checksum(body))
+
+    def _write(
+        self, name: str, key: RefsKey, meta: bytes, table: bytes, blob: bytes, token: bytes
+    ) -> None:
+        """Write a fresh data file (the records' pieces, then the meta), then the table."""
+        self.root.mkdir(exist_ok=True)
+        _fs.atomic_write(self.data_path(name, token), blob + meta, durable=False)
+        count = len(table) // ENTRY_SIZE
+        head = self._header(key, count, meta, len(blob), len(blob) + len(meta), token)
+        _fs.atomic_write(self.idx_path(name), head + table, durable=False)
+        self._drop_data(name, keep=token)
 
     def _drop_data(self, name: str, keep: bytes | None) -> None:
         """Remove the family's data files other than ``keep``, and temporary files whose
@@ -261,83 +304,116 @@ class VersionIndex:
                         os.unlink(entry.path)
 
     def published(
-        self, name: str, old_key: RefsKey | None, refs: FamilyRefs, new_key: RefsKey | None
+        self,
+        name: str,
+        old_key: RefsKey | None,
+        refs: Any,
+        new_key: RefsKey | None,
+        ops: list[Any] | None,
     ) -> None:
-        """Bring the index from ``old_key`` to ``refs`` (``new_key``) after a write. When it
-        was not current for ``old_key`` it is left alone: readers rebuild it. Never fails:
-        the refs are published already, and an index left stale is only slower."""
+        """Bring the index from ``old_key`` to ``new_key`` by the ops of a change. When it
+        was not current for ``old_key``, or the change is not known, it is left alone:
+        readers rebuild it. Never fails: the refs are published already, and an index left
+        stale is only slower."""
         with contextlib.suppress(OSError, IndexDamaged, ModelregError, ValueError):
-            self._publish(name, old_key, refs, new_key)
+            if new_key is None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.idx_path(name))
+                self._drop_data(name, keep=None)
+            elif old_key is None:
+                self._start(name, refs, new_key)
+            elif ops is not None:
+                current = self._open(name, old_key, whole=False)
+                try:
+                    self._advance(name, current, refs, new_key, ops)
+                finally:
+                    self._close(current)
 
-    def _publish(
-        self, name: str, old_key: RefsKey | None, refs: FamilyRefs, new_key: RefsKey | None
-    ) -> None:
-        if new_key is None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.idx_path(name))
-            self._drop_data(name, keep=None)
-            return
-        if old_key is None:
-            return self._start(name, refs, new_key)
-        try:
-            current = self._open(name, old_key, whole=False)
-        except IndexDamaged:
-            return None
-        try:
-            self._advance(name, current, refs, new_key)
-        except (IndexDamaged, ModelregError, ValueError):
-            pass  # left for a reader to rebuild; the refs are published either way
-        finally:
-            for source in (current._table, current._data):
-                if source.fd is not None:
-                    os.close(source.fd)
-        return None
-
-    def _start(self, name: str, refs: FamilyRefs, key: RefsKey) -> None:
+    def _start(self, name: str, refs: Any, key: RefsKey) -> None:
         """A new family: its index is built right away (it holds one or a few versions)."""
         if len(refs.versions) > 16:
             return
         with contextlib.suppress(IndexDamaged, ModelregError, ValueError):
-            entries, blob = [], bytearray()
-            for version in sorted(refs.versions, key=names.version_number):
-                oid = refs.versions[version]
-                e, piece = make_entry(
-                    names.version_number(version), oid, self.objects.get(oid), len(blob)
-                )
-                entries.append(e)
-                blob += piece
-            table = b"".join(ENTRY.pack(*e) for e in entries)
+            entries, blob = self._entries(name, refs.versions)
+            table = b"".join(e.pack() for e in entries)
             token = secrets.token_hex(4).encode()
-            self._write(name, key, meta_json(refs), table, len(blob), token, bytes(blob))
+            self._write(name, key, meta_json(refs), table, blob, token)
 
-    def _advance(self, name: str, current: FamilyIndex, refs: FamilyRefs, key: RefsKey) -> None:
+    def _advance(
+        self, name: str, current: FamilyIndex, refs: Any, key: RefsKey, ops: list[Any]
+    ) -> None:
+        sets = {names.version_number(op[1]): op[2] for op in ops if op[0] == "set"}
+        drops = {names.version_number(op[1]) for op in ops if op[0] == "drop"}
+        last = current.entry_at(current.count - 1).num if current.count else 0
+        if not drops and all(num > last for num in sets):
+            return self._append(name, current, refs, key, sorted(sets.items()))
         old = {e.num: e for e in current.entries()}
-        wanted = sorted((int(v[1:]), oid) for v, oid in refs.versions.items())  # checked
+        wanted = {num: e.oid.hex() for num, e in old.items() if num not in drops}
+        wanted.update(sets)
         kept: list[Entry] = []
         added: list[tuple[int, str]] = []
-        for num, oid in wanted:
+        for num, oid in sorted(wanted.items()):
             e = old.get(num)
             if e is not None and e.oid.hex() == oid:
                 kept.append(e)
             else:
                 added.append((num, oid))
         live = sum(e.size for e in kept)
-        path = self.data_path(name, current.token)
         if current.data_len > 2 * live + _GARBAGE_SLACK:
             return None  # mostly garbage: leave it to a reader's rebuild, which compacts
-        fresh: list[Entry] = []
-        with open(path, "ab") as f:
-            base = f.seek(0, os.SEEK_END)
-            blob = bytearray()
-            for num, oid in added:
-                e, piece = make_entry(num, oid, self.objects.get(oid), base + len(blob))
-                fresh.append(e)
-                blob += piece
-            f.write(blob)
+        fresh, meta_off, data_len = self._add_data(name, current, added, meta_json(refs))
         entries = sorted(kept + fresh, key=lambda e: e.num)
-        nums = [e.num for e in entries]
-        if nums != sorted(set(nums)):
-            raise IndexDamaged
-        table = b"".join(ENTRY.pack(*e) for e in entries)
-        self._write(name, key, meta_json(refs), table, base + len(blob), current.token, None)
+        table = b"".join(e.pack() for e in entries)
+        meta = meta_json(refs)
+        head = self._header(key, len(entries), meta, meta_off, data_len, current.token)
+        _fs.atomic_write(self.idx_path(name), head + table, durable=False)
         return None
+
+    def _add_data(
+        self, name: str, current: FamilyIndex, added: list[tuple[int, str]], meta: bytes
+    ) -> tuple[list[Entry], int, int]:
+        """Append the pieces of ``added`` and the meta (when it changed) to the data file,
+        after what the index counts (a killed writer's tail is overwritten); returns the
+        new entries, where the meta is and the new data length."""
+        base = current.data_len
+        blob = bytearray()
+        fresh: list[Entry] = []
+        for num, oid in added:
+            e, piece = make_entry(num, oid, self.objects.get(oid), base + len(blob))
+            fresh.append(e)
+            blob += piece
+        if meta == current.meta_raw:
+            meta_off = current.meta_at
+        else:
+            meta_off = base + len(blob)
+            blob += meta
+        if blob:
+            fd = os.open(self.data_path(name, current.token), os.O_WRONLY)
+            try:
+                os.pwrite(fd, bytes(blob), base)
+            finally:
+                os.close(fd)
+        return fresh, meta_off, base + len(blob)
+
+    def _append(
+        self,
+        name: str,
+        current: FamilyIndex,
+        refs: Any,
+        key: RefsKey,
+        added: list[tuple[int, str]],
+    ) -> None:
+        """New versions above every one the index holds: their entries go after the table
+        and the header is rewritten in place, so a register costs the same at any size."""
+        meta = meta_json(refs)
+        fresh, meta_off, data_len = self._add_data(name, current, added, meta)
+        count = current.count + len(fresh)
+        head = self._header(key, count, meta, meta_off, data_len, current.token)
+        fd = os.open(self.idx_path(name), os.O_WRONLY)
+        try:
+            if fresh:
+                table = b"".join(e.pack() for e in fresh)
+                os.pwrite(fd, table, HEADER_SIZE + current.count * ENTRY_SIZE)
+            os.pwrite(fd, head, 0)  # after the entries it counts
+        finally:
+            os.close(fd)

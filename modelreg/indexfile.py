@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any, NamedTuple
 
 import xxhash
@@ -17,28 +17,31 @@ from .errors import ModelregError
 from .hashing import oid_of
 from .model import VersionRecord
 from .objects import canonical_json, parse_json
-from .refs import FamilyRefs, RefsKey, resolve_ref
+from .refs import RefsKey, RefsMethods, StaleView, resolve_ref
 from .schema import FIELDS, SCHEMA, public_fields
 
 Record = dict[str, Any]
 
-INDEX_FORMAT = 2
-MAGIC = b"MRVIDX01"
+INDEX_FORMAT = 3
+MAGIC = b"MRVIDX02"
 # Changes whenever what an entry holds would change: an index of another layout is rebuilt.
 LAYOUT = xxhash.xxh3_128_digest(repr((INDEX_FORMAT, SCHEMA, tuple(FIELDS))).encode())
-# magic, layout, refs size, mtime_ns, inode, stamp, count, meta length, data length, data
-# token, meta sum, table sum; then the sum of all of that.
-HEAD = struct.Struct("<8s16sQQQ16sIIQ8sQQ")
+# magic, layout, the refs key (snapshot size, mtime_ns, inode, stamp; journal size, time,
+# inode), count, meta length, meta offset (in the data file), data length, data token, meta
+# sum; then the sum of all of that.
+HEAD = struct.Struct("<8s16sQQQ16sQQQIIQQ8sQ")
 HEADER_SIZE = HEAD.size + 8
-# number, record length, fields length, path length, offset, record id, sum
+# number, record length, fields length, path length, offset, record id, sum of the fields
+# and path; then the sum of the entry itself
 ENTRY = struct.Struct("<IIIIQ16sQ")
+ENTRY_SIZE = ENTRY.size + 8
 
 
-class IndexDamaged(Exception):
+class IndexDamaged(StaleView):
     """The index cannot be believed; internal, never shown to a user."""
 
 
-def checksum(*parts: bytes) -> int:
+def checksum(*parts: bytes | memoryview) -> int:
     h = xxhash.xxh3_64()
     for part in parts:
         h.update(part)
@@ -61,6 +64,22 @@ class Entry(NamedTuple):
     @property
     def size(self) -> int:
         return self.rec_len + self.fields_len + self.path_len
+
+    def pack(self) -> bytes:
+        body = ENTRY.pack(*self)
+        return body + struct.pack("<Q", checksum(body))
+
+
+def unpack_entry(raw: bytes | memoryview) -> Entry:
+    body = raw[: ENTRY.size]
+    if len(raw) != ENTRY_SIZE or struct.unpack("<Q", raw[ENTRY.size :])[0] != checksum(body):
+        raise IndexDamaged
+    return Entry(*ENTRY.unpack(body))
+
+
+def unpack_table(table: bytes) -> list[Entry]:
+    view = memoryview(table)
+    return [unpack_entry(view[i : i + ENTRY_SIZE]) for i in range(0, len(table), ENTRY_SIZE)]
 
 
 def public_piece(rec: Record) -> tuple[bytes, bytes]:
@@ -115,27 +134,32 @@ class FamilyIndex:
         self,
         name: str,
         key: RefsKey,
-        meta: dict[str, Any],
+        meta_raw: bytes,
         count: int,
         table: Source,
         table_at: int,
         data: Source,
         data_len: int,
         token: bytes,
+        meta_at: int = 0,
     ) -> None:
         self.name = name
         self.key = key
+        meta = json.loads(meta_raw)
+        self.meta_raw = meta_raw
         self.tags: dict[str, str] = meta["tags"]
         self.removed: list[str] = meta["removed"]
         self.removed_at: dict[str, str] = meta["removed_at"]
+        self.protected: list[str] = meta["protected"]
         self.count = count
         self._table, self._table_at = table, table_at
         self._data, self.data_len, self.token = data, data_len, token
+        self.meta_at = meta_at  # where meta_raw is in the data file
         self._latest: str | None = None
 
     # --- the refs side, as refs.resolve_ref wants it -----------------------------------
     def entry_at(self, i: int) -> Entry:
-        return Entry(*ENTRY.unpack(self._table.read(self._table_at + i * ENTRY.size, ENTRY.size)))
+        return unpack_entry(self._table.read(self._table_at + i * ENTRY_SIZE, ENTRY_SIZE))
 
     def find(self, num: int) -> Entry | None:
         lo, hi = 0, self.count
@@ -199,17 +223,16 @@ class FamilyIndex:
         return e.oid.hex(), rec
 
     def entries(self) -> list[Entry]:
-        table = self._table.read(self._table_at, self.count * ENTRY.size)
-        return [Entry(*t) for t in ENTRY.iter_unpack(table)]
+        return unpack_table(self._table.read(self._table_at, self.count * ENTRY_SIZE))
 
     def pieces(self) -> Iterator[tuple[int, bytes, bytes]]:
         """(number, public fields JSON, escaped checkout path) of every version, in order;
         for whole reads, whose table was checked as a whole."""
-        table = self._table.read(self._table_at, self.count * ENTRY.size)
+        table = self._table.read(self._table_at, self.count * ENTRY_SIZE)
         data = self._data.read(0, self.data_len)
         view = memoryview(data)
         last = 0
-        for num, rec_len, fields_len, path_len, offset, _oid, check in ENTRY.iter_unpack(table):
+        for num, rec_len, fields_len, path_len, offset, _oid, check in unpack_table(table):
             start = offset + rec_len
             mid = start + fields_len
             end = mid + path_len
@@ -252,11 +275,71 @@ def is_orphan(filename: str) -> bool:
     return False
 
 
-def meta_json(refs: FamilyRefs) -> bytes:
+def meta_json(refs: Any) -> bytes:
+    """The small part of a family's refs the index keeps beside its table."""
     return canonical_json(
         {
             "tags": refs.tags,
             "removed": sorted(refs.removed, key=names.version_number),
             "removed_at": refs.removed_at,
+            "protected": sorted(refs.protected),
         }
     )
+
+
+class IndexedVersions(MutableMapping[str, str]):
+    """A family's versions as its index holds them, plus the ones a writer adds: what
+    ``register`` reads and writes, without reading the family."""
+
+    def __init__(self, index: FamilyIndex) -> None:
+        self.index = index
+        self.added: dict[str, str] = {}
+
+    def __getitem__(self, version: str) -> str:
+        if version in self.added:
+            return self.added[version]
+        if not isinstance(version, str) or not names.VERSION_RE.fullmatch(version):
+            raise KeyError(version)
+        e = self.index.find(names.version_number(version))
+        if e is None:
+            raise KeyError(version)
+        return e.oid.hex()
+
+    def __setitem__(self, version: str, oid: str) -> None:
+        self.added[names.check_version(version)] = oid
+
+    def __delitem__(self, version: str) -> None:
+        raise StaleView  # not a cheap change: made on the whole refs instead
+
+    def __iter__(self) -> Iterator[str]:
+        yield from (e.version for e in self.index.entries() if e.version not in self.added)
+        yield from self.added
+
+    def __len__(self) -> int:
+        new = [v for v in self.added if self.index.find(names.version_number(v)) is None]
+        return self.index.count + len(new)
+
+
+class IndexedRefs(RefsMethods):
+    """A stand-in for ``FamilyRefs`` backed by a current index (refstore.RefStore.update)."""
+
+    def __init__(self, index: FamilyIndex, journal: str | None) -> None:
+        self.name = index.name
+        self.index = index
+        self.versions = IndexedVersions(index)
+        self.tags = dict(index.tags)
+        self.removed = list(index.removed)
+        self.removed_at = dict(index.removed_at)
+        self.protected = list(index.protected)
+        self.history: list[dict[str, Any]] = []  # events added by this change
+        self.journal = journal
+        self._latest = index.latest()  # read (and checked) now, not inside the change
+
+    def version_ops(self) -> list[list[Any]]:
+        return [["set", v, oid] for v, oid in self.versions.added.items()]
+
+    def latest(self) -> str | None:
+        numbers = [names.version_number(v) for v in self.versions.added]
+        if self._latest is not None:
+            numbers.append(names.version_number(self._latest))
+        return f"v{max(numbers)}" if numbers else None

@@ -252,6 +252,8 @@ def gc(repo: Repository, dry_run: bool = False) -> GcPlan:
             plan.new_pack = repo.objects.repack(
                 ((oid, plan.widths.get(oid)) for oid in plan.users), merge=plan.packs
             )
+        for name in repo.refs.families():  # fold each refs journal into its snapshot
+            repo.refs.compact(name)
     return plan
 
 

@@ -433,6 +433,9 @@ def _check_record(obj: object) -> None:
         dt.datetime.fromisoformat(when)
     except ValueError:
         raise bad(f"its registered_at {when!r:.40} is not an ISO 8601 time") from None
+    who = obj.get("registered_by")  # absent: made before it was recorded
+    if who is not None and (not isinstance(who, str) or len(who) > 512 or _control(who)):
+        raise bad(f"its registered_by {who!r:.40} is not a short line of text")
     for key, kind in USER_FIELDS.items():
         if obj.get(key) is not None and not isinstance(obj[key], kind):
             raise bad(f"its {key} has the wrong type")

@@ -1,7 +1,9 @@
 """Per-family refs: which version record each vN names, and which version each tag names.
 
-``refs/<name>.yaml`` is small and human-readable::
+A family's refs are a *snapshot*, ``refs/<name>.yaml``, small and human-readable::
 
+    # stamp: <XXH3-128 of the lines below>
+    # journal: <token of the journal that continues this snapshot>
     name: resnet18
     versions:          # in numeric order
       v1: 5f0c...      # id of the version record object
@@ -9,14 +11,21 @@
     tags:
       production: v1
     removed: [v3]      # numbers never handed out again
+    protected: [production]
+    history: [...]     # tag events (taghistory.py)
 
-Readers take no lock: a refs file is only ever replaced whole by an atomic rename. Writers of
-one family serialize on ``locks/<name>.lock``; the lock is what makes version numbers unique.
+and the changes made since, one line each, in ``refs/<name>.journal`` (journal.py, written by
+refstore.py). A register appends one line; it never rewrites the snapshot, so its cost does
+not grow with the family.
 
-Each write starts the file with a comment, ``# stamp: <XXH3-128 of the lines below>``. YAML
-ignores it; it lets the version index (index.py) tell which refs it was built from by reading
-one line instead of parsing the file. A file without it (written by an older modelreg, or by
-hand) is keyed on the hash of its whole content instead.
+Readers take no lock: a snapshot is only ever replaced whole by an atomic rename, and a
+journal only grows (a torn last line is ignored). Writers of one family serialize on
+``locks/<name>.lock``; the lock is what makes version numbers unique.
+
+YAML ignores the two comment lines. The stamp lets the version index (index.py) tell which
+refs it was built from by reading one line instead of parsing the file; a file without it
+(written by an older modelreg, or by hand) is keyed on the hash of its whole content and has
+no journal.
 """
 
 from __future__ import annotations
@@ -24,21 +33,28 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol
 
 import xxhash
 import yaml
 
-from . import _fs, names
+from . import names, taghistory
 from .errors import CorruptObjectError, NotFoundError
 from .hashing import is_oid
 
-T = TypeVar("T")
 STAMP = b"# stamp: "
 _STAMP_LINE = len(STAMP) + 33  # the prefix, 32 hex digits and a newline
+JOURNAL = b"# journal: "
+_JOURNAL_LINE = len(JOURNAL) + 17  # the prefix, 16 hex digits and a newline
+HEAD_BYTES = _STAMP_LINE + _JOURNAL_LINE
+_TOKEN_RE = re.compile(r"[0-9a-f]{16}")
+
+
+class StaleView(Exception):
+    """A cheap view of a family's refs (the version index's) turned out unreliable while a
+    writer used it: the writer starts again from the refs themselves."""
 
 
 class RefsKey(NamedTuple):
@@ -51,6 +67,16 @@ class RefsKey(NamedTuple):
     mtime_ns: int
     ino: int
     stamp: str
+    journal_size: int = 0  # the journal's: it only grows, or is replaced (a new inode)
+    journal_ns: int = 0
+    journal_ino: int = 0
+
+    def with_journal(self, st: os.stat_result | None) -> RefsKey:
+        if st is None:
+            return self
+        return self._replace(
+            journal_size=st.st_size, journal_ns=_changed(st), journal_ino=st.st_ino
+        )
 
 
 def _changed(st: os.stat_result) -> int:
@@ -61,6 +87,17 @@ def _stamp_of(head: bytes) -> str | None:
     if head.startswith(STAMP) and len(head) >= _STAMP_LINE and head[_STAMP_LINE - 1] == 10:
         stamp = head[len(STAMP) : _STAMP_LINE - 1].decode("ascii", "replace")
         return stamp if is_oid(stamp) else None
+    return None
+
+
+def journal_token(text: bytes) -> str | None:
+    """The token of the journal that continues a snapshot (its second line), if any."""
+    if _stamp_of(text[:_STAMP_LINE]) is None:
+        return None
+    line = text[_STAMP_LINE:HEAD_BYTES]
+    if line.startswith(JOURNAL) and line.endswith(b"\n"):
+        token = line[len(JOURNAL) : -1].decode("ascii", "replace")
+        return token if _TOKEN_RE.fullmatch(token) else None
     return None
 
 
@@ -94,13 +131,11 @@ def key_of(path: Path) -> RefsKey | None:
     return RefsKey(st.st_size, _changed(st), st.st_ino, stamp)
 
 
-def stamped(body: bytes) -> bytes:
+def stamped(body: bytes, journal: str | None = None) -> bytes:
+    if journal is not None:
+        body = JOURNAL + journal.encode() + b"\n" + body
     return STAMP + xxhash.xxh3_128_hexdigest(body).encode() + b"\n" + body
 
-
-# Called under the family lock after its refs were published: (name, key before, refs now,
-# key now); ``None`` keys mean "no refs file".
-OnPublish = Callable[[str, "RefsKey | None", "FamilyRefs", "RefsKey | None"], None]
 
 try:
     _Loader: type = yaml.CSafeLoader
@@ -155,19 +190,20 @@ def _number(version: str) -> int:
     return int(version[1:])
 
 
-@dataclass
-class FamilyRefs:
-    name: str
-    versions: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    removed: list[str] = field(default_factory=list)
-    removed_at: dict[str, str] = field(default_factory=dict)  # vN -> when (ISO, UTC)
+class RefsMethods:
+    """What the parsed refs and the version index's stand-in (indexfile.IndexedRefs) answer
+    alike from ``latest``, ``versions``, ``removed`` and ``tags``."""
+
+    versions: Any
+    removed: list[str]
+    tags: dict[str, str]
 
     def latest(self) -> str | None:
-        return max(self.versions, key=_number) if self.versions else None
+        raise NotImplementedError
 
     def next_version(self) -> str:
-        used = [_number(v) for v in [*self.versions, *self.removed]]
+        latest = self.latest()
+        used = [_number(v) for v in [*([latest] if latest else []), *self.removed]]
         return f"v{max(used, default=0) + 1}"
 
     def has(self, version: str) -> bool:
@@ -175,10 +211,25 @@ class FamilyRefs:
 
     def resolve(self, ref: str) -> str:
         """Map a normalized ref (vN, latest or a tag) to an existing version of this family."""
-        return resolve_ref(self, ref)
+        return resolve_ref(self, ref)  # type: ignore[arg-type]
 
     def tags_of(self, version: str) -> list[str]:
         return sorted(t for t, v in self.tags.items() if v == version)
+
+
+@dataclass
+class FamilyRefs(RefsMethods):
+    name: str
+    versions: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+    removed_at: dict[str, str] = field(default_factory=dict)  # vN -> when (ISO, UTC)
+    protected: list[str] = field(default_factory=list)
+    history: list[taghistory.Event] = field(default_factory=list)
+    journal: str | None = field(default=None, compare=False)  # the journal continuing it
+
+    def latest(self) -> str | None:
+        return max(self.versions, key=_number) if self.versions else None
 
     def to_yaml(self) -> bytes:
         """The same bytes libyaml writes, but the ``versions`` block (100,000 lines in a big
@@ -191,6 +242,10 @@ class FamilyRefs:
         }
         if self.removed_at:
             body["removed_at"] = dict(sorted(self.removed_at.items()))
+        if self.protected:
+            body["protected"] = sorted(self.protected)
+        if self.history:
+            body["history"] = taghistory.ordered(self.history)
         text = yaml_dump(body, sort_keys=False).encode()
         if not self.versions:
             return text
@@ -221,6 +276,9 @@ class FamilyRefs:
                 tags={str(k): str(v) for k, v in (raw.get("tags") or {}).items()},
                 removed=[str(v) for v in raw.get("removed") or []],
                 removed_at={str(k): str(v) for k, v in (raw.get("removed_at") or {}).items()},
+                protected=[names.check_tag(t) for t in raw.get("protected") or []],
+                history=[taghistory.check_event(e) for e in raw.get("history") or []],
+                journal=journal_token(text),
             )
             for version, oid in () if fast else refs.versions.items():  # fast: checked by regex
                 names.check_version(version)
@@ -265,7 +323,9 @@ def _split_versions(text: bytes) -> tuple[bytes, dict[str, str]] | None:
     is small and always parsed by YAML."""
     start = text.find(b"\nversions:\n")
     head = text[:start].split(b"\n")
-    if start < 0 or not head[-1].startswith(b"name: ") or len(head) > 2:
+    if start < 0 or not head[-1].startswith(b"name: ") or len(head) > 3:
+        return None
+    if len(head) == 3 and journal_token(text) is None:
         return None
     if len(head) == 2 and _stamp_of(text[:_STAMP_LINE]) is None:
         return None
@@ -329,83 +389,3 @@ def resolve_ref(refs: RefsLike, ref: str) -> str:
             hint=f"see 'modelreg log {refs.name}' for its versions",
         )
     return version
-
-
-class RefStore:
-    def __init__(self, root: Path, locks: Path, lock_timeout: float) -> None:
-        self.root = root
-        self.locks = locks
-        self.lock_timeout = lock_timeout
-        self.on_publish: OnPublish | None = None
-
-    def path(self, name: str) -> Path:
-        return self.root / f"{names.check_family(name)}.yaml"
-
-    def read(self, name: str) -> FamilyRefs | None:
-        return self.read_keyed(name)[0]
-
-    def read_keyed(self, name: str) -> tuple[FamilyRefs | None, RefsKey | None]:
-        p = self.path(name)
-        got = read_keyed(p)
-        if got is None:
-            return None, None
-        return FamilyRefs.from_yaml(name, got[0], p), got[1]
-
-    def key(self, name: str) -> RefsKey | None:
-        return key_of(self.path(name))
-
-    def get(self, name: str) -> FamilyRefs:
-        refs = self.read(name)
-        if refs is None:
-            close = difflib.get_close_matches(name, self.families(), n=1)
-            raise NotFoundError(
-                f"no model named {name!r} in this registry",
-                hint=f"did you mean {close[0]}?"
-                if close
-                else "see 'modelreg families' for the names it holds",
-            )
-        return refs
-
-    def families(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return sorted(
-            e.name[: -len(".yaml")]
-            for e in os.scandir(self.root)
-            if e.name.endswith(".yaml") and not e.name.startswith(_fs.TMP_PREFIX)
-        )
-
-    def __iter__(self) -> Iterator[FamilyRefs]:
-        for name in self.families():
-            refs = self.read(name)
-            if refs is not None:
-                yield refs
-
-    def lock(self, name: str) -> _fs.FileLock:
-        return _fs.FileLock(
-            self.locks / f"{names.check_family(name)}.lock",
-            f"the write lock of model {name!r}",
-            self.lock_timeout,
-        )
-
-    def update(self, name: str, change: Callable[[FamilyRefs], T]) -> T:
-        """Run ``change`` on the family's refs under its lock and publish the result.
-
-        ``change`` may raise to abort; nothing is written then. When it empties the family,
-        its refs file is removed.
-        """
-        with self.lock(name):
-            found, old_key = self.read_keyed(name)
-            refs = found or FamilyRefs(name=name)
-            result = change(refs)
-            path = self.path(name)
-            new_key = None
-            if refs.versions or refs.removed:
-                _fs.atomic_write(path, stamped(refs.to_yaml()))
-                new_key = self.key(name)
-            else:
-                path.unlink(missing_ok=True)
-                _fs.fsync_dir(self.root)
-            if self.on_publish is not None:
-                self.on_publish(name, old_key, refs, new_key)
-        return result

@@ -7,7 +7,8 @@
         config.yaml          format version, hash, chunking parameters, checkout dir, remotes
         objects/ab/cdef...   loose objects: version records, objects of older registries
         objects/pack/        pack-<name>.pack + .idx: chunks, manifests, trees (packs.py)
-        refs/<name>.yaml     vN -> version record id, tags, removed numbers
+        refs/<name>.yaml     vN -> version record id, tags, removed numbers, tag history
+        refs/<name>.journal  changes since that snapshot, one line each (journal.py)
         index/               the version index, a cache of refs + records (index.py)
         locks/               <name>.lock per family, gc.lock for the whole store
         cache/checkouts/     stat cache of materialized files (safe to delete)
@@ -25,7 +26,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import _fs, cards, files, formats, gitinfo, hooks, metadata, modelinfo, names, repack
+from . import (
+    _fs,
+    cards,
+    files,
+    formats,
+    gitinfo,
+    hooks,
+    metadata,
+    modelinfo,
+    names,
+    repack,
+    taghistory,
+)
 from .cache import CachedObjectStore
 from .chunking import ChunkParams
 from .errors import (
@@ -41,12 +54,14 @@ from .hashing import ALGORITHM
 from .index import FamilyIndex, IndexDamaged, VersionIndex
 from .model import VersionRecord, named
 from .objects import ObjectStore
-from .refs import FamilyRefs, RefStore, yaml_dump, yaml_load
+from .refs import FamilyRefs, yaml_dump, yaml_load
+from .refstore import RefStore
 from .schema import public_fields
 
 DIRNAME = files.STORE_DIRNAME
-FORMAT = 2  # 2: objects may be packed. A format-1 registry (loose only) opens as it is and
-READABLE = (1, 2)  # becomes format 2 when its first pack is published.
+FORMAT = 3  # 2: objects may be packed; 3: refs may have a journal. An older registry opens
+READABLE = (1, 2, 3)  # as it is and is upgraded by the first pack (2) or journal line (3).
+PACKED, JOURNALED = 2, 3
 COMPRESS_AT = ("gc", "register")
 DEFAULT_CHECKOUT_DIR = "models"
 AUTO_LOOSE = 256  # like git's gc.auto, but version records are the only new loose objects
@@ -91,11 +106,14 @@ class Repository:
         self.objects: ObjectStore = CachedObjectStore(  # reads what it lacks from the shared cache
             self.dir / "objects",
             compress=self.compress_at() == "register",
-            before_pack=self._upgrade_format if config["format"] < FORMAT else None,
+            before_pack=self._upgrade_format if config["format"] < PACKED else None,
         )
         self.refs = RefStore(self.dir / "refs", self.dir / "locks", lock_timeout())
         self.index = VersionIndex(self.dir / "index", self.refs, self.objects)
         self.refs.on_publish = self.index.published
+        self.refs.view = self.index.view
+        if config["format"] < JOURNALED:
+            self.refs.before_journal = lambda: self._upgrade_format(JOURNALED)
         self.checkout_root = root / _checkout_dir(config, self.dir / "config.yaml")
         self.gitignored: list[str] = []  # what init added to .gitignore
         self.auto_gc_failure: str | None = None  # why the last write's gc --auto failed
@@ -122,15 +140,19 @@ class Repository:
                 hint="e.g. gc: {auto_loose: 256, auto_packs: 16}",
             ) from None
 
-    def _upgrade_format(self) -> None:
-        """Before the first pack of a format-1 registry is published, mark it format 2, so
-        an older modelreg refuses it rather than missing its packed objects."""
+    def _upgrade_format(self, to: int = PACKED) -> None:
+        """Before the first pack of a format-1 registry is published, mark it format 2 (3
+        before the first journal line), so an older modelreg refuses it rather than missing
+        its packed objects or journaled refs."""
+        if self.config["format"] >= to:
+            return
         path = self.dir / "config.yaml"
         with self.config_lock():  # as 'remote add' edits it: neither change is lost
             config = yaml_load(path.read_bytes())  # re-read: keep what others changed
-            if isinstance(config, dict) and config.get("format") != FORMAT:
-                config["format"] = FORMAT
+            if isinstance(config, dict) and config.get("format", 0) < to:
+                config["format"] = to
                 _fs.atomic_write(path, yaml_dump(config).encode())
+        self.config["format"] = to
 
     def config_lock(self) -> _fs.FileLock:
         """Held by whoever rewrites config.yaml."""
@@ -391,6 +413,7 @@ class Repository:
                 "git_commit": commit,
                 "git_dirty": dirty,
                 "inspect": inspected,
+                "registered_by": taghistory.registered_by(),
             }
             if card_oid is not None:
                 base["card"] = card_oid
@@ -414,10 +437,10 @@ class Repository:
                 self.objects.sync()
                 refs.versions[chosen] = oid
                 for tag in tags:
-                    refs.tags[tag] = chosen
+                    taghistory.move(refs, tag, chosen)
                 return record
 
-            record = self.refs.update(name, publish)
+            record = self.refs.update(name, publish, cheap=True)
         self.after_write()
         done = self.lookup(f"{name}@{record['version']}")
         self.run_hook("post-register", {**public_fields(done), "path": asked["path"]})
@@ -496,40 +519,63 @@ class Repository:
         }
         return modelinfo.combine(per_file)
 
-    def tag(self, spec: str, tag: str) -> str:
+    def tag(self, spec: str, tag: str, message: str | None = None, force: bool = False) -> str:
+        """Point ``tag`` at NAME@REF; recorded in the tag's history. A protected tag moves
+        only with ``force``."""
         names.check_tag(tag)
+        taghistory.check_message(message)
         name, ref = names.parse_spec(spec)
 
         def move(refs: FamilyRefs) -> str:
             version = refs.resolve(ref)
-            refs.tags[tag] = version
+            taghistory.move(refs, tag, version, message, force)
             return version
 
         refs = self.family(name)
         if not refs.versions:
             raise NotFoundError(f"no model named {name!r} in this registry")
-        details = {"name": name, "tag": tag, "version": refs.resolve(ref), "delete": False}
+        target = refs.resolve(ref)
+        taghistory.check_movable(refs, tag, target, force)
+        details = {"name": name, "tag": tag, "version": target, "delete": False}
         details["previous"] = refs.tags.get(tag)
         self.run_hook("pre-tag", details)
-        version = self.refs.update(name, move)
+        version = self.refs.update(name, move, cheap=True)
         self.run_hook("post-tag", {**details, "version": version})
         return version
 
-    def untag(self, name: str, tag: str) -> str:
+    def untag(self, name: str, tag: str, message: str | None = None, force: bool = False) -> str:
         names.check_tag(tag)
+        taghistory.check_message(message)
         refs = self.family(name)
 
         def drop(refs: FamilyRefs) -> str:
             if tag not in refs.tags:
                 raise NotFoundError(f"{name} has no tag {tag!r}")
-            return refs.tags.pop(tag)
+            return str(taghistory.move(refs, tag, None, message, force))
 
         details = {"name": name, "tag": tag, "delete": True, "previous": refs.tags.get(tag)}
         if tag in refs.tags:
+            taghistory.check_movable(refs, tag, None, force)
             self.run_hook("pre-tag", {**details, "version": refs.tags[tag]})
-        version = self.refs.update(name, drop)
+        version = self.refs.update(name, drop, cheap=True)
         self.run_hook("post-tag", {**details, "version": version, "previous": version})
         return version
+
+    def protect(self, name: str, tag: str, on: bool = True, message: str | None = None) -> bool:
+        """Protect (or unprotect) a tag of NAME; False when it already was (or was not)."""
+        names.check_tag(tag)
+        taghistory.check_message(message)
+        self.check_family_exists(name)
+        return self.refs.update(
+            name, lambda refs: taghistory.protect(refs, tag, on, message), cheap=True
+        )
+
+    def tag_history(self, name: str, tag: str | None = None) -> list[taghistory.Event]:
+        """Every tag event of NAME (of one tag), oldest first."""
+        if tag is not None:
+            names.check_tag(tag)
+        events = taghistory.ordered(self.family(name).history)
+        return [e for e in events if tag is None or e["tag"] == tag]
 
     def remove(self, spec: str, force: bool = False) -> tuple[str, list[str]]:
         """Drop one version from the refs; its bytes stay until ``gc``. Returns (vN, tags)."""
@@ -549,7 +595,7 @@ class Repository:
                     hint="move or delete the tags first, or pass --force to drop them too",
                 )
             for tag in tagged:
-                del refs.tags[tag]
+                taghistory.move(refs, tag, None, f"{name}@{version} was removed", force=True)
             del refs.versions[version]
             refs.removed.append(version)
             refs.removed_at[version] = dt.datetime.now(dt.timezone.utc).isoformat()

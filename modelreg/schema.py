@@ -22,6 +22,7 @@ FIELDS: dict[str, Any] = {
     "root": None,
     "parent": None,
     "registered_at": None,
+    "registered_by": None,
     "framework": None,
     "dataset": None,
     "architecture": None,

@@ -203,7 +203,8 @@ def _publish(
         merged, added, changes = tracking.merged_for_push(
             local, theirs, base, chosen, whole, force, remote_name
         )
-        if token is not None and not added and not changes:
+        news = len(merged.history) > len(theirs.history)  # tag events the remote lacks
+        if token is not None and not added and not changes and not news:
             break
         try:
             remote.write_ref(family, merged.to_yaml(), token)

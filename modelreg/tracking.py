@@ -8,6 +8,9 @@ last sync, like Git's ``origin/main``. With them each merge is three-way:
 - a tag is compared as (here, there, remembered): moved on one side only, it follows that
   side; moved or deleted on both, it is a conflict. The remembered value of a tag advances
   only when both sides agree on it, so a conflict stays one until someone settles it.
+- the tag history of both sides merges as the union of their events (by id): nothing is
+  lost, and which tags are protected follows from the merged history (taghistory.py). A
+  push that would move or delete a tag protected on the remote needs ``force``.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import _fs, names
-from .errors import RemoteError, RemoteMovedError
+from . import _fs, names, taghistory
+from .errors import ProtectedTagError, RemoteError, RemoteMovedError
 from .refs import FamilyRefs
 from .repo import Repository
 
@@ -57,7 +60,25 @@ def write_tracking(repo: Repository, remote: str, refs: FamilyRefs) -> None:
 
 
 def copy_refs(refs: FamilyRefs) -> FamilyRefs:
-    return FamilyRefs(refs.name, dict(refs.versions), dict(refs.tags), list(refs.removed))
+    return FamilyRefs(
+        refs.name,
+        dict(refs.versions),
+        dict(refs.tags),
+        list(refs.removed),
+        protected=list(refs.protected),
+        history=list(refs.history),
+    )
+
+
+def merge_history(into: FamilyRefs, other: FamilyRefs) -> bool:
+    """Add ``other``'s tag events to ``into`` (a union by id) and derive its protected tags
+    from the result; True when ``into`` gained an event."""
+    merged = taghistory.union(into.history, other.history)
+    grew = len(merged) > len(into.history)
+    if grew:
+        into.history = merged
+        into.protected = taghistory.protected_from(merged)
+    return grew
 
 
 def advance(base: FamilyRefs | None, theirs: FamilyRefs, local: dict[str, str]) -> FamilyRefs:
@@ -95,6 +116,7 @@ def merged_for_push(
     record back; a version published from elsewhere is never replaced."""
     family = local.name
     merged = copy_refs(theirs)
+    merge_history(merged, local)
     added = []
     seen = tracking.versions if tracking else {}
     for v in sorted(chosen, key=names.version_number):
@@ -123,6 +145,12 @@ def merged_for_push(
         mine, there, base = local.tags.get(tag), theirs.tags.get(tag), was.get(tag)
         if (mine is not None and mine not in chosen) or mine in (there, base):
             continue  # not pushed, already there, or not moved here
+        if tag in theirs.protected and not force:
+            raise ProtectedTagError(
+                f"tag {tag!r} of {family} is protected on {remote_name} (it points at "
+                f"{_shown(there)} there)",
+                hint="'modelreg push --force' moves it anyway (the history records it)",
+            )
         if there != base and not force:
             conflicts.append((tag, mine, there))
         elif mine is None:
@@ -158,6 +186,7 @@ def merge_pulled(
 ) -> FamilyRefs:
     """Bring the remote's versions and tag moves into ``local``; return the new tracking."""
     family = local.name
+    merge_history(local, theirs)
     seen = tracking.versions if tracking else {}
     published = {v for v, oid in local.versions.items() if seen.get(v) == oid}
     clashes = [

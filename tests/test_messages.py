@@ -67,7 +67,7 @@ def test_a_bad_lock_timeout_setting(
 
 def test_a_registry_of_a_newer_format(repo_dir: Path, run: CliRun) -> None:
     config = repo_dir / ".modelreg" / "config.yaml"
-    config.write_text(config.read_text().replace("format: 2", "format: 99"))
+    config.write_text(config.read_text().replace("format: 3", "format: 99"))
     r = run("list")
     assert r.exit_code == 1 and "is damaged or from a newer modelreg" in r.stderr
     assert "upgrade modelreg" in r.stderr

@@ -149,6 +149,8 @@ MALFORMED = [
     ("version", _set("inspect", []), "its inspect summary is not a mapping"),
     ("version", _drop("registered_at"), "its registered_at is not text"),
     ("version", _set("registered_at", "noon"), "its registered_at 'noon' is not an ISO 8601"),
+    ("version", _set("registered_by", "me\x1b[2J@host"), "its registered_by 'me\\x1b[2J@host'"),
+    ("version", _set("registered_by", ["me"]), "its registered_by ['me'] is not a short line"),
     ("version", _set("metrics", []), "its metrics has the wrong type"),
     ("version", _set("metrics", {"a": True}), "a metric is neither a number nor text"),
     ("version", _set("description", "\x1b]0;x\x07"), "its description is invalid"),

@@ -228,7 +228,10 @@ def test_a_format_1_registry_opens_works_and_upgrades(
     assert yaml_load(config.read_bytes())["format"] == 1  # every object was there: no pack
     registry.register("tiny", write_bytes(tmp_path / "new.pt", 50_000))
     expected[("tiny", "v4", "new.pt")] = tmp_path / "new.pt"
-    assert yaml_load(config.read_bytes())["format"] == 2  # its first pack upgraded it
+    # its first pack (format 2) and the first line of a refs journal (3) upgraded it; the
+    # first write to its old refs file rewrote it as a snapshot a journal continues
+    assert yaml_load(config.read_bytes())["format"] == 3
+    assert (root / ".modelreg" / "refs" / "tiny.journal").read_bytes().count(b"\n") == 2
     check_all()
     plan = maintenance.gc(Repository(root))
     assert plan.loose > 10 and plan.new_pack is not None

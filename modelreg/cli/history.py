@@ -166,8 +166,9 @@ def log(ctx: click.Context, name: str, metric: str | None, as_json: bool) -> Non
     for r in rows:
         tags = f" ({', '.join(r['tags'])})" if r["tags"] else ""
         click.echo(click.style(f"{r['name']}@{r['version']}{tags}", fg="yellow"))
+        by = f" by {clean(r['registered_by'])}" if r.get("registered_by") else ""
         click.echo(
-            f"  registered {utc_time(r['registered_at'])}  {human_bytes(r['size'])}  "
+            f"  registered {utc_time(r['registered_at'])}{by}  {human_bytes(r['size'])}  "
             f"from {r['source']}"
         )
         if r.get("parent"):

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .. import cards, checkout, modelinfo, names, prune
+from .. import cards, checkout, modelinfo, names, prune, taghistory
 from ..errors import InvalidInputError
 from ..refs import yaml_dump
 from ..repo import Record, Repository
@@ -262,27 +262,77 @@ def summary(ctx: click.Context, as_json: bool) -> None:
 @click.argument("spec", metavar="NAME[@REF]")
 @click.argument("tag_name", metavar="TAG", required=False)
 @click.option("-d", "--delete", is_flag=True, help="Delete TAG from NAME.")
+@click.option("-m", "--message", help="Why: kept in the tag's history.")
+@click.option("-f", "--force", is_flag=True, help="Move or delete a protected tag.")
+@click.option("--history", is_flag=True, help="Show every move of NAME's tags (or of TAG).")
+@click.option("--protect", is_flag=True, help="Make later moves of TAG need --force.")
+@click.option("--unprotect", is_flag=True, help="Let TAG move freely again.")
 @json_option
 @click.pass_context
-def tag(ctx: click.Context, spec: str, tag_name: str | None, delete: bool, as_json: bool) -> None:
-    """Point TAG at NAME@REF (moving it if it exists); with no TAG, list NAME's tags."""
+def tag(
+    ctx: click.Context,
+    spec: str,
+    tag_name: str | None,
+    delete: bool,
+    message: str | None,
+    force: bool,
+    history: bool,
+    protect: bool,
+    unprotect: bool,
+    as_json: bool,
+) -> None:
+    """Point TAG at NAME@REF (moving it if it exists); with no TAG, list NAME's tags.
+
+    Every move is recorded (who, when, from, to, -m MESSAGE): see --history."""
+    modes = [
+        m
+        for m, on in (
+            ("-d", delete),
+            ("--history", history),
+            ("--protect", protect),
+            ("--unprotect", unprotect),
+        )
+        if on
+    ]
+    if len(modes) > 1:
+        raise click.UsageError(f"{' and '.join(modes)} cannot be used together")
     repo = _repo(ctx)
+    if history:
+        name = names.check_family(spec)
+        events = repo.tag_history(name, tag_name)
+        if as_json:
+            _emit_json(events)
+            return
+        for e in events:
+            click.echo(clean(taghistory.shown(e)))
+        if not events:
+            click.echo(
+                f"no tag of {name} has moved yet"
+                if tag_name is None
+                else f"tag {tag_name} of {name} has no history"
+            )
+        return
     if tag_name is None:
-        if delete:
-            raise click.UsageError("tag -d needs NAME and TAG")
+        if modes:
+            raise click.UsageError(f"tag {modes[0]} needs NAME and TAG")
         refs = repo.family(names.parse_spec(spec)[0])
         if as_json:
             _emit_json(refs.tags)
         for t, v in sorted(refs.tags.items()):
             if not as_json:
-                click.echo(f"{t} -> {v}")
+                click.echo(f"{t} -> {v}" + (" (protected)" if t in refs.protected else ""))
         return
-    if delete:
+    if protect or unprotect:
         name = names.check_family(spec)
-        version = repo.untag(name, tag_name)
+        changed = repo.protect(name, tag_name, on=protect, message=message)
+        state = "protected" if protect else "not protected"
+        click.echo(f"Tag {tag_name} of {name} is {state}" + ("" if changed else " (unchanged)"))
+    elif delete:
+        name = names.check_family(spec)
+        version = repo.untag(name, tag_name, message=message, force=force)
         click.echo(f"Deleted tag {tag_name} (was {name}@{version})")
     else:
-        version = repo.tag(spec, tag_name)
+        version = repo.tag(spec, tag_name, message=message, force=force)
         click.echo(f"{tag_name} -> {names.parse_spec(spec)[0]}@{version}")
 
 
