@@ -50,13 +50,41 @@ def _buffer(size: int) -> memoryview:
     return buf
 
 
-def span_pieces(f: IO[bytes], spans: list[Span], params: ChunkParams) -> Iterator[memoryview]:
-    """Read the spans in order; cut a long one into ``params.split``-sized pieces.
+RUN_MAX = 16  # small spans in a row are read as one piece of up to this many inline_max
+
+
+def _runs(spans: list[Span], params: ChunkParams) -> Iterator[int]:
+    """The lengths to read: each span, except that small spans in a row (each at most
+    ``inline_max``: tiny tensors, the bytes between tensors) are joined into one piece of up
+    to ``RUN_MAX * inline_max``. A file of thousands of tiny tensors (an ONNX graph's
+    constants, a GGUF's norms) then gets a few chunks, shared between versions, instead of
+    a manifest part per tensor that every version repeats (inline parts are never shared)."""
+    most = min(RUN_MAX * params.inline_max, params.split)
+    run = 0
+    for _start, length, _name in spans:
+        if length <= params.inline_max and run + length <= most:
+            run += length
+            continue
+        if run:
+            yield run
+        run = length if length <= params.inline_max else 0
+        if not run:
+            yield length
+    if run:
+        yield run
+
+
+def span_pieces(
+    f: IO[bytes], spans: list[Span], params: ChunkParams, join: bool = False
+) -> Iterator[memoryview]:
+    """Read the spans in order, with ``join`` small ones in a row together (``_runs``); cut
+    a long one into ``params.split``-sized pieces.
 
     Each piece is a view of one reused buffer, valid only until the next piece is asked for."""
     f.seek(0)
     buf = _buffer(params.split)
-    for _start, length, _name in spans:
+    lengths = _runs(spans, params) if join else (length for _s, length, _n in spans)
+    for length in lengths:
         while length > 0:
             step = min(length, params.split)
             view = buf[:step]

@@ -23,6 +23,7 @@ from typing import IO, Any
 from . import chunking, hints
 from ._fs import check_relpath
 from .errors import CorruptObjectError, InvalidInputError, UnsafePathError
+from .formats import JOIN_SMALL
 from .hashing import new_hasher, oid_of
 from .ignore import FILENAME as IGNORE_FILE
 from .ignore import IgnoreRules
@@ -63,7 +64,7 @@ def store_file(
         size = os.fstat(f.fileno()).st_size
         fmt, spans = plan(f, size)
         pieces: Iterator[bytes | memoryview] = (
-            chunking.span_pieces(f, spans, params)
+            chunking.span_pieces(f, spans, params, join=fmt in JOIN_SMALL)
             if spans is not None
             else chunking.cdc_pieces(f, params)
         )

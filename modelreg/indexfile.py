@@ -16,7 +16,7 @@ from . import _fs, names
 from .errors import ModelregError
 from .hashing import oid_of
 from .model import VersionRecord
-from .objects import canonical_json
+from .objects import canonical_json, parse_json
 from .refs import RefsKey, RefsMethods, StaleView, resolve_ref
 from .schema import FIELDS, SCHEMA, public_fields
 
@@ -100,7 +100,7 @@ def public_piece(rec: Record) -> tuple[bytes, bytes]:
 
 
 def make_entry(num: int, oid: str, raw: bytes, offset: int) -> tuple[Entry, bytes]:
-    rec = json.loads(raw)
+    rec = parse_json(raw, oid)
     if not isinstance(rec, dict) or rec.get("type") != "version":
         raise IndexDamaged
     fields, path = public_piece(rec)

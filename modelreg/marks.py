@@ -27,6 +27,15 @@ from pathlib import Path
 from .hashing import is_oid
 
 
+def _is_mark(entry: os.DirEntry[str]) -> bool:
+    """Only a regular file is a mark: a folder or a link put there (which ``clear`` cannot
+    unlink, or which points elsewhere) would make every write of its id re-read it for good."""
+    try:
+        return entry.is_file(follow_symlinks=False)
+    except OSError:
+        return False
+
+
 class DamageMarks:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -36,7 +45,8 @@ class DamageMarks:
     def load(self) -> set[str]:
         """Read the marks other processes left (one folder listing)."""
         try:
-            found = {n for n in os.listdir(self.folder) if is_oid(n)}
+            with os.scandir(self.folder) as listed:
+                found = {e.name for e in listed if is_oid(e.name) and _is_mark(e)}
         except (FileNotFoundError, NotADirectoryError):
             found = set()
         with self._lock:
@@ -56,7 +66,8 @@ class DamageMarks:
             self._ids.add(oid)
         with contextlib.suppress(OSError):
             self.folder.mkdir(exist_ok=True)
-            os.close(os.open(self.folder / oid, os.O_WRONLY | os.O_CREAT, 0o444))
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW  # never through a link
+            os.close(os.open(self.folder / oid, flags, 0o444))
 
     def clear(self, ids: Iterable[str]) -> None:
         for oid in ids:

@@ -22,6 +22,7 @@ from ._fs import check_relpath
 from .errors import MalformedObjectError, ModelregError, UnsafePathError
 from .hashing import is_oid, new_hasher
 from .metadata import USER_FIELDS, check_stored, has_control
+from .objects import MAX_NESTING, nested_within
 
 Kind = Literal["file", "dir"]
 Json = dict[str, Any]
@@ -47,7 +48,13 @@ def _oid(value: object) -> bool:
 
 
 def _extra(obj: Mapping[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k not in known}
+    """The fields a class does not know, kept as they are: only no deeper than a reader can
+    walk (``objects.parse_json`` walks records whole, a large tree or manifest not)."""
+    extra = {k: v for k, v in obj.items() if k not in known}
+    if not nested_within(extra):
+        why = f"a field it does not know nests deeper than {MAX_NESTING} levels"
+        raise MalformedObjectError(f"not a well-formed object: {why}")
+    return extra
 
 
 def inline_size(encoded: str) -> int:

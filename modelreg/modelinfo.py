@@ -13,7 +13,7 @@ import bisect
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from . import containers, formats, pickle_risk
+from . import chunking, containers, formats, pickle_risk
 from .formats._base import UNKNOWN_KEY
 from .hashing import oid_of
 from .store_api import Store
@@ -35,6 +35,9 @@ def _part_bytes(store: ChunkSource, part: dict[str, Any]) -> bytes:
 
 def _part_len(part: dict[str, Any]) -> int:
     return int(part["n"]) if "o" in part else len(base64.b64decode(part["b"]))
+
+
+BY_BYTES = chunking.RUN_MAX * chunking.ChunkParams().inline_max
 
 
 class StoredFile:
@@ -104,7 +107,16 @@ class StoredFile:
         The chunker cuts every tensor span into its own parts, so the same tensor bytes give
         the same parts wherever they sit in whichever file. Should the parts not line up with
         the span, the offsets into the first and last part are part of the key: two tensors
-        sharing one chunk must not look equal."""
+        sharing one chunk must not look equal. A small span (at most ``BY_BYTES``) is keyed
+        by the id of its bytes, read only when it shares a piece: the chunker joins small
+        tensors in a row into one piece (``chunking._runs``), which a change of any one of
+        them changes, and a span may stand alone in one file and share in another."""
+        if length <= BY_BYTES:
+            at = bisect.bisect_right(self.starts, start) - 1
+            pos, n, part = self.offsets[at] if at >= 0 else (-1, 0, {})
+            if (pos, n) == (start, length) and "o" in part:
+                return str(part["o"])  # its own chunk: the chunk's id is the bytes' id
+            return oid_of(self.read(start, length))
         first = bisect.bisect_right(self.starts, start) - 1
         ids: list[str] = []
         head = tail = 0

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _fs, codec, packs
-from .errors import CorruptObjectError, NotFoundError
+from .errors import CorruptObjectError, MalformedObjectError, NotFoundError
 from .hashing import READ_SIZE, is_oid, new_hasher, oid_of
 from .marks import DamageMarks
 
@@ -133,6 +133,46 @@ def _exported(buf: bytearray) -> bool:
 
 def canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+MAX_NESTING = 32  # modelreg nests a record's inspect summary a few levels deep, no more
+_WALKED = 1 << 16  # parse_json walks objects this small, and records, for their depth
+
+
+def nested_within(value: Any, levels: int = MAX_NESTING) -> bool:
+    """Whether lists and mappings inside ``value`` go at most ``levels`` deep (walked
+    without recursion: a value nested too deep for Python's stack is what it looks for)."""
+    stack = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > levels:
+            return False
+        for x in v.values() if isinstance(v, dict) else v if isinstance(v, list) else ():
+            if isinstance(x, (dict, list)):
+                stack.append((x, depth + 1))
+    return True
+
+
+def parse_json(data: bytes, oid: str) -> Any:
+    """Object ``oid``'s JSON; MalformedObjectError naming it when it is not JSON that
+    modelreg could have written, including JSON nested past what a reader can walk
+    (RecursionError otherwise) or holding text that is not valid Unicode (an escaped lone
+    surrogate, which no UTF-8 output can print). modelreg writes raw UTF-8, so only bytes
+    that hold a ``\\u`` escape need the second look. Nor is JSON nested past
+    ``MAX_NESTING`` levels."""
+    try:
+        obj = json.loads(data)
+        if b"\\u" in data:
+            json.dumps(obj, ensure_ascii=False).encode()
+    except (ValueError, RecursionError):  # UnicodeError is a ValueError
+        raise MalformedObjectError(f"object {oid} is not JSON") from None
+    # Deep nesting passes json.loads up to Python's recursion limit, then fails whatever
+    # walks it later (YAML, reports). Records are walked whole (small, and read raw by
+    # show and the index); a large tree or manifest has its unknown fields walked (model).
+    small = len(data) <= _WALKED or (isinstance(obj, dict) and obj.get("type") == "version")
+    if small and not nested_within(obj):
+        raise MalformedObjectError(f"object {oid} nests deeper than {MAX_NESTING} levels")
+    return obj
 
 
 @dataclass(frozen=True)
@@ -646,7 +686,7 @@ class ObjectStore:
         return Mapped(memoryview(out)[: c.size], done=lambda: self._buffers.give(out))
 
     def get_json(self, oid: str) -> Any:
-        return json.loads(self.get(oid))
+        return parse_json(self.get(oid), oid)
 
     # --- the whole store ------------------------------------------------------------------
     def copies(self, only_packs: Iterable[str] | None = None) -> Iterator[Copy]:

@@ -14,7 +14,6 @@ The whole-store half (``copies``, ``verify_copy``, ``prune``, ``repack``...) is 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 import threading
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import codec
 from .errors import CorruptObjectError, NotFoundError
 from .hashing import READ_SIZE, is_oid, new_hasher, oid_of
-from .objects import Copy, Mapped, ObjectStore, canonical_json
+from .objects import Copy, Mapped, ObjectStore, canonical_json, parse_json
 
 
 class Store(Protocol):
@@ -159,7 +158,7 @@ class MemoryObjectStore:
         return blob
 
     def get_json(self, oid: str) -> Any:
-        return json.loads(self.get(oid))
+        return parse_json(self.get(oid), oid)
 
     def open_mapped(self, oid: str) -> Mapped:
         return Mapped(memoryview(self.get(oid)))

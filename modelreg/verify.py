@@ -51,14 +51,21 @@ class _UnverifiedMaps:
                 m.close()
 
 
-def _file_hash(store: ObjectStore, manifest: FileManifest) -> str:
+def _file_hash(store: ObjectStore, manifest_oid: str, manifest: FileManifest) -> str:
     whole = new_hasher()
     for part in manifest.parts:
         if isinstance(part, Inline):
             whole.update(base64.b64decode(part.b64))
             continue
+        got = 0
         for block in store.read_blocks(part.oid):
             whole.update(block)
+            got += len(block)
+        if got != part.length:  # the file it rebuilds would not be the size it says
+            raise CorruptObjectError(
+                f"manifest {manifest_oid} gives its chunk {part.oid} {part.length} bytes; "
+                f"the chunk has {got}"
+            )
     return whole.hexdigest()
 
 
@@ -121,7 +128,7 @@ def check_version(
     for oid, manifest in manifests.items():
         if oid in done.manifests or not rehash(oid):
             continue
-        if _file_hash(store, manifest) != manifest.hash:
+        if _file_hash(store, oid, manifest) != manifest.hash:
             raise CorruptObjectError(f"the bytes of manifest {oid} do not hash to its hash")
         done.manifests.add(oid)
     if rec.inspect is None:

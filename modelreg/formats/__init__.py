@@ -37,6 +37,11 @@ FORMATS: tuple[ModuleType, ...] = (torch_legacy, torch_zip, safetensors, gguf, o
 HEAD = 64  # bytes ``detect`` sees
 TORCH = frozenset({torch_legacy.NAME, torch_zip.NAME, torch_zip.TORCHSCRIPT})
 HEADERED = frozenset({safetensors.NAME, gguf.NAME, onnx.NAME})  # tensor tables, no pickle
+# Formats whose small spans in a row are stored as one piece (``chunking.span_pieces``): a
+# file of thousands of tiny tensors gets a few shared chunks, not a manifest part for each.
+# Not the torch formats: a torch zip's member headers hold the archive's name, so joining
+# would tie its small tensors to the file name (they stay inline parts, as before).
+JOIN_SMALL = frozenset({safetensors.NAME, gguf.NAME, onnx.NAME, onnx.DATA})
 
 
 def plan(f: IO[bytes], size: int) -> tuple[str, list[Span] | None]:
@@ -74,6 +79,7 @@ def by_name(name: str) -> ModuleType | None:
 __all__ = [
     "FORMATS",
     "HEADERED",
+    "JOIN_SMALL",
     "RAW",
     "TORCH",
     "Malformed",

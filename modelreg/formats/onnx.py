@@ -300,7 +300,7 @@ def external_plans(listed: list[tuple[str, Path]]) -> dict[str, Planner]:
     """Planners for the external data files the folder's ``*.onnx`` models name: each cut at
     the tensors stored in it. A model that cannot be read plans nothing."""
     present = {rel for rel, _p in listed}
-    found: dict[str, set[Span]] = {}
+    found: dict[str, dict[tuple[int, int], str]] = {}  # data file -> (offset, length) -> name
     for rel, path in listed:
         if not rel.endswith(".onnx"):
             continue
@@ -317,8 +317,14 @@ def external_plans(listed: list[tuple[str, Path]]) -> dict[str, Planner]:
                 continue
             target = resolve(rel, where[0]) if where else None
             if where and target in present and target != rel:
-                found.setdefault(target, set()).add((where[1], where[2], span_name(t)))
-    return {rel: _data_planner(sorted(spans)) for rel, spans in found.items()}
+                # two models of the folder may share tensors of one data file: a span each
+                spans = found.setdefault(target, {})
+                name = span_name(t)
+                spans[where[1:]] = min(name, spans.get(where[1:], name))
+    return {
+        rel: _data_planner(sorted((*at, name) for at, name in spans.items()))
+        for rel, spans in found.items()
+    }
 
 
 def _data_planner(named: list[Span]) -> Planner:
