@@ -89,3 +89,14 @@ def corrupt_remote_object(url: str, oid: str) -> None:
     data = bytearray(remote_objects(url)[oid])
     data[len(data) // 2] ^= 0xFF
     rewrite_remote(url, {oid: bytes(data)})
+
+
+def unpack_remote(url: str) -> None:
+    """Turn the remote into one as modelreg wrote before packs: every object loose at
+    ``objects/ab/cdef...``, no ``packs/``."""
+    remote = open_remote(url)
+    for oid, data in remote_objects(url).items():
+        _put(url, remote, object_key(oid), data)
+    for name in remote.list_packs():
+        _delete(url, remote, pack_key(name, "idx"))
+        _delete(url, remote, pack_key(name, "pack"))
