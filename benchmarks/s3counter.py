@@ -18,13 +18,19 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
 COUNT_PATH = "/__requests"
-_QUERY_KINDS = ("list-type", "uploads", "uploadId", "partNumber", "delete", "tagging")
+_QUERY_KINDS = ("uploads", "uploadId", "partNumber", "delete", "tagging")
 
 
 def _kind(environ: dict[str, Any]) -> str:
-    query = environ.get("QUERY_STRING", "")
+    """``LIST <last folder of the prefix>/`` for a listing, else the method and the S3
+    sub-resources named in the query (``PUT ?uploadId&partNumber``)."""
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    if "list-type" in query:
+        prefix = query.get("prefix", [""])[0].rstrip("/")
+        return f"LIST {prefix.rsplit('/', 1)[-1]}/"
     words = [k for k in _QUERY_KINDS if k in query]
     method = str(environ.get("REQUEST_METHOD", "?"))
     return f"{method} ?{'&'.join(words)}" if words else method

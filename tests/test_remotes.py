@@ -4,7 +4,6 @@ pass the same tests."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 

@@ -36,7 +36,7 @@ from .base import (
 T = TypeVar("T")
 MULTIPART_ABOVE = 32 << 20  # a larger file goes up in parts (one request each)
 PART = 16 << 20
-PART_JOBS = 4
+PART_JOBS = 2  # parts in flight: PART_JOBS * PART bytes held
 BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _DENIED = {
     "AccessDenied",
@@ -307,9 +307,7 @@ class S3Remote(Remote):
                 data = f.read(min(PART, size - start))
             etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
             if done.get(number) != (len(data), etag):
-                self.client.upload_part(
-                    Bucket=self.bucket, Key=full, UploadId=upload_id, PartNumber=number, Body=data
-                )
+                self._upload_part(full, upload_id, number, data)
             if progress:
                 progress(len(data))
             return {"PartNumber": number, "ETag": f'"{etag}"'}
@@ -321,6 +319,11 @@ class S3Remote(Remote):
         )
         if journal is not None:
             os.unlink(journal)
+
+    def _upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> None:
+        self.client.upload_part(
+            Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+        )
 
     def list_refs(self) -> list[str]:
         base = self.prefix + "refs/"
