@@ -30,6 +30,16 @@ from .remotes.packed import RemotePacks
 from .store_api import Store
 
 Progress = Callable[[int], None]
+
+
+def expect(progress: Progress | None, size: int) -> None:
+    """Tell a progress callback that has an ``expect`` method how many more bytes are
+    about to move (the CLI draws done/total from it)."""
+    told = getattr(progress, "expect", None)
+    if told is not None and size:
+        told(size)
+
+
 JOBS = 4  # ranged reads in flight
 GAP = 256 << 10  # neighbours closer than this are read in one range
 RANGE_MAX = 16 << 20  # a range holds at most this much (a larger object is streamed alone)
@@ -129,6 +139,7 @@ def fetch(
         return len(members), length
 
     jobs = [job for name, members in sorted(by_pack.items()) for job in _ranges(name, members)]
+    expect(progress, sum(job[2] for job in jobs))
     with ThreadPoolExecutor(JOBS) as pool:
         for count, size in pool.map(read, jobs):
             out.objects += count
@@ -203,10 +214,16 @@ def send(
         if leftover.name.startswith(_fs.TMP_PREFIX):
             leftover.unlink()  # a pack that was being built: built again below if needed
     remote_packs.ensure()
-    for name in packs.index_names(outgoing):
-        count = _upload(remote, remote_packs, outgoing, name, progress, out)
-        out.objects += count
+    leftovers = packs.index_names(outgoing)
     todo = [oid for oid in sorted(set(ids)) if remote_packs.find(oid) is None]
+    expect(
+        progress,
+        sum(store.stored_size(oid) for oid in todo)
+        + sum(packs.pack_paths(outgoing, name)[1].stat().st_size for name in leftovers),
+    )
+    for name in leftovers:
+        out.objects += _upload(remote, remote_packs, outgoing, name, progress, out)
+    todo = [oid for oid in todo if remote_packs.find(oid) is None]
     batch: list[str] = []
     size = 0
     for oid in todo:
