@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from modelreg.repo import Repository
@@ -16,29 +17,64 @@ from .run import fresh, interleaved, register_all
 
 
 def _start_moto() -> tuple[subprocess.Popen[bytes], str] | None:
-    """A local S3 API server (moto) for the S3 half of the push figures, if installed."""
+    """A local S3 API server (moto, counting the requests it serves: s3counter.py) for the
+    S3 half of the push figures, if installed."""
     import importlib.util
-    import socket
 
     if importlib.util.find_spec("moto") is None:
         return None
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    return None
+    from .s3counter import start
+
+    try:
+        return start()
+    except RuntimeError:
+        return None
+
+
+def request_figures(work: Path, seq: list[tuple[str, Path]], endpoint: str) -> dict[str, Any]:
+    """Requests the S3 server served, counted on its side, for: one push of every version
+    of ``seq``; a push with nothing to do; a clone; a pull with nothing to do; the same
+    versions pushed one at a time (after each register, as a user would); and how many of
+    all those requests listed ``objects/`` (a listing of every object: never)."""
+    import boto3
+
+    from modelreg import remote_config, sync
+
+    from .s3counter import requests, since
+
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="counted")
+    options = {"endpoint_url": endpoint}
+    out: dict[str, Any] = {"versions": len(seq)}
+    lists = 0
+
+    def counted(label: str, step: Callable[[], object]) -> None:
+        nonlocal lists
+        before = requests(endpoint)
+        step()
+        got = since(before, requests(endpoint))
+        out[f"{label}_requests"] = sum(got.values())
+        lists += got.get("LIST objects/", 0)
+
+    repo = register_all(fresh(work / "requests-src"), seq)
+    remote_config.add(repo, "counted", "s3://counted/all", endpoint)
+    counted("push", lambda: sync.push(repo, "counted"))
+    counted("noop_push", lambda: sync.push(repo, "counted"))
+    dest = work / "requests-clone"
+    shutil.rmtree(dest, ignore_errors=True)
+    clone: list[Repository] = []
+    counted("clone", lambda: clone.append(sync.clone("s3://counted/all", dest, options)[0]))
+    counted("noop_pull", lambda: sync.pull(clone[0], "origin"))
+    each, _ = Repository.init(fresh(work / "requests-each"))
+    remote_config.add(each, "counted", "s3://counted/each", endpoint)
+    total = 0
+    for family, path in seq:
+        each.register(family, path)
+        before = requests(endpoint)
+        sync.push(each, "counted", [family])
+        total += sum(since(before, requests(endpoint)).values())
+    out["push_each_requests"] = total
+    out["object_listings"] = lists
+    return out
 
 
 def _push_one(
@@ -121,6 +157,9 @@ def push_figures(work: Path, seq: list[tuple[str, Path]], reps: int) -> dict[str
     try:
         for label, url, options in targets:
             out.update(_push_one(work, repo, versions, label, url, options, reps))
+        if moto is not None:
+            counts = request_figures(work, seq, moto[1])
+            out.update({f"s3_{k}": v for k, v in counts.items()})
     finally:
         if moto is not None:
             moto[0].terminate()

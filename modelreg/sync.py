@@ -141,10 +141,9 @@ def push(
         plans.append((local, chosen, versions is None))
         for v in chosen:
             need |= _needed_objects(repo, local.versions[v])
-    theirs_all = []
+    read: dict[str, tuple[FamilyRefs, str | None]] = {}  # the remote's refs, as first read
     for local, chosen, whole in plans:  # refuse a conflict before sending anything
-        theirs, _token = _remote_refs(remote, name, local.name)
-        theirs_all.append(theirs)
+        theirs, _token = read[local.name] = _remote_refs(remote, name, local.name)
         tracking.merged_for_push(
             local,
             theirs,
@@ -154,11 +153,11 @@ def push(
             force,
             name,
         )
-    sent = transfer.send_missing(repo, name, remote, need, theirs_all, progress)
+    sent = transfer.send_missing(repo, name, remote, need, [r for r, _t in read.values()], progress)
     report.objects, report.bytes = sent.objects, sent.bytes
     report.total_bytes, report.skipped_bytes = sent.total_bytes, sent.skipped_bytes
     for local, chosen, whole in plans:
-        _publish(repo, remote, name, local, chosen, whole, force, report)
+        _publish(repo, remote, name, local, chosen, whole, force, report, read[local.name])
     report.seconds = time.monotonic() - started
     return report
 
@@ -172,11 +171,17 @@ def _publish(
     whole: bool,
     force: bool,
     report: TransferReport,
+    first: tuple[FamilyRefs, str | None] | None = None,
 ) -> None:
+    """``first``: the remote's refs as read before sending (one request fewer; if they
+    moved since, the compare-and-swap fails and they are read again)."""
     family = local.name
     base = tracking.read_tracking(repo, remote_name, family)
     for _attempt in range(CAS_ATTEMPTS):
-        theirs, token = _remote_refs(remote, remote_name, family)
+        if first is not None:
+            (theirs, token), first = first, None
+        else:
+            theirs, token = _remote_refs(remote, remote_name, family)
         merged, added, changes = tracking.merged_for_push(
             local, theirs, base, chosen, whole, force, remote_name
         )
