@@ -45,6 +45,10 @@ def test_benchmark_smoke_run_reports_every_figure(tmp_path: Path, torch_mod, cap
     push = results["figures"]["push"]
     # v1..v4 share most tensors: pushing them sends far less than the files
     assert push["folder_bytes_sent"] < 0.75 * push["whole_bytes"]
+    # requests are counted on the S3 server's side: counts, not times, so they are judged
+    assert push["s3_object_listings"] == 0
+    assert push["s3_push_requests"] <= 40 and push["s3_noop_push_requests"] <= 3
+    assert push["s3_clone_requests"] > 0 and push["s3_noop_pull_requests"] <= 4
 
 
 def test_scale_benchmark_smoke_run_reports_every_target(tmp_path: Path, capsys) -> None:

@@ -159,3 +159,29 @@ def test_an_interrupted_multipart_upload_resumes_with_the_missing_parts(
     bob = ModelRegistry.clone(counted, tmp_path / "bob")
     assert hash_file(Path(bob.get("m")["file_path"])) == hash_file(tmp_path / "a.bin")
     assert not list((alice.repo.dir / "remotes" / "origin" / "outgoing").iterdir())
+
+
+def test_push_pull_and_clone_never_list_the_remotes_objects(
+    tmp_path: Path, remote_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many objects a remote holds, no transfer lists them: what is there is known
+    from its refs and its pack indexes."""
+    from modelreg.remotes.base import Remote
+
+    alice = ModelRegistry(tmp_path / "alice")
+    alice.register("m", write_bytes(tmp_path / "a.bin", 500_000, seed=1))
+    alice.add_remote("origin", remote_url)
+    alice.push()
+    remote_type = type(open_remote(remote_url))
+
+    def refuse(self: Remote) -> set[str]:
+        raise AssertionError("listed every object")
+
+    monkeypatch.setattr(remote_type, "list_objects", refuse)
+    alice.register("m", write_bytes(tmp_path / "b.bin", 500_000, seed=2))
+    assert alice.push()["versions"] == ["m@v2"]
+    bob = ModelRegistry.clone(remote_url, tmp_path / "bob")
+    alice.register("m", write_bytes(tmp_path / "c.bin", 500_000, seed=3))
+    alice.push()
+    assert bob.pull()["versions"] == ["m@v3"]
+    assert hash_file(Path(bob.get("m", "v3")["file_path"])) == hash_file(tmp_path / "c.bin")
