@@ -193,7 +193,8 @@ def metadata_file_figures(root: Path, versions: int, reps: int) -> dict[str, Any
     }
 
 
-TARGETS = [
+Targets = list[tuple[str, tuple[str, str], float | None]]  # label, (section, key), limit
+TARGETS: Targets = [
     ("list --json of 100,000 versions (CLI) <= 1 s", ("many", "list_json_cli_s"), 1.0),
     ("get NAME@REF in process <= 1 ms", ("many", "get_in_process_s"), 0.001),
     ("get NAME@REF in process <= 1 ms, one family", ("one", "get_in_process_s"), 0.001),
@@ -202,13 +203,18 @@ TARGETS = [
 ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str, name: str, argv: list[str] | None) -> argparse.Namespace:
+    """--smoke, --reps, --workdir (/tmp/modelreg-NAME), --out (benchmarks/results/NAME.json)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--reps", type=int, default=None)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/modelreg-scale"))
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scale.json"))
-    args = parser.parse_args(argv)
+    parser.add_argument("--workdir", type=Path, default=Path(f"/tmp/modelreg-{name}"))
+    parser.add_argument("--out", type=Path, default=Path(f"benchmarks/results/{name}.json"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(__doc__, "scale", argv)
     reps = args.reps or (1 if args.smoke else 5)
     big = 1_000 if args.smoke else 100_000
     small = 100 if args.smoke else 1_000
@@ -233,12 +239,22 @@ def main(argv: list[str] | None = None) -> int:
         "one_family_at_big_per_s": figures["one"]["register_per_s"],
     }
     figures["metadata_file"] = metadata_file_figures(work / "mf", big // 10, reps)
-    targets = []
-    for label, (section, key), limit in TARGETS:
+    publish(args, reps, figures, TARGETS)
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def publish(
+    args: argparse.Namespace, reps: int, figures: dict[str, dict[str, Any]], targets: Targets
+) -> None:
+    """Each target met or missed (a limit of None: a ratio that must reach 0.9), the figures
+    and the targets printed, and all of it written to ``args.out`` as JSON."""
+    checked = []
+    for label, (section, key), limit in targets:
         value = figures[section][key]
         met = value >= 0.9 if limit is None else value <= limit
-        targets.append({"target": label, "value": value, "met": met})
-    results = {"smoke": args.smoke, "reps": reps, "figures": figures, "targets": targets}
+        checked.append({"target": label, "value": value, "met": met})
+    results = {"smoke": args.smoke, "reps": reps, "figures": figures, "targets": checked}
     for section, values in figures.items():
         print(f"[{section}]")
         for key, value in values.items():
@@ -246,12 +262,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {key:<32} {value:.4g}" if isinstance(value, float) else f"  {key:<32} {value}"
             )
     print("\ntargets:")
-    for t in targets:
-        print(f"  {'met' if t['met'] else 'MISSED':<6} {t['target']:<48} measured {t['value']:.4g}")
+    for t in checked:
+        print(f"  {'met' if t['met'] else 'MISSED':<6} {t['target']:<52} measured {t['value']:.4g}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, sort_keys=True))
-    shutil.rmtree(work, ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":

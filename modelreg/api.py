@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from . import checkout, files, loading, prune, remote_config, sync
+from . import checkout, files, loading, prune, query, remote_config, sync
 from .errors import UnrecognizedFormatWarning, UnsafeModelWarning
 from .metaview import MetadataView
 from .repo import DEFAULT_CHECKOUT_DIR, Record, Repository, find_root
@@ -142,10 +142,23 @@ class ModelRegistry:
         state = loading.load_state(self.repo, rec)
         return loading.build_module(rec, state) if loading.wants_module(rec, as_module) else state
 
-    def list(self, name: str | None = None) -> builtins.list[dict[str, Any]]:
+    def list(
+        self,
+        name: str | None = None,
+        where: str | Sequence[str] | None = None,
+        sort: str | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[dict[str, Any]]:
         """Info of every version (of one family, or of all). ``file_path`` says where the
-        version is checked out; call ``get`` to make sure it is there."""
-        return [self._info(rec) for rec in self.repo.versions(name)]
+        version is checked out; call ``get`` to make sure it is there.
+
+        ``where``: an expression such as ``"accuracy>=0.9"``, or a list of them, all of which
+        must hold; ``sort``: a field, ``"-accuracy"`` for largest first; ``limit``: at most
+        that many. The rules are those of ``modelreg list --where`` (docs/cli.md)."""
+        records = self.repo.versions(name)
+        if where is not None or sort is not None or limit is not None:
+            records = iter(query.select(records, where, sort, limit))
+        return [self._info(rec) for rec in records]
 
     def list_families(self) -> builtins.list[str]:
         return self.repo.families()

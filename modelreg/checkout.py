@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 from . import _fs, _nofollow, files
 from .errors import CorruptObjectError, ModelregError, NotFoundError
 from .hashing import new_hasher, oid_of
+from .model import FileManifest, VersionRecord, load
 from .repo import Record, Repository
 
 MAX_BYTES_ENV = "MODELREG_MAX_CHECKOUT_BYTES"
@@ -52,20 +53,21 @@ class _Entry(NamedTuple):
 
 def destination(repo: Repository, rec: Record, checkout_root: Path | None = None) -> Path:
     """Where a version lives once materialized: the file itself, or the version folder."""
-    folder = (checkout_root or repo.checkout_root) / rec["name"] / rec["version"]
-    return _fs.safe_join(folder, rec["source"]) if rec["kind"] == "file" else folder
+    typed = VersionRecord.of_view(rec)
+    folder = (checkout_root or repo.checkout_root) / typed.name / typed.version
+    return folder if typed.is_dir else _fs.safe_join(folder, typed.source)
 
 
-def _expected(repo: Repository, rec: Record) -> dict[str, _Entry]:
+def _expected(repo: Repository, rec: VersionRecord) -> dict[str, _Entry]:
     """relative path -> what that file of the version must be."""
-    if rec["kind"] == "file":
-        _fs.check_relpath(rec["source"])
-        manifest = repo.objects.get_json(rec["root"])
-        if rec.get("content_hash", manifest["hash"]) != manifest["hash"]:
-            raise CorruptObjectError("its record's content_hash is not its manifest's hash")
-        return {rec["source"]: _Entry(rec["root"], manifest["size"], manifest["hash"])}
-    entries = files.load_tree(repo.objects, rec["root"])["entries"]
-    return {rel: _Entry(e["manifest"], e["size"], e["hash"]) for rel, e in entries.items()}
+    if rec.is_dir:
+        entries = rec.tree(repo.objects).entries
+        return {rel: _Entry(e.manifest, e.size, e.hash) for rel, e in entries.items()}
+    _fs.check_relpath(rec.source)
+    manifest = load(repo.objects, rec.root, FileManifest.parse)
+    if rec.content_hash != manifest.hash:
+        raise CorruptObjectError("its record's content_hash is not its manifest's hash")
+    return {rec.source: _Entry(rec.root, manifest.size, manifest.hash)}
 
 
 # --- limits ---------------------------------------------------------------------------------
@@ -206,10 +208,11 @@ def materialize(
     """Make ``models/<name>/<vN>/`` hold exactly the version's files, writing only those that
     are missing or differ. With ``verify``, every file is hashed instead of trusting the stat
     cache."""
-    label = f"{rec['name']}@{rec['version']}"
+    typed = VersionRecord.of_view(rec)
+    label = typed.label
     root = checkout_root or repo.checkout_root
-    folder = root / rec["name"] / rec["version"]
-    base = (rec["name"], rec["version"])
+    folder = root / typed.name / typed.version
+    base = (typed.name, typed.version)
     if root.is_symlink() and not root.exists():
         raise ModelregError(
             f"the checkout folder {root} is a link to a missing folder",
@@ -221,7 +224,7 @@ def materialize(
             hint="move the file away; modelreg checks versions out into that folder",
         )
     try:
-        expected = _expected(repo, rec)
+        expected = _expected(repo, typed)
         _check_limit(repo, label, expected)
         result = CheckoutResult(destination(repo, rec, checkout_root))
         cache = StatCache(repo, folder)
@@ -245,7 +248,7 @@ def materialize(
             except BaseException:
                 _nofollow.prune_empty(tree, base)
                 raise
-            if rec["kind"] == "dir":
+            if typed.is_dir:
                 vfd = tree.folder(base, create=True)  # an empty folder model is an empty folder
                 assert vfd is not None
                 result.removed = sorted(_nofollow.remove_strays(vfd, "", set(expected)))

@@ -1,8 +1,10 @@
 """``modelreg diff A B``: what changed between two versions, from the stored manifests.
 
 Tensors are compared by a content key built from the ids of the chunks that hold them, so no
-weights are read or loaded; only the pickle or safetensors header is, to learn the names. The
-shards of one model in a folder are one namespace (``shards``): re-sharding is no change.
+weights are read or loaded; only the pickle or the safetensors, GGUF or ONNX header is, to
+learn the names. An ONNX model's external tensors are keyed by their bytes in the data file
+beside it. The shards of one model in a folder are one namespace (``shards``): re-sharding
+is no change.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from . import modelinfo, shards, words
+from .formats import onnx
+from .model import VersionRecord
 from .repo import Record, Repository
 
 COMPARED = (
@@ -28,17 +32,26 @@ COMPARED = (
 )
 
 
-def _tensors(repo: Repository, rec: Record) -> dict[str, modelinfo.Tensor]:
+def _tensors(repo: Repository, rec: VersionRecord) -> dict[str, modelinfo.Tensor]:
     """Tensors by name; a folder's shards of one model share one namespace (see shards)."""
-    if rec["kind"] == "file":
-        return modelinfo.tensor_table(repo.objects, repo.objects.get_json(rec["root"]))
-    tree = repo.objects.get_json(rec["root"])
+    if not rec.is_dir:
+        return modelinfo.tensor_table(repo.objects, repo.objects.get_json(rec.root))
     manifests: dict[str, dict[str, Any]] = {}
     formats: dict[str, str] = {}
     tables: dict[str, dict[str, modelinfo.Tensor]] = {}
-    for rel, entry in tree["entries"].items():
-        manifests[rel] = manifest = repo.objects.get_json(entry["manifest"])
-        info, table = modelinfo.analyze(repo.objects, manifest)
+    for rel, entry in rec.tree(repo.objects).entries.items():
+        manifests[rel] = repo.objects.get_json(entry.manifest)
+
+    def beside(rel: str) -> modelinfo.Sibling:
+        def open_(location: str) -> modelinfo.StoredFile | None:
+            target = onnx.resolve(rel, location)
+            m = manifests.get(target) if target else None
+            return modelinfo.StoredFile(repo.objects, m) if m else None
+
+        return open_
+
+    for rel, manifest in manifests.items():
+        info, table = modelinfo.analyze(repo.objects, manifest, beside(rel))
         formats[rel], tables[rel] = str(info["format"]), table
 
     def read(rel: str) -> bytes | None:
@@ -50,11 +63,10 @@ def _tensors(repo: Repository, rec: Record) -> dict[str, modelinfo.Tensor]:
     return shards.merge(tables, shards.groups(formats, list(manifests), read))
 
 
-def _files(repo: Repository, rec: Record) -> dict[str, str]:
-    if rec["kind"] == "file":
-        return {rec["source"]: rec["content_hash"]}
-    tree = repo.objects.get_json(rec["root"])
-    return {rel: e["hash"] for rel, e in tree["entries"].items()}
+def _files(repo: Repository, rec: VersionRecord) -> dict[str, str]:
+    if not rec.is_dir:
+        return {rec.source: rec.content_hash}
+    return {rel: e.hash for rel, e in rec.tree(repo.objects).entries.items()}
 
 
 def _delta(a: Any, b: Any) -> Any:
@@ -82,14 +94,15 @@ def diff(repo: Repository, spec_a: str, spec_b: str) -> dict[str, Any]:
             }
     out["metrics"] = metrics
 
-    fa, fb = _files(repo, a), _files(repo, b)
-    if a["kind"] == "dir" or b["kind"] == "dir":
+    typed_a, typed_b = VersionRecord.of_view(a), VersionRecord.of_view(b)
+    fa, fb = _files(repo, typed_a), _files(repo, typed_b)
+    if typed_a.is_dir or typed_b.is_dir:
         out["files"] = {
             "changed": sorted(k for k in set(fa) & set(fb) if fa[k] != fb[k]),
             "added": sorted(set(fb) - set(fa)),
             "removed": sorted(set(fa) - set(fb)),
         }
-    ta, tb = _tensors(repo, a), _tensors(repo, b)
+    ta, tb = _tensors(repo, typed_a), _tensors(repo, typed_b)
     if ta or tb:
         changed = []
         for name in sorted(set(ta) & set(tb)):
@@ -185,4 +198,4 @@ def render(d: dict[str, Any], limit: int | None = LIMIT, stat: bool = False) -> 
 
 def tensors_of(repo: Repository, rec: Record) -> dict[str, modelinfo.Tensor]:
     """Every tensor of a version by name (``path:name`` in a folder), read from its manifests."""
-    return _tensors(repo, rec)
+    return _tensors(repo, VersionRecord.of_view(rec))

@@ -22,8 +22,8 @@ from typing import IO, Any
 
 from . import chunking, hints
 from ._fs import check_relpath
-from .errors import CorruptObjectError, InvalidInputError, MalformedObjectError, UnsafePathError
-from .hashing import is_oid, new_hasher, oid_of
+from .errors import CorruptObjectError, InvalidInputError, UnsafePathError
+from .hashing import new_hasher, oid_of
 from .ignore import FILENAME as IGNORE_FILE
 from .ignore import IgnoreRules
 from .objects import Mapped
@@ -34,6 +34,8 @@ READ_AHEAD = 2
 STORE_DIRNAME = ".modelreg"  # a registry's store: never part of a folder model
 Progress = Callable[[int], None]
 Planner = Callable[[IO[bytes], int], tuple[str, "list[chunking.Span] | None"]]
+# A folder's files -> planners for those whose layout another file of it states
+FolderPlanner = Callable[[list[tuple[str, Path]]], dict[str, Planner]]
 
 
 def _no_progress(n: int) -> None:
@@ -246,125 +248,24 @@ def store_tree(
     progress: Progress = _no_progress,
     exclude: frozenset[Path] = frozenset(),
     plan: Planner = no_plan,
+    plan_folder: FolderPlanner | None = None,
 ) -> tuple[str, dict[str, Any]]:
+    """``plan_folder`` (``formats.plan_folder``) may plan a file from what another file of
+    the folder says about it; ``plan`` plans the rest."""
     listed = walk_dir(root, exclude)
     if not listed:
         raise InvalidInputError(
             f"{root} holds no files to register",
             hint=f"put the model's files in it (and check its {IGNORE_FILE})",
         )
+    planners = plan_folder(listed) if plan_folder is not None else {}
     entries: dict[str, Any] = {}
     whole = new_hasher()
     size = 0
     for rel, path in listed:
-        oid, manifest = store_file(store, path, params, progress, plan)
+        oid, manifest = store_file(store, path, params, progress, planners.get(rel, plan))
         entries[rel] = {"manifest": oid, "size": manifest["size"], "hash": manifest["hash"]}
         whole.update(f"{rel}\0{manifest['hash']}\n".encode())
         size += manifest["size"]
     tree = {"type": "tree", "entries": entries, "size": size, "hash": whole.hexdigest()}
     return store.add_json(tree), tree
-
-
-def load_tree(store: Store, oid: str) -> dict[str, Any]:
-    tree = store.get_json(oid)
-    for rel in tree["entries"]:
-        check_relpath(rel)
-    return tree
-
-
-# --- validation of manifests and trees that came from elsewhere ----------------------------
-
-
-def _malformed(what: str, why: str) -> MalformedObjectError:
-    return MalformedObjectError(f"not a well-formed {what}: {why}")
-
-
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def inline_size(encoded: str) -> int:
-    """Bytes an inline (base64) part decodes to, without decoding it."""
-    return len(encoded) // 4 * 3 - encoded[-2:].count("=")
-
-
-def check_manifest(obj: object) -> dict[str, Any]:
-    """A file manifest whose shape can be trusted by every reader: typed fields, parts that
-    are inline base64 or (chunk id, length) and add up to ``size``, spans inside the file.
-    Content is not read here; ``hash`` is checked against the chunks by whoever rebuilds
-    the file. Raises MalformedObjectError saying what is wrong (the caller says where)."""
-    what = "file manifest"
-    if not isinstance(obj, dict) or obj.get("type") != "file":
-        raise _malformed(what, "it is not a file manifest")
-    if not _whole(obj.get("size")) or not is_oid(str(obj.get("hash"))):
-        raise _malformed(what, "its size or hash is missing or malformed")
-    if not isinstance(obj.get("format"), str):
-        raise _malformed(what, "its format is not text")
-    parts = obj.get("parts")
-    if not isinstance(parts, list):
-        raise _malformed(what, "its parts are not a list")
-    total = 0
-    for part in parts:
-        if isinstance(part, dict) and set(part) == {"b"} and isinstance(part["b"], str):
-            try:
-                base64.b64decode(part["b"], validate=True)
-            except ValueError:
-                raise _malformed(what, "an inline part is not base64") from None
-            total += inline_size(part["b"])
-        elif (
-            isinstance(part, dict)
-            and set(part) == {"o", "n"}
-            and is_oid(str(part["o"]))
-            and _whole(part["n"])
-        ):
-            total += part["n"]
-        else:
-            raise _malformed(what, f"a part is neither inline bytes nor a chunk: {part!r:.80}")
-    if total != obj["size"]:
-        raise _malformed(what, f"its parts add up to {total} bytes, not its size {obj['size']}")
-    for span in obj.get("spans", []):
-        if not (
-            isinstance(span, list)
-            and len(span) == 3
-            and isinstance(span[0], str)
-            and _whole(span[1])
-            and _whole(span[2])
-            and span[1] + span[2] <= total
-        ):
-            raise _malformed(what, f"a span is malformed or outside the file: {span!r:.80}")
-    return obj
-
-
-def tree_hash(entries: dict[str, Any]) -> str:
-    whole = new_hasher()
-    for rel in sorted(entries):
-        whole.update(f"{rel}\0{entries[rel]['hash']}\n".encode())
-    return whole.hexdigest()
-
-
-def check_tree(obj: object) -> dict[str, Any]:
-    """A tree whose paths are safe relative paths, whose entries name manifests with a size
-    and hash, and whose own size and hash are the ones its entries give."""
-    what = "tree"
-    if not isinstance(obj, dict) or obj.get("type") != "tree":
-        raise _malformed(what, "it is not a tree")
-    entries = obj.get("entries")
-    if not isinstance(entries, dict):
-        raise _malformed(what, "its entries are not a mapping")
-    for rel, entry in entries.items():
-        try:
-            check_relpath(rel)
-        except UnsafePathError:
-            raise _malformed(what, f"it has an unsafe path {rel!r:.80}") from None
-        if not (
-            isinstance(entry, dict)
-            and is_oid(str(entry.get("manifest")))
-            and _whole(entry.get("size"))
-            and is_oid(str(entry.get("hash")))
-        ):
-            raise _malformed(what, f"the entry of {rel!r:.80} is malformed")
-    if obj.get("size") != sum(e["size"] for e in entries.values()):
-        raise _malformed(what, "its size is not the sum of its files' sizes")
-    if obj.get("hash") != tree_hash(entries):
-        raise _malformed(what, "its hash is not the one its entries give")
-    return obj

@@ -1,7 +1,9 @@
 """Which item size (byte-plane width for codec.py) each named span of a model file has.
 
 Only a format's own tensor table is believed: the pickle's storage records of a torch zip
-checkpoint, the header of a safetensors file. A span whose dtype is unknown, or that two
+checkpoint, the header of a safetensors or GGUF file, an ONNX model's initializers (the dtype
+its model's table gave each span's name, ``<dtype>:<tensor>``, as the data file of a folder
+model has no table of its own). A span whose dtype is unknown, or that two
 tensors read with different dtypes, gets no width and is never compressed (never guessed).
 Widths only choose an encoding; a wrong one would cost size, never bytes, since every
 decode is verified against the object id.
@@ -14,6 +16,7 @@ import struct
 from collections.abc import Callable
 
 from . import codec, pickle_scan
+from .formats import Malformed, gguf, onnx
 
 Read = Callable[[int, int], bytes]  # (start, length) -> bytes of the file
 NamedSpan = tuple[str, int, int]  # name, start, length
@@ -34,7 +37,13 @@ def span_itemsizes(fmt: str | None, spans: list[NamedSpan], read: Read) -> dict[
             return _torch_zip(spans, read)
         if fmt == "safetensors":
             return _safetensors(spans, read)
-    except (pickle_scan.ScanError, ValueError, TypeError, KeyError, struct.error):
+        # the header lies before every tensor: the last span's end bounds it
+        end = max((s + n for _name, s, n in spans), default=0)
+        if fmt == gguf.NAME:
+            return gguf.span_itemsizes(read, end)
+        if fmt in (onnx.NAME, onnx.DATA):
+            return onnx.span_itemsizes([name for name, _s, _n in spans])
+    except (pickle_scan.ScanError, ValueError, TypeError, KeyError, struct.error, Malformed):
         return {}
     return {}
 

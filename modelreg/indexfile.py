@@ -15,6 +15,7 @@ import xxhash
 from . import _fs, names
 from .errors import ModelregError
 from .hashing import oid_of
+from .model import VersionRecord
 from .objects import canonical_json
 from .refs import FamilyRefs, RefsKey, resolve_ref
 from .schema import FIELDS, SCHEMA, public_fields
@@ -70,8 +71,9 @@ def public_piece(rec: Record) -> tuple[bytes, bytes]:
     del fields["tags"]
     rel = f"{rec['name']}/{rec['version']}"
     try:
-        if rec["kind"] == "file":
-            rel += "/" + _fs.check_relpath(str(rec["source"]))
+        typed = VersionRecord.of_view(rec)
+        if not typed.is_dir:
+            rel += "/" + _fs.check_relpath(str(typed.source))
         path = rel.encode()
     except (ModelregError, KeyError, TypeError):
         path = b""

@@ -18,6 +18,7 @@ from typing import Any
 from . import files, formats, shards
 from .errors import CorruptObjectError, ModelregError, NotFoundError, UnsafeModelError
 from .hashing import new_hasher
+from .model import VersionRecord
 from .modelinfo import SAFE, verdict_line
 from .repo import Record, Repository
 
@@ -48,13 +49,12 @@ class StoredVersion:
 
     def __init__(self, repo: Repository, rec: Record) -> None:
         self.repo = repo
-        if rec["kind"] == "file":
-            self.entries = {rec["source"]: (rec["root"], rec["size"], rec["content_hash"])}
+        self.record = typed = VersionRecord.of_view(rec)
+        if typed.is_dir:
+            tree = typed.tree(repo.objects)
+            self.entries = {rel: (e.manifest, e.size, e.hash) for rel, e in tree.entries.items()}
         else:
-            tree = files.load_tree(repo.objects, rec["root"])
-            self.entries = {
-                rel: (e["manifest"], e["size"], e["hash"]) for rel, e in tree["entries"].items()
-            }
+            self.entries = {typed.source: (typed.root, typed.size, typed.content_hash)}
 
     def size(self, rel: str) -> int:
         return int(self.entries[rel][1])
@@ -78,10 +78,17 @@ class StoredVersion:
 
 def _model_files(rec: Record, stored: StoredVersion) -> list[tuple[str, str]]:
     """The files that make up the model: one file, or the shards of a folder's one model."""
-    if rec["kind"] == "file":
-        inspected = (rec.get("inspect") or {}).get("format")
-        return [(rec["source"], str(inspected or rec.get("format", "raw")))]
-    model_files = (rec.get("inspect") or {}).get("model_files") or {}
+    typed = stored.record
+    if not typed.is_dir:
+        inspected = (typed.inspect or {}).get("format")
+        return [(typed.source, str(inspected or typed.format))]
+    found_files = (typed.inspect or {}).get("model_files") or {}
+    # GGUF and ONNX files are listed but not loaded: a folder shipping an export beside its
+    # checkpoint loads the checkpoint
+    model_files = {rel: f for rel, f in found_files.items() if f in shards.LOADABLE}
+    if found_files and not model_files:
+        rel, fmt = sorted(found_files.items())[0]
+        return [(rel, fmt)]  # _load_one says it cannot
     indexes = [rel for rel in stored.entries if rel.endswith(".index.json")]
 
     def small(rel: str) -> bytes | None:
@@ -106,7 +113,7 @@ def _load_one(data: bytes, fmt: str, label: str) -> Any:
     if reader is not None:
         return reader.load(data)
     raise ModelregError(
-        f"{label} is a {fmt} file",
+        f"{label} is {'an' if fmt[:1] in 'aeiou' else 'a'} {fmt} file",
         hint="load reads torch checkpoints and safetensors; use get() for the path",
     )
 

@@ -20,7 +20,8 @@ from .objects import Copy
 from .refs import FamilyRefs
 from .repo import Repository
 from .store_api import MemoryObjectStore, Store
-from .verify import Checked, check_version, version_objects
+from .verify import Checked, check_version
+from .walk import needed_objects
 
 
 def _walk(repo: Repository) -> tuple[dict[str, set[str]], dict[str, set[str]], dict[str, str]]:
@@ -42,7 +43,7 @@ def _walk(repo: Repository) -> tuple[dict[str, set[str]], dict[str, set[str]], d
                 return True
 
             try:
-                version_objects(repo, oid, need)
+                needed_objects(repo.objects, oid, need)
             except MalformedObjectError as e:
                 errors[label] = e.args[0]
             except CorruptObjectError:
@@ -212,12 +213,7 @@ def _widths(repo: Repository) -> dict[str, int]:
     manifests: set[str] = set()
     for refs in repo.refs:
         for oid in refs.versions.values():
-            rec = repo.record(oid)
-            if rec["kind"] == "dir":
-                tree = files.load_tree(repo.objects, rec["root"])
-                manifests.update(e["manifest"] for e in tree["entries"].values())
-            else:
-                manifests.add(rec["root"])
+            manifests.update(repo.version_record(oid).manifest_ids(repo.objects))
     for m in sorted(manifests):
         manifest = repo.objects.get_json(m)
         spans = [(str(n), int(s), int(ln)) for n, s, ln in manifest.get("spans", [])]
@@ -277,6 +273,8 @@ class Stats:
     checkout_bytes: int = 0  # blocks used by the checkout tree, each inode once
     checkout_files: int = 0
     checked_out: int = 0  # versions with a folder in the checkout tree
+    unused_objects: int = 0  # objects no version reaches: what gc drops
+    unused_bytes: int = 0  # what they take as stored
 
     @property
     def dedup_ratio(self) -> float:
@@ -334,7 +332,10 @@ def stats(repo: Repository) -> Stats:
         size = copy.stored
         s.stored_bytes += size
         owners = users.get(copy.oid, ())
-        if len(owners) == 1:
+        if not owners:
+            s.unused_objects += 1
+            s.unused_bytes += size
+        elif len(owners) == 1:
             (owner,) = owners
             s.freeable[owner] += size
     seen: set[tuple[int, int]] = set()

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, MalformedObjectError
 
 # Fields a caller may set, and the type each must have.
 USER_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -149,6 +149,34 @@ def check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
                 )
             out[key] = [check_int("an input_shape dimension", d) for d in value]
     return out
+
+
+def _printable(what: str, text: str, multiline: bool = False) -> None:
+    check_text(what, text, multiline)
+    if has_control(text, multiline=True):
+        raise MalformedObjectError(f"{what} holds a control character")
+
+
+def check_stored(key: str, value: Any) -> None:
+    """One metadata field of a stored record, checked as ``register`` checks what it is given
+    (``check_metadata``), except that a metric may be text: modelreg once accepted
+    text metrics, so records made then hold them."""
+    if value is None:
+        return
+    if key == "metrics":
+        # Text metrics: their names are checked as any metric's, their values as text.
+        check_metadata({key: {k: 0 if isinstance(v, str) else v for k, v in value.items()}})
+        for k, v in value.items():
+            if isinstance(v, str):
+                _printable(f"metric {k!r}", v)
+        return
+    check_metadata({key: value})
+    if isinstance(value, str):
+        _printable(key, value, multiline=key == "description")  # as check_metadata allows
+    elif key == "params":
+        for k, v in value.items():
+            if isinstance(v, str):
+                _printable(f"param {k!r}", v)
 
 
 def inherit(given: dict[str, Any], parent: Mapping[str, Any] | None) -> dict[str, Any]:

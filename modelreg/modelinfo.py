@@ -2,14 +2,15 @@
 
 ``summarize`` gives what a version record keeps (format, tensor count, parameter count, dtypes,
 safety verdict); ``tensor_table`` gives each tensor's dtype, shape and a content key, which is
-what ``diff`` compares. Both read only the pieces they need (the pickle, the safetensors
-header) from the object store.
+what ``diff`` compares. Both read only the pieces they need (the pickle, the safetensors,
+GGUF or ONNX header) from the object store.
 """
 
 from __future__ import annotations
 
 import base64
 import bisect
+from collections.abc import Callable
 from typing import Any
 
 from . import containers, formats, pickle_risk
@@ -66,6 +67,21 @@ class StoredFile:
     def span(self, name: str) -> tuple[int, int] | None:
         return self.spans.get(name)
 
+    def horizon(self, pos: int, want: int) -> int:
+        """How far from ``pos`` (up to ``want`` bytes) reading loads no other chunk: the end
+        of the part holding ``pos`` and of the inline parts after it."""
+        if not self.offsets:
+            return 0
+        index = max(bisect.bisect_right(self.starts, pos) - 1, 0)
+        while (
+            index + 1 < len(self.offsets)
+            and self.starts[index + 1] < pos + want
+            and "b" in self.offsets[index + 1][2]
+        ):
+            index += 1
+        start, n, _part = self.offsets[index]
+        return start + n
+
     def content_key(self, start: int, length: int) -> str:
         """An id of the bytes in [start, start+length) built from the part ids alone.
 
@@ -76,7 +92,8 @@ class StoredFile:
         first = bisect.bisect_right(self.starts, start) - 1
         ids: list[str] = []
         head = tail = 0
-        for pos, n, part in self.offsets[max(first, 0) :]:
+        for index in range(max(first, 0), len(self.offsets)):  # no copy: files of 100k parts
+            pos, n, part = self.offsets[index]
             if pos >= start + length:
                 break
             if pos + n > start:
@@ -93,17 +110,40 @@ Tensor = formats.Tensor  # dtype, shape, numel and the content key of its bytes
 UNKNOWN_KEY = UNKNOWN_KEY  # no span to key the tensor by: never equal to anything in a diff
 
 
-def analyze(store: Store, manifest: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Tensor]]:
+Sibling = Callable[[str], "StoredFile | None"]  # a path beside the file -> that stored file
+
+
+def _headered(fmt: str, f: StoredFile, size: int, sibling: Sibling | None) -> dict[str, Any]:
+    """The summary of a format whose tensor table is its header (no pickle), and the table
+    under ``"table"``."""
+    info: dict[str, Any] = {"format": fmt, "safety": SAFE}
+    try:
+        if fmt == formats.gguf.NAME:
+            info["table"] = formats.gguf.tensor_table(f, size)
+            info["quantization"] = formats.gguf.quantization(info["table"])
+        elif fmt == formats.onnx.NAME:
+            info["table"], info["external_data"] = formats.onnx.tensor_table(f, size, sibling)
+        else:
+            info["table"] = formats.safetensors.tensor_table(f, size)
+    except formats.Malformed:
+        return {"format": fmt, "safety": UNKNOWN, "note": f"its {fmt} header does not add up"}
+    if containers.leading_pickle_globals(f.read, size):
+        info.update(safety=UNKNOWN, note=f"the file is both {fmt} and a pickle")
+    return {k: v for k, v in info.items() if v != []}
+
+
+def analyze(
+    store: Store, manifest: dict[str, Any], sibling: Sibling | None = None
+) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """The summary and tensor table of one stored file. The safety verdict reads the bytes the
-    way loaders do, whatever the chunker made of the file."""
+    way loaders do, whatever the chunker made of the file. ``sibling`` opens the files a
+    model names beside it (an ONNX model's external data), for their tensors' keys."""
     f = StoredFile(store, manifest)
     size = int(manifest["size"])
     table: dict[str, Tensor] = {}
-    if manifest.get("format") == formats.safetensors.NAME:
-        info: dict[str, Any] = {"format": formats.safetensors.NAME, "safety": SAFE}
-        table = formats.safetensors.tensor_table(f)
-        if containers.leading_pickle_globals(f.read, size):
-            info.update(safety=UNKNOWN, note="the file is both safetensors and a pickle")
+    if manifest.get("format") in formats.HEADERED:
+        info = _headered(str(manifest["format"]), f, size, sibling)
+        table = info.pop("table", {})
     else:
         verdict = containers.examine(f.read, size) if size else None
         if verdict is None:

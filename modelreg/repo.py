@@ -38,6 +38,7 @@ from .errors import (
 )
 from .hashing import ALGORITHM
 from .index import FamilyIndex, IndexDamaged, VersionIndex
+from .model import VersionRecord, named
 from .objects import ObjectStore
 from .refs import FamilyRefs, RefStore, yaml_dump, yaml_load
 
@@ -250,6 +251,11 @@ class Repository:
             raise CorruptObjectError(f"object {oid} is not a version record")
         return rec
 
+    def version_record(self, oid: str) -> VersionRecord:
+        """Record ``oid`` typed, checked as pull checks a remote's (for code inside modelreg;
+        ``record``, ``lookup`` and ``describe`` give the public dict)."""
+        return named(oid, VersionRecord.parse, self.objects.get_json(oid))
+
     def resolve(self, spec: str, default_ref: str = names.LATEST) -> tuple[FamilyRefs, str]:
         """'NAME@REF' -> (refs of NAME, vN)."""
         name, ref = names.parse_spec(spec, default_ref)
@@ -289,39 +295,6 @@ class Repository:
         if version == refs.latest():
             rec["tags"] = ["latest", *rec["tags"]]
         return rec
-
-    def walk_version(
-        self,
-        record_oid: str,
-        visit: Callable[[str], bool],
-        on_error: Callable[[ModelregError], None],
-    ) -> None:
-        """Call ``visit`` on every object one version needs: its record, manifest or tree,
-        the tree's manifests, their chunks. It descends only where ``visit`` returns True;
-        an object that cannot be read goes to ``on_error`` (which may raise) and is not
-        descended into."""
-        try:
-            if not visit(record_oid):
-                return
-            rec = self.record(record_oid)
-            if not visit(rec["root"]):
-                return
-            manifests = [rec["root"]]
-            if rec["kind"] == "dir":
-                tree = files.load_tree(self.objects, rec["root"])
-                manifests = [e["manifest"] for e in tree["entries"].values()]
-                manifests = [m for m in manifests if visit(m)]
-        except ModelregError as e:
-            on_error(e)
-            return
-        for m in manifests:
-            try:
-                chunks = files.chunk_ids(self.objects.get_json(m))
-            except ModelregError as e:
-                on_error(e)
-                continue
-            for chunk in chunks:
-                visit(chunk)
 
     def versions(self, name: str | None = None) -> Iterator[Record]:
         """Every version (of one family, or of all) in the public shape, from the index."""
@@ -380,6 +353,7 @@ class Repository:
                         step,
                         exclude=mine,
                         plan=formats.plan,
+                        plan_folder=formats.plan_folder,
                     )
                 else:
                     root_oid, body = files.store_file(

@@ -9,7 +9,7 @@ no change, and ``load()`` returns one merged state dict.
 The groups, in the order they claim names:
 - the files an index's ``weight_map`` names (safetensors or torch files, beside the index);
 - every other ``*.safetensors`` file of one folder, index or not;
-- any other model file alone, its tensors named ``<path>:<tensor>`` as before.
+- any other model file (torch, GGUF, ONNX) alone, its tensors named ``<path>:<tensor>``.
 A group's tensors are named as saved (``<folder>/<tensor>`` below the top folder). When two
 groups would give the same names (a folder shipping safetensors and torch copies of one model),
 the safetensors one keeps them and the other's are named per file.
@@ -43,8 +43,8 @@ class Group:
 
 
 def _family(fmt: str) -> str | None:
-    if fmt == "safetensors":
-        return "safetensors"
+    if fmt in ("safetensors", "gguf", "onnx"):
+        return fmt
     return "torch" if fmt in TORCH_FORMATS else None
 
 

@@ -52,6 +52,7 @@ from .remotes.base import NotRegularFileError
 from .remotes.packed import RemotePacks
 from .repo import Repository
 from .tracking import TransferReport
+from .walk import MAX_STRUCTURED_BYTES, needed_objects
 
 Progress = Callable[[int], None]
 CAS_ATTEMPTS = 5
@@ -115,7 +116,7 @@ def _needed_objects(repo: Repository, record_oid: str) -> set[str]:
         found.add(oid)
         return True
 
-    verify.version_objects(repo, record_oid, need)
+    needed_objects(repo.objects, record_oid, need)
     return found
 
 
@@ -284,7 +285,7 @@ def pull_from(
         removed = set(local.removed) if local else set()
         wanted += [(oid, family, v) for v, oid in theirs.versions.items() if v not in removed]
     fetched: set[str] = set()
-    limits: dict[str, int] = {}  # oid -> the most bytes it may have (verify.version_objects)
+    limits: dict[str, int] = {}  # oid -> the most bytes it may have (needed_objects)
     oversized: dict[str, str] = {}  # oid -> why reading it stopped
     view = transfer.remote_packs(repo, name, remote)
 
@@ -311,7 +312,7 @@ def pull_from(
                 stopped.clear()
                 into = absent.setdefault(family, set())
                 try:
-                    verify.version_objects(repo, oid, functools.partial(need, into=into), limits)
+                    needed_objects(repo.objects, oid, functools.partial(need, into=into), limits)
                 except MalformedObjectError as e:
                     refuse(family, f"{family}@{v}: {e.args[0]}")
                     continue
@@ -321,7 +322,7 @@ def pull_from(
             if not todo:
                 break
             got = wire.fetch(
-                repo.objects, remote, view, todo, limits, verify.MAX_STRUCTURED_BYTES, progress
+                repo.objects, remote, view, todo, limits, MAX_STRUCTURED_BYTES, progress
             )
             oversized.update(got.oversized)
             fetched |= todo - set(got.oversized)
@@ -430,7 +431,7 @@ def repair(repo: Repository) -> maintenance.FsckReport:
                     )
                     try:
                         got = wire.fetch(
-                            repo.objects, remote, view, [oid], limits, verify.MAX_STRUCTURED_BYTES
+                            repo.objects, remote, view, [oid], limits, MAX_STRUCTURED_BYTES
                         )
                     except ModelregError:
                         continue  # not there, or damaged there too
@@ -456,7 +457,7 @@ def _limits(repo: Repository) -> dict[str, int]:
         for refs in list(repo.refs):
             for oid in refs.versions.values():
                 with contextlib.suppress(ModelregError, OSError):  # damaged: fsck says so
-                    verify.version_objects(repo, oid, repo.objects.exists, limits)
+                    needed_objects(repo.objects, oid, repo.objects.exists, limits)
     return limits
 
 

@@ -19,13 +19,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import verify, wire
+from . import wire
 from .errors import ModelregError
 from .refs import FamilyRefs
 from .remotes import Remote
 from .remotes.packed import RemotePacks
 from .repo import Repository
 from .tracking import read_tracking
+from .walk import needed_objects
 
 Progress = Callable[[int], None]
 
@@ -64,7 +65,7 @@ def held_by_refs(repo: Repository, remote_name: str, theirs: Iterable[FamilyRefs
     for refs in seen.values():
         for oid in refs.versions.values():
             with contextlib.suppress(ModelregError, OSError):  # not walkable here: not counted
-                verify.version_objects(repo, oid, here)
+                needed_objects(repo.objects, oid, here)
     return held
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import checkout, modelinfo, names
 from .index import FamilyIndex, IndexDamaged
+from .model import VersionRecord
 from .repo import Record, Repository
 from .schema import FIELDS, SCHEMA, public_fields
 from .words import clean, human_bytes, utc_time
@@ -108,14 +109,14 @@ def unsafe_warning(rec: Record) -> str | None:
     return f"{line}; load() refuses it without trust=True" if line else None
 
 
-RECOGNISED = ("torch-zip", "torchscript", "torch-legacy", "safetensors", "pickle")
+RECOGNISED = ("torch-zip", "torchscript", "torch-legacy", "safetensors", "pickle", "gguf", "onnx")
 
 
 def format_warning(rec: Record) -> str | None:
     """Said when nothing in a version was recognised as a model file: it is still stored,
     but as plain bytes, with no tensor table, safety check or tensor-level dedup."""
     info = rec.get("inspect") or {}
-    if rec["kind"] == "dir":
+    if VersionRecord.of_view(rec).is_dir:
         if info.get("model_files"):
             return None
         what = f"{rec['source']}/ holds no file"
@@ -124,7 +125,7 @@ def format_warning(rec: Record) -> str | None:
             return None
         what = f"{rec['source']} is not a file"
     return (
-        f"{what} in a recognised model format (torch checkpoint, safetensors); "
+        f"{what} in a recognised model format (torch checkpoint, safetensors, GGUF, ONNX); "
         "stored as plain bytes"
     )
 

@@ -62,3 +62,39 @@ def test_scale_benchmark_smoke_run_reports_every_target(tmp_path: Path, capsys) 
     assert results["figures"]["metadata_file"]["metadata_file_bytes"] > 0
     assert not (tmp_path / "work").exists()
     assert "targets:" in capsys.readouterr().out
+
+
+def test_ui_benchmark_smoke_run_reports_every_page(tmp_path: Path, capsys) -> None:
+    from benchmarks import ui
+
+    out = tmp_path / "ui.json"
+    assert ui.main(["--smoke", "--workdir", str(tmp_path / "work"), "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert len(results["targets"]) == len(ui.TARGETS)
+    assert isinstance(results["targets"][0]["met"], bool)
+    figures = results["figures"]
+    assert set(figures) == {"family", "family_filtered", "version", "home", "compare", "build"}
+    assert figures["family"]["versions"] == 100
+    # the family page lists every version: its HTML grows with them
+    assert figures["family"]["html_bytes"] > 100 * 200
+    assert figures["family_filtered"]["html_bytes"] < figures["family"]["html_bytes"]
+    assert all(f["http_s"] > 0 for k, f in figures.items() if k != "build")
+    assert not (tmp_path / "work").exists()
+    assert "targets:" in capsys.readouterr().out
+
+
+def test_formats_benchmark_smoke_run_reports_every_pair(tmp_path: Path, capsys) -> None:
+    from benchmarks import formats
+
+    out = tmp_path / "formats.json"
+    assert formats.main(["--smoke", "--workdir", str(tmp_path / "work"), "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert len(results["targets"]) == len(formats.TARGETS)
+    for pair in ("gguf", "onnx", "onnx_folder"):
+        figures = results["figures"][pair]
+        # storage is deterministic: cutting at tensors beats cutting by content on any size
+        assert figures["lower_bound_bytes"] < figures["tensors_disk_bytes"]
+        assert figures["tensors_disk_bytes"] < figures["cdc_disk_bytes"]
+        assert figures["chunks_compressed_by_gc"] > 0 and figures["fsck_ok_after_gc"]
+    assert not (tmp_path / "work").exists()
+    assert "targets:" in capsys.readouterr().out

@@ -43,5 +43,13 @@ def test_help_get_list_and_log_import_neither_torch_nor_numpy(repo_dir: Path) ->
     from modelreg import ModelRegistry
 
     ModelRegistry(".").register("m", write_bytes(repo_dir / "m.pt", 1000))
-    for args in (["--help"], ["get", "m"], ["list"], ["log", "m"], ["show", "m"]):
+    for args in (
+        ["--help"],
+        ["get", "m"],
+        ["list"],
+        ["log", "m"],
+        ["show", "m"],
+        ["list", "--where", "size>1", "--sort", "-size"],
+        ["report", "-o", "report.html"],
+    ):
         assert _heavy_modules(repo_dir, *args) == [], args

@@ -380,3 +380,16 @@ def test_gc_removes_a_dead_index_writers_leftovers_only(repo_dir: Path, run) -> 
     live.write_bytes(b"being written")
     assert run("gc").exit_code == 0
     assert not orphan.exists() and live.exists()
+
+
+def test_stats_counts_what_gc_would_drop(repo: Repository, repo_dir: Path) -> None:
+    """``stats`` names the objects no version uses, as ``gc --dry-run`` plans to drop them
+    (the ui's storage page shows it without a second walk)."""
+    for seed in (1, 2):
+        repo.register("m", write_bytes(repo_dir / f"m{seed}.bin", 300_000, seed=seed))
+    assert maintenance.stats(repo).unused_objects == 0
+    repo.remove("m@v1")
+    s = maintenance.stats(repo)
+    plan = maintenance.plan_gc(repo)
+    assert s.unused_objects == len(plan.objects) > 0
+    assert s.unused_bytes == plan.bytes - sum(p.stat().st_size for p in plan.leftovers) > 0

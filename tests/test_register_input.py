@@ -210,7 +210,7 @@ def test_a_file_that_is_no_model_format_gets_a_warning(repo_dir: Path, run: CliR
     assert r.exit_code == 0
     assert (
         "warning: notes.bin is not a file in a recognised model format "
-        "(torch checkpoint, safetensors); stored as plain bytes"
+        "(torch checkpoint, safetensors, GGUF, ONNX); stored as plain bytes"
     ) in r.stderr
     with pytest.warns(UnrecognizedFormatWarning, match="notes.bin is not a file"):
         ModelRegistry(".").register("m", repo_dir / "notes.bin")

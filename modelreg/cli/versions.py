@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,10 @@ from ..similar import find_same
 from ..views import (
     auto_gc_warning,
     format_warning,
-    json_families,
     summary_table,
     unsafe_warning,
 )
-from ..words import clean, human_bytes, plural, utc_time
+from ..words import human_bytes, plural
 from ._base import _emit_json, _progress, _public, _repo, _size_of, cli, json_option
 
 
@@ -214,94 +212,6 @@ def show(ctx: click.Context, spec: str, as_json: bool) -> None:
         )
         if verdict:
             click.echo(f"warning: {verdict}", err=True)
-
-
-@cli.command("list")
-@click.argument("name", required=False)
-@json_option
-@click.pass_context
-def list_(ctx: click.Context, name: str | None, as_json: bool) -> None:
-    """List the versions of every family, or of NAME."""
-    repo = _repo(ctx)
-    if name is not None:
-        names.check_family(name)
-    if as_json:
-        # compact, one version a line, written a family at a time: 100,000 versions in well
-        # under a second
-        families = json_families(repo, name)
-        sys.stdout.flush()
-        out = sys.stdout.buffer
-        out.write(b"[")
-        lead = b"\n"
-        for family_rows in families:
-            if family_rows:
-                out.write(lead + ",\n".join(family_rows).encode())
-                lead = b",\n"
-        out.write(b"]\n" if lead == b"\n" else b"\n]\n")
-        out.flush()
-        return
-    rows = [_public(repo, r) for r in repo.versions(name)]
-    if rows:
-        click.echo(summary_table([_marked(r) for r in rows]))
-    else:
-        click.echo("No models yet; add one with 'modelreg register NAME PATH'.")
-
-
-def _marked(row: dict[str, Any]) -> dict[str, Any]:
-    """The row with a word after its version when it is not safe to load."""
-    marker = modelinfo.safety_marker(row.get("inspect") or {})
-    return {**row, "version": f"{row['version']} [{marker}]"} if marker else row
-
-
-_LOG_SAFETY = {
-    "runs code": "UNSAFE     its pickle would run code",
-    "unsafe classes": "UNSAFE     its pickle needs classes outside torch's weights-only allowlist",
-    "saved module": "UNSAFE     a whole module saved with torch.save(model): save "
-    "model.state_dict() instead",
-    "unchecked": "UNCHECKED  its pickles could not all be checked",
-}
-
-
-@cli.command()
-@click.argument("name")
-@json_option
-@click.pass_context
-def log(ctx: click.Context, name: str, as_json: bool) -> None:
-    """The history of NAME, newest first."""
-    repo = _repo(ctx)
-    rows = [_public(repo, r) for r in repo.versions(names.check_family(name))][::-1]
-    if as_json:
-        _emit_json(rows)
-        return
-    for r in rows:
-        tags = f" ({', '.join(r['tags'])})" if r["tags"] else ""
-        click.echo(click.style(f"{r['name']}@{r['version']}{tags}", fg="yellow"))
-        click.echo(
-            f"  registered {utc_time(r['registered_at'])}  {human_bytes(r['size'])}  "
-            f"from {r['source']}"
-        )
-        if r.get("parent"):
-            click.echo(f"  parent     {r['parent']}")
-        if r.get("git_commit"):
-            dirty = " (dirty)" if r.get("git_dirty") else ""
-            click.echo(f"  git        {r['git_commit'][:12]}{dirty}")
-        if r.get("metrics"):
-            shown = " ".join(f"{k}={v}" for k, v in r["metrics"].items())
-            click.echo("  metrics    " + clean(shown))
-        inspected = r.get("inspect") or {}
-        if inspected.get("tensors"):
-            click.echo(
-                f"  contents   {inspected['format']}, {plural(inspected['tensors'], 'tensor')}, "
-                f"{plural(inspected['parameters'], 'parameter')}"
-            )
-        marker = modelinfo.safety_marker(inspected)
-        if marker:
-            whole = marker == "unsafe classes" and inspected.get("saved_module")
-            what = _LOG_SAFETY["saved module" if whole else marker]
-            click.echo(click.style(f"  {what}; load() refuses it", fg="red"))
-        for line in (r.get("description") or "").splitlines():
-            click.echo(f"  {clean(line)}")
-        click.echo("")
 
 
 @cli.command()

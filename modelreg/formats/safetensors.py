@@ -10,7 +10,7 @@ import json
 import struct
 from typing import IO, Any
 
-from ._base import UNKNOWN_KEY, Span, Stored, Tensor, numel
+from ._base import UNKNOWN_KEY, Malformed, Span, Stored, Tensor, numel
 
 NAME = "safetensors"
 HEADER_MAX = 100 << 20
@@ -67,14 +67,25 @@ def spans(f: IO[bytes], size: int) -> tuple[str, list[Span] | None]:
     return NAME, found
 
 
-def tensor_table(stored: Stored, verdict: Any = None) -> dict[str, Tensor]:
-    (n,) = struct.unpack("<Q", stored.read(0, 8))
-    header = json.loads(stored.read(8, n))
+def tensor_table(stored: Stored, size: int) -> dict[str, Tensor]:
+    """Raises Malformed when the stored header does not add up."""
+    (n,) = struct.unpack("<Q", stored.read(0, 8).rjust(8, b"\0"))
+    if not 2 <= n <= min(size - 8, HEADER_MAX):
+        raise Malformed("a header length beyond the file")
+    try:
+        header = json.loads(stored.read(8, n))
+    except (UnicodeDecodeError, ValueError):
+        raise Malformed("a header that is not JSON") from None
+    if not isinstance(header, dict) or not all(isinstance(e, dict) for e in header.values()):
+        raise Malformed("a header that is not a mapping of tensors")
     table: dict[str, Tensor] = {}
     for name, entry in header.items():
         if name == "__metadata__":
             continue
-        shape = [int(d) for d in entry.get("shape", [])]
+        try:
+            shape = [int(d) for d in entry.get("shape", [])]
+        except (TypeError, ValueError):
+            raise Malformed(f"{name}: its shape is not a list of integers") from None
         where = stored.span(name)
         key = stored.content_key(*where) if where else UNKNOWN_KEY
         dtype = DTYPES.get(entry.get("dtype"), str(entry.get("dtype")))
