@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,66 @@ def push_figures(work: Path, seq: list[tuple[str, Path]], reps: int) -> dict[str
             moto[0].terminate()
             moto[0].wait(timeout=20)
     return out
+
+
+def many_objects_figures(work: Path, endpoint: str, count: int) -> dict[str, Any]:
+    """A remote that already holds ``count`` objects (one pack whose index names them all),
+    then two pushes of a new small version each: the requests each costs, by kind, and its
+    time. The first push reads the big index once (and caches it); neither lists objects."""
+    import boto3
+
+    from modelreg import packs, remote_config, sync
+    from modelreg.hashing import oid_of
+    from modelreg.remotes.base import pack_key
+
+    from .s3counter import requests, since
+
+    client = boto3.client("s3", endpoint_url=endpoint)
+    bucket = f"many-{count}"
+    client.create_bucket(Bucket=bucket)
+    started = time.monotonic()
+    entries = {
+        oid_of(i.to_bytes(8, "little")): packs.Entry(len(packs.PACK_MAGIC), 0, 0, "raw", 0)
+        for i in range(count)
+    }
+    index = packs.build_index(entries, 0, len(packs.PACK_MAGIC))
+    name = index[-packs.SUM_LEN :].hex()
+    prefix = "team/"
+    client.put_object(Bucket=bucket, Key=prefix + "modelreg-remote.yaml", Body=b"format: 1\n")
+    client.put_object(Bucket=bucket, Key=prefix + pack_key(name, "pack"), Body=packs.PACK_MAGIC)
+    client.put_object(Bucket=bucket, Key=prefix + pack_key(name, "idx"), Body=index)
+    out: dict[str, Any] = {"remote_objects": count, "index_bytes": len(index)}
+    out["build_s"] = time.monotonic() - started
+    repo, _ = Repository.init(fresh(work / f"many-{count}"))
+    remote_config.add(repo, "many", f"s3://{bucket}/team", endpoint)
+    for n in (1, 2):
+        path = work / f"many-{n}.bin"
+        path.write_bytes(os.urandom(1 << 20))
+        repo.register("m", path)
+        before = requests(endpoint)
+        t = time.monotonic()
+        sync.push(repo, "many")
+        out[f"push{n}_s"] = time.monotonic() - t
+        got = since(before, requests(endpoint))
+        out[f"push{n}_requests"] = sum(got.values())
+        out[f"push{n}_object_listings"] = got.get("LIST objects/", 0) + got.get("LIST team/", 0)
+    return out
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+    import tempfile
+
+    from .s3counter import start
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    proc, url = start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(many_objects_figures(Path(tmp), url, int(sys.argv[1])), indent=1))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
