@@ -2,6 +2,7 @@
 
     python -m benchmarks.run                 # the full run (a few minutes, ~4 GB of disk)
     python -m benchmarks.run --smoke         # tiny sizes, seconds; the test suite runs this
+    python -m benchmarks.run --storage-only  # register and checkout rows only (about a minute)
 
 Each timed pair is interleaved (A, B, B, A, ...) and the median of the repetitions is kept,
 so a noisy neighbour slows both sides alike. Output: a table on stdout and a JSON file.
@@ -13,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,17 +37,35 @@ def noop() -> None:
     pass
 
 
-def interleaved(subjects: dict[str, Step], reps: int) -> dict[str, float]:
+def cpu_seconds() -> float:
+    """User + system time of this process (every thread) and of its finished children."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def interleaved(
+    subjects: dict[str, Step], reps: int, cpu: dict[str, float] | None = None
+) -> dict[str, float]:
+    """Median wall time of each subject; with ``cpu``, also the median CPU seconds it used
+    (a figure a busy machine disturbs less than wall time: it does not count waiting)."""
     times: dict[str, list[float]] = {name: [] for name in subjects}
+    used: dict[str, list[float]] = {name: [] for name in subjects}
     names = list(subjects)
     for rep in range(reps):
         order = names if rep % 2 == 0 else names[::-1]
         for name in order:
             setup, work = subjects[name]
             setup()
+            before = cpu_seconds()
             start = time.perf_counter()
             work()
             times[name].append(time.perf_counter() - start)
+            used[name].append(cpu_seconds() - before)
+    if cpu is not None:
+        cpu.update({name: statistics.median(ts) for name, ts in used.items()})
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
@@ -91,6 +111,7 @@ def storage_and_register(
     def new_registry() -> None:
         Repository.init(fresh(reg))  # creating the registry is not part of registering
 
+    cpu: dict[str, float] = {}
     t = interleaved(
         {
             "register": (new_registry, lambda: register_all(reg, files)),
@@ -98,6 +119,7 @@ def storage_and_register(
             "cp_sync_each": (lambda: fresh(cp_dir), lambda: cp_sync_each(paths, cp_dir)),
         },
         reps,
+        cpu,
     )
     repo = Repository(reg)
     bound, payload = scenarios.tensor_lower_bound(paths)
@@ -109,6 +131,8 @@ def storage_and_register(
         "register_s": t["register"],
         "cp_sync_s": t["cp_sync"],
         "register_vs_cp_sync": t["register"] / t["cp_sync"],
+        "register_cpu_s": cpu["register"],
+        "cp_sync_cpu_s": cpu["cp_sync"],
         "cp_sync_each_s": t["cp_sync_each"],
         "register_vs_cp_sync_each": t["register"] / t["cp_sync_each"],
         "disk_bytes": disk,
@@ -136,12 +160,14 @@ def checkout_figures(work: Path, files: list[tuple[str, Path]], reps: int) -> di
     def cp() -> None:
         subprocess.run(["cp", str(source), str(dest / source.name)], check=True)
 
+    cpu: dict[str, float] = {}
     t = interleaved(
         {
             "checkout": (clear_checkout, lambda: checkout.materialize(repo, rec)),
             "cp": (clear_cp, cp),
         },
         reps,
+        cpu,
     )
     checkout.materialize(repo, rec)
     again = interleaved(
@@ -152,21 +178,27 @@ def checkout_figures(work: Path, files: list[tuple[str, Path]], reps: int) -> di
         reps,
     )
     maintenance.gc(repo)  # the pair's float tensors get compressed
+    packed_cpu: dict[str, float] = {}
     packed = interleaved(
         {
             "checkout": (clear_checkout, lambda: checkout.materialize(repo, rec)),
             "cp": (clear_cp, cp),
         },
         reps,
+        packed_cpu,
     )
     return {
         "file_bytes": rec["size"],
         "checkout_gc_s": packed["checkout"],
         "checkout_gc_cp_s": packed["cp"],
         "checkout_gc_vs_cp": packed["checkout"] / packed["cp"],
+        "checkout_gc_cpu_s": packed_cpu["checkout"],
+        "checkout_gc_cp_cpu_s": packed_cpu["cp"],
         "checkout_s": t["checkout"],
         "cp_s": t["cp"],
         "checkout_vs_cp": t["checkout"] / t["cp"],
+        "checkout_cpu_s": cpu["checkout"],
+        "cp_cpu_s": cpu["cp"],
         "recheckout_s": again["recheckout"],
         "recheckout_cp_s": again["cp"],
         "recheckout_vs_cp": again["recheckout"] / again["cp"],
@@ -419,6 +451,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=None)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/modelreg-bench"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latest.json"))
+    parser.add_argument(
+        "--storage-only",
+        action="store_true",
+        help="only register (sequence, 512 MB pair) and checkout: about a minute",
+    )
     args = parser.parse_args(argv)
     reps = args.reps or (1 if args.smoke else 5)
     big_bytes = (16 << 20) if args.smoke else (512 << 20)
@@ -430,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     figures["sequence"] = storage_and_register(work, "seq", seq, reps)
     figures["big_pair"] = storage_and_register(work, "big", big, reps)
     figures["checkout"] = checkout_figures(work, big, reps)
+    if args.storage_only:
+        return finish(args, reps, figures)
     figures["startup"] = startup_figures(work / "seq-registry", max(reps, 3))
     figures["cli_register"] = cli_register_figures(work, seq[0][1], max(reps, 3))
     gc_seq = gc_figures(work / "seq-registry", seq)
@@ -447,9 +486,14 @@ def main(argv: list[str] | None = None) -> int:
     from .push import push_figures  # it builds on the helpers above
 
     figures["push"] = push_figures(work, seq, reps)
+    return finish(args, reps, figures)
 
+
+def finish(args: argparse.Namespace, reps: int, figures: dict[str, dict[str, Any]]) -> int:
     targets = []
     for label, (section, key), limit in TARGETS:
+        if section not in figures:  # --storage-only
+            continue
         value = figures[section].get(key)
         if value is None:  # the trained checkpoint is not on this machine
             targets.append({"target": label, "value": None, "limit": limit, "met": None})
@@ -466,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, sort_keys=True))
     print(f"\nwrote {args.out}")
-    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(args.workdir, ignore_errors=True)
     return 0
 
 

@@ -18,7 +18,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from .errors import LockTimeoutError, UnsafePathError
 
@@ -59,6 +59,39 @@ def syncfs(path: Path) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+_KEEP_SIZE = 1  # FALLOC_FL_KEEP_SIZE: the file grows as it is written, never holds zeros
+
+
+@functools.cache
+def _fallocate() -> Any:
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    return fn
+
+
+def preallocate(fd: int, size: int) -> None:
+    """Reserve the blocks of a file about to be written whole: on ext4, writing into reserved
+    blocks took 0.6 times as long as appending (docs/benchmarks.md), and a full disk fails
+    here, before any writing. Skipped where the file system cannot reserve: Linux's
+    ``fallocate``, not ``posix_fallocate``, whose fallback writes zeros."""
+    fn = _fallocate()
+    if fn is None or size <= 0:
+        return
+    if fn(fd, _KEEP_SIZE, 0, size) != 0:
+        err = ctypes.get_errno()
+        if err not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise OSError(err, os.strerror(err))
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def fsync_dir(path: Path) -> None:

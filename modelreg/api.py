@@ -10,11 +10,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from . import checkout, files, loading, prune, query, remote_config, sync
-from .errors import UnrecognizedFormatWarning, UnsafeModelWarning
+from . import cards, checkout, files, loading, memory, prune, query, remote_config, sync
+from .errors import InvalidInputError, UnrecognizedFormatWarning, UnsafeModelWarning
 from .metaview import MetadataView
 from .repo import DEFAULT_CHECKOUT_DIR, Record, Repository, find_root
-from .views import auto_gc_warning, format_warning, summary_table, unsafe_warning, version_view
+from .views import (
+    auto_gc_warning,
+    card_text,
+    format_warning,
+    summary_table,
+    unsafe_warning,
+    version_view,
+)
 from .words import plural
 
 
@@ -65,7 +72,7 @@ class ModelRegistry:
     def register(
         self,
         name: str,
-        model_path: str | os.PathLike[str],
+        model_path: str | os.PathLike[str] | None = None,
         framework: str | None = None,
         metrics: dict[str, Any] | None = None,
         description: str | None = None,
@@ -78,27 +85,47 @@ class ModelRegistry:
         progress: files.Progress | None = None,
         params: dict[str, Any] | None = None,
         inherit: bool = True,
+        *,
+        model: Any = None,
+        card: str | os.PathLike[str] | None = None,
+        card_text: str | None = None,
     ) -> dict[str, Any]:
-        """Store a file or folder as the next version of ``name``; returns its info.
+        """Store a file or folder (``model_path``), or a model in memory (``model=``: an
+        ``nn.Module`` or a state dict, stored as safetensors, see memory.py), as the next
+        version of ``name``; returns its info.
 
         Unless ``inherit=False``, framework, dataset, architecture, input_shape and params not
-        given here are taken from the parent version (by default the family's latest)."""
-        rec = self.repo.register(
-            name,
-            Path(model_path),
-            version=version,
-            tags=tags,
-            parent=parent,
-            progress=progress,
-            inherit=inherit,
-            params=params,
-            framework=framework,
-            metrics=metrics,
-            description=description,
-            dataset=dataset,
-            architecture=architecture,
-            input_shape=input_shape,
-        )
+        given here are taken from the parent version (by default the family's latest).
+        ``card`` (a Markdown file) or ``card_text`` is the version's model card; its front
+        matter fills fields not given (cards.py)."""
+        if (model_path is None) == (model is None):
+            raise InvalidInputError(
+                "give either model_path or model, not both or neither",
+                hint="model_path= for a file or folder, model= for a module or state dict",
+            )
+        if card is not None and card_text is not None:
+            raise InvalidInputError("give card or card_text, not both")
+        fields: dict[str, Any] = {
+            "version": version,
+            "tags": tags,
+            "parent": parent,
+            "progress": progress,
+            "inherit": inherit,
+            "card": cards.read(card) if card is not None else card_text,
+            "params": params,
+            "framework": framework,
+            "metrics": metrics,
+            "description": description,
+            "dataset": dataset,
+            "architecture": architecture,
+            "input_shape": input_shape,
+        }
+        if model_path is not None:
+            rec = self.repo.register(name, Path(model_path), **fields)
+        else:
+            with memory.staged(self.repo.dir, model) as (path, source, found):
+                fields["architecture"] = architecture or found
+                rec = self.repo.register(name, path, source=source, **fields)
         self._write_metadata_file(soon=True)
         warning = unsafe_warning(rec)
         if warning:
@@ -119,6 +146,7 @@ class ModelRegistry:
         info = self._info(rec)
         info["file_path"] = str(result.path)
         info["checked_out"] = True
+        info["card"] = card_text(self.repo, rec)
         return info
 
     def load(

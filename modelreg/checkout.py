@@ -308,7 +308,9 @@ def _rebuild(
     tmp = _fs.tmp_name(Path(name)).name
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        with open(os.open(tmp, flags, 0o600, dir_fd=folder), "wb") as out:
+        out = os.open(tmp, flags, 0o600, dir_fd=folder)
+        try:
+            _fs.preallocate(out, entry.size)
             whole = new_hasher()
             written = 0
             for piece in files.iter_file(repo.objects, manifest):
@@ -316,14 +318,16 @@ def _rebuild(
                 if written > entry.size:
                     raise CorruptObjectError(f"{rel}: its chunks hold more than its recorded size")
                 whole.update(piece)
-                out.write(piece)
+                _fs.write_all(out, piece)
                 if progress:
                     progress(len(piece))
             if whole.hexdigest() != entry.hash:
                 raise CorruptObjectError(
                     f"{rel} rebuilt from its chunks does not match its recorded hash {entry.hash}"
                 )
-            os.fchmod(out.fileno(), 0o444 & ~_fs.umask())
+            os.fchmod(out, 0o444 & ~_fs.umask())
+        finally:
+            os.close(out)
         in_the_way = _nofollow.lstat_at(folder, name)
         if in_the_way is not None and stat.S_ISDIR(in_the_way.st_mode):
             shutil.rmtree(name, dir_fd=folder)

@@ -33,6 +33,7 @@ RAW = "raw"
 ZSTD = "zstd"
 SHUFFLE_WIDTHS = (2, 4, 8)
 ENCODINGS = (RAW, ZSTD, *(f"shuffle{n}+zstd" for n in SHUFFLE_WIDTHS))
+NUMPY_ABOVE = 1 << 20  # smaller objects regroup in pure Python: no numpy import for them
 LEVEL = 1  # measured in benchmarks/compression.py: levels 2-3 are slower and no smaller
 
 # The width of a dtype's byte planes: its element size, or the size of one component for
@@ -132,13 +133,7 @@ def decode_into(
     if got != size:
         raise CorruptObjectError(f"{encoding} object decodes to {got} bytes, not {size}")
     if width > 1:
-        whole = size - size % width
-        plane = whole // width
-        planes = memoryview(scratch)
-        for i in range(width):
-            out[i:whole:width] = planes[i * plane : (i + 1) * plane]
-        out[whole:size] = planes[whole:size]
-        planes.release()
+        _regroup(scratch, out, size, width)
 
 
 def decode_verified(encoding: str, stored: bytes | memoryview, size: int, oid: str) -> bytes:
@@ -173,13 +168,41 @@ def _shuffle(raw: bytes, width: int) -> bytes:
 
 
 def _unshuffle(grouped: bytes, width: int) -> bytes:
-    whole = len(grouped) - len(grouped) % width
-    plane = whole // width
     out = bytearray(len(grouped))
-    for i in range(width):
-        out[i:whole:width] = grouped[i * plane : (i + 1) * plane]
-    out[whole:] = grouped[whole:]
+    _regroup(grouped, out, len(grouped), width)
     return bytes(out)
+
+
+def _regroup(planes: bytes | bytearray, out: bytearray, size: int, width: int) -> None:
+    """Put the byte planes in ``planes[:size]`` back in element order into ``out[:size]``.
+
+    Past ``NUMPY_ABOVE`` bytes numpy does it: faster than ``bytearray`` slices and, unlike
+    them, it releases the GIL, so that pieces decode in parallel threads. Widths 2 and 4 are
+    built as little-endian integers, a plane shifted in at a time (for a 4 MiB piece 3.5 and
+    1.5 times as fast as byte-strided copies, which stay faster for width 8)."""
+    whole = size - size % width
+    plane = whole // width
+    if whole >= NUMPY_ABOVE:
+        import numpy as np
+
+        src = np.frombuffer(planes, np.uint8, whole).reshape(width, plane)
+        if width in (2, 4):
+            dst = np.frombuffer(out, f"<u{width}", plane)
+            np.copyto(dst, src[width - 1])
+            for i in range(width - 2, -1, -1):
+                np.left_shift(dst, 8, out=dst)
+                np.bitwise_or(dst, src[i], out=dst)
+        else:
+            dst = np.frombuffer(out, np.uint8, whole).reshape(plane, width)
+            for i in range(width):
+                dst[:, i] = src[i]
+        del dst, src  # a buffer may be reused (resized) only once no array holds it
+    else:
+        view = memoryview(planes)
+        for i in range(width):
+            out[i:whole:width] = view[i * plane : (i + 1) * plane]
+        view.release()
+    out[whole:size] = planes[whole:size]
 
 
 def _compressor() -> zstandard.ZstdCompressor:

@@ -93,6 +93,7 @@ def diff(repo: Repository, spec_a: str, spec_b: str) -> dict[str, Any]:
                 "delta": _delta(ma.get(key), mb.get(key)),
             }
     out["metrics"] = metrics
+    out["card"] = _card_change(a.get("card"), b.get("card"))
 
     typed_a, typed_b = VersionRecord.of_view(a), VersionRecord.of_view(b)
     fa, fb = _files(repo, typed_a), _files(repo, typed_b)
@@ -133,6 +134,14 @@ def diff(repo: Repository, spec_a: str, spec_b: str) -> dict[str, Any]:
     return out
 
 
+def _card_change(a: str | None, b: str | None) -> str | None:
+    """The model card: None when neither version has one, else unchanged, changed, added or
+    removed (cards are objects, so the same text is the same id)."""
+    if a == b:
+        return None if a is None else "unchanged"
+    return "added" if a is None else "removed" if b is None else "changed"
+
+
 LIMIT = 50  # names listed per section by default
 
 
@@ -166,6 +175,8 @@ def render(d: dict[str, Any], limit: int | None = LIMIT, stat: bool = False) -> 
         for key, m in d["metrics"].items():
             delta = f" ({m['delta']:+.4g})" if m["delta"] is not None else ""
             lines.append(f"  {key}: {words.value(m['a'])} -> {words.value(m['b'])}{delta}")
+    if d.get("card") not in (None, "unchanged"):
+        lines.append(f"model card: {d['card']}")
     if "files" in d:
         f = d["files"]
         lines.append(

@@ -76,3 +76,11 @@ class RemoteError(ModelregError):
 
 class RemoteMovedError(RemoteError):
     hint = "run 'modelreg pull' first, then push again"
+
+
+class HookError(ModelregError):
+    """A ``pre-*`` hook refused the command, or could not be run."""
+
+
+class HookWarning(UserWarning):
+    """A hook was skipped (not executable) or a ``post-*`` hook failed after the work was done."""

@@ -29,7 +29,8 @@ from .ignore import IgnoreRules
 from .objects import Mapped
 from .store_api import Store
 
-READ_AHEAD = 2
+READ_AHEAD = 4  # pieces being read and verified ahead of the one being written
+READERS = 2  # threads doing it: hashing, zstd and regrouping all release the GIL
 
 STORE_DIRNAME = ".modelreg"  # a registry's store: never part of a folder model
 Progress = Callable[[int], None]
@@ -140,9 +141,9 @@ def iter_file(store: Store, manifest: dict[str, Any]) -> Iterator[bytes | memory
     def load(part: dict[str, Any]) -> bytes | Mapped:
         return base64.b64decode(part["b"]) if "b" in part else store.open_mapped(part["o"])
 
-    # Mapping and verifying the next chunks (xxhash releases the GIL) overlaps with the
-    # caller writing this one.
-    with ThreadPoolExecutor(1) as reader:
+    # Mapping, decoding and verifying the next chunks overlaps with the caller writing this
+    # one; memory is bounded by READ_AHEAD pieces.
+    with ThreadPoolExecutor(READERS) as reader:
         ahead = deque(reader.submit(load, p) for p in itertools.islice(parts, READ_AHEAD))
         try:
             while ahead:

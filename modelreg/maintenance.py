@@ -382,7 +382,14 @@ def scan(path: Path, params: ChunkParams, existing: Store | None = None) -> Scan
     """What registering every file under ``path`` would cost, without writing anything."""
     if not path.exists():
         raise NotFoundError(f"no such file or folder: {path}", hint="check the path")
-    targets = [p for _rel, p in files.walk_dir(path)] if path.is_dir() else [path]
+    return scan_many([path], params, existing)
+
+
+def scan_many(
+    paths: list[Path], params: ChunkParams, existing: Store | None = None
+) -> ScanEstimate:
+    """``scan`` of several files and folders together: what they share is counted once."""
+    targets = [t for path in paths for t in files_under(path)]
     counting = _CountingStore(existing)
     est = ScanEstimate()
     whole: set[str] = set()
@@ -395,3 +402,15 @@ def scan(path: Path, params: ChunkParams, existing: Store | None = None) -> Scan
             est.file_dedup_bytes += manifest["size"]
     est.modelreg_bytes = sum(counting.new.values())
     return est
+
+
+def files_under(path: Path) -> list[Path]:
+    return [p for _rel, p in files.walk_dir(path)] if path.is_dir() else [path]
+
+
+def content_hash(path: Path, params: ChunkParams) -> str:
+    """The ``content_hash`` a version of ``path`` would record, computed without writing."""
+    counting = _CountingStore(None)
+    if path.is_dir():
+        return str(files.store_tree(counting, path, params, plan=formats.plan)[1]["hash"])
+    return str(files.store_file(counting, path, params, plan=formats.plan)[1]["hash"])

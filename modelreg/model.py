@@ -272,6 +272,7 @@ class VersionRecord:
     registered_at: str
     parent: str | None = None
     inspect: Mapping[str, Any] | None = None  # None: made before records had a summary
+    card: str | None = None  # the object id of its model card (cards.py)
     metadata: Mapping[str, Any] = field(default_factory=dict)  # the USER_FIELDS it holds
     extra: Mapping[str, Any] = field(default_factory=dict)  # git_commit, git_dirty, ...
 
@@ -288,6 +289,7 @@ class VersionRecord:
         "registered_at",
         "parent",
         "inspect",
+        "card",
         *USER_FIELDS,
     )
 
@@ -316,6 +318,7 @@ class VersionRecord:
             registered_at=obj["registered_at"],
             parent=obj.get("parent"),
             inspect=obj.get("inspect"),
+            card=obj.get("card"),
             metadata={k: obj[k] for k in USER_FIELDS if k in obj},
             extra=extra,
         )
@@ -349,6 +352,8 @@ class VersionRecord:
             out["parent"] = self.parent
         if self.inspect is not None:
             out["inspect"] = self.inspect
+        if self.card is not None:
+            out["card"] = self.card
         return out
 
     @property
@@ -388,6 +393,8 @@ def _check_record(obj: object) -> None:
         raise bad(f"its kind {obj.get('kind')!r:.40} is neither file nor dir")
     if not _oid(obj.get("root")):
         raise bad(f"its root {obj.get('root')!r:.80} is not an object id")
+    if "card" in obj and not _oid(obj["card"]):
+        raise bad(f"its card {obj.get('card')!r:.80} is not an object id")
     if not _whole(obj.get("size")):
         raise bad("its size is not a whole number")
     if not isinstance(obj.get("content_hash"), str) or not isinstance(obj.get("format"), str):

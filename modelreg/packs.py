@@ -219,7 +219,7 @@ class PackWriter:
             offset = self._end + len(self._buf)
             if len(stored) >= 1 << 16:
                 self._flush()
-                _write_all(self.fd, stored)
+                _fs.write_all(self.fd, stored)
                 self._end += len(stored)
             else:
                 self._buf += stored
@@ -231,7 +231,7 @@ class PackWriter:
 
     def _flush(self) -> None:
         if self._buf:
-            _write_all(self.fd, self._buf)
+            _fs.write_all(self.fd, self._buf)
             self._end += len(self._buf)
             self._buf = bytearray()
 
@@ -297,9 +297,3 @@ def build_index(entries: dict[str, Entry], flags: int, pack_size: int) -> bytes:
     digest = new_hasher()
     digest.update(body)
     return body + digest.digest()
-
-
-def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import _fs, files, formats, gitinfo, metadata, modelinfo, names, repack
+from . import _fs, cards, files, formats, gitinfo, hooks, metadata, modelinfo, names, repack
 from .chunking import ChunkParams
 from .errors import (
     AlreadyExistsError,
@@ -41,6 +41,7 @@ from .index import FamilyIndex, IndexDamaged, VersionIndex
 from .model import VersionRecord, named
 from .objects import ObjectStore
 from .refs import FamilyRefs, RefStore, yaml_dump, yaml_load
+from .schema import public_fields
 
 DIRNAME = files.STORE_DIRNAME
 FORMAT = 2  # 2: objects may be packed. A format-1 registry (loose only) opens as it is and
@@ -321,21 +322,31 @@ class Repository:
         parent: str | None = None,
         progress: files.Progress | None = None,
         inherit: bool = True,
+        card: str | None = None,
+        source: str | None = None,
         **fields: Any,
     ) -> Record:
         """Store ``path`` as a new version. Unless ``inherit`` is False, descriptive fields
-        not given (``metadata.INHERITED``) are taken from the parent version."""
+        not given (``metadata.INHERITED``) are taken from the parent version. ``card`` is
+        the model card's text (its front matter fills fields not given, cards.py);
+        ``source`` the file name to record for a file modelreg staged itself (memory.py)."""
         names.check_family(name)
         if version is not None:
             version = names.check_chosen_version(names.normalize_ref(str(version)))
             self._check_unused(name, version)
         for tag in tags:
             names.check_tag(tag)
+        card_bytes = cards.check(card) if card is not None else None
+        if card_bytes is not None:
+            fields = cards.fill(fields, card_bytes.decode())
         meta = metadata.check_metadata(fields)
         path = Path(path)
-        kind = self._source_kind(path)
+        kind = self._source_kind(path, staged=source is not None)
         if parent is not None and "@" not in parent:
             parent = f"{name}@{names.normalize_ref(parent)}"
+        where = str(path.absolute()) if source is None else None  # a staged file: no path
+        asked = {"name": name, "path": where, "version": version, "tags": list(tags)}
+        self.run_hook("pre-register", {**asked, "parent": parent, **meta})
         with self.gc_lock(shared=True), ThreadPoolExecutor(1) as side:
             git = side.submit(gitinfo.describe, self.root)  # a subprocess: overlap it
             parent_name = None
@@ -359,6 +370,7 @@ class Repository:
                     root_oid, body = files.store_file(
                         self.objects, path, self.chunk_params, step, plan=formats.plan
                     )
+                card_oid = self.objects.add(card_bytes) if card_bytes is not None else None
             except BaseException:
                 self.objects.abort()  # nothing of it was visible; drop the unfinished pack
                 raise
@@ -374,11 +386,13 @@ class Repository:
                 "size": body["size"],
                 "content_hash": body["hash"],
                 "format": body.get("format", "dir"),
-                "source": path.resolve().name,
+                "source": source or path.resolve().name,
                 "git_commit": commit,
                 "git_dirty": dirty,
                 "inspect": inspected,
             }
+            if card_oid is not None:
+                base["card"] = card_oid
 
             def publish(refs: FamilyRefs) -> Record:
                 chosen = version or refs.next_version()
@@ -404,7 +418,13 @@ class Repository:
 
             record = self.refs.update(name, publish)
         self.after_write()
-        return self.lookup(f"{name}@{record['version']}")
+        done = self.lookup(f"{name}@{record['version']}")
+        self.run_hook("post-register", {**public_fields(done), "path": asked["path"]})
+        return done
+
+    def run_hook(self, event: str, details: dict[str, Any]) -> None:
+        """Run ``.modelreg/hooks/<event>`` if there is one (hooks.py)."""
+        hooks.run(self.root, self.dir, self.config, event, details)
 
     def after_write(self) -> None:
         """Run ``gc --auto`` when the store passed a limit: packs the loose objects and
@@ -425,15 +445,16 @@ class Repository:
         if refs is not None:
             _refuse_taken(refs, version)
 
-    def _source_kind(self, path: Path) -> str:
-        """'file' or 'dir'; refuses what cannot or must not be registered, before any work."""
+    def _source_kind(self, path: Path, staged: bool = False) -> str:
+        """'file' or 'dir'; refuses what cannot or must not be registered, before any work.
+        A ``staged`` file is one modelreg wrote inside its store to register it."""
         try:
             st = os.stat(path)
         except FileNotFoundError:
             raise NotFoundError(f"no such file or folder: {path}", hint="check the path") from None
         real = path.resolve()
         store = self.dir.resolve()
-        if real == store or store in real.parents:
+        if not staged and (real == store or store in real.parents):
             raise InvalidInputError(
                 f"{path} is inside the registry's own store {self.dir}",
                 hint="register model files, not modelreg's objects",
@@ -479,25 +500,35 @@ class Repository:
         name, ref = names.parse_spec(spec)
 
         def move(refs: FamilyRefs) -> str:
-            if not refs.versions:
-                raise NotFoundError(f"no model named {name!r} in this registry")
             version = refs.resolve(ref)
             refs.tags[tag] = version
             return version
 
-        self.family(name)
-        return self.refs.update(name, move)
+        refs = self.family(name)
+        if not refs.versions:
+            raise NotFoundError(f"no model named {name!r} in this registry")
+        details = {"name": name, "tag": tag, "version": refs.resolve(ref), "delete": False}
+        details["previous"] = refs.tags.get(tag)
+        self.run_hook("pre-tag", details)
+        version = self.refs.update(name, move)
+        self.run_hook("post-tag", {**details, "version": version})
+        return version
 
     def untag(self, name: str, tag: str) -> str:
         names.check_tag(tag)
-        self.family(name)
+        refs = self.family(name)
 
         def drop(refs: FamilyRefs) -> str:
             if tag not in refs.tags:
                 raise NotFoundError(f"{name} has no tag {tag!r}")
             return refs.tags.pop(tag)
 
-        return self.refs.update(name, drop)
+        details = {"name": name, "tag": tag, "delete": True, "previous": refs.tags.get(tag)}
+        if tag in refs.tags:
+            self.run_hook("pre-tag", {**details, "version": refs.tags[tag]})
+        version = self.refs.update(name, drop)
+        self.run_hook("post-tag", {**details, "version": version, "previous": version})
+        return version
 
     def remove(self, spec: str, force: bool = False) -> tuple[str, list[str]]:
         """Drop one version from the refs; its bytes stay until ``gc``. Returns (vN, tags)."""

@@ -133,6 +133,8 @@ def push(
     name, remote = remote_config.resolve(repo, remote_name)
     report = TransferReport(remote=name)
     selection = _selection(repo, specs)
+    asked = {"remote": name, "names": sorted(selection), "force": force}
+    repo.run_hook("pre-push", asked)
     remote.check(create=True)
     plans = []
     need: set[str] = set()
@@ -160,6 +162,7 @@ def push(
     for local, chosen, whole in plans:
         _publish(repo, remote, name, local, chosen, whole, force, report, read[local.name])
     report.seconds = time.monotonic() - started
+    repo.run_hook("post-push", {**asked, **report.__dict__})
     return report
 
 

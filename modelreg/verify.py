@@ -17,8 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from .errors import CorruptObjectError
+from .errors import CorruptObjectError, ModelregError
 from .hashing import new_hasher
+from .metadata import check_text
 from .model import FileManifest, Inline, Tree, VersionRecord, load, named
 from .objects import Mapped, ObjectStore
 from .repo import Repository
@@ -112,6 +113,11 @@ def check_version(
         claimed = getattr(rec, key)
         if claimed != value:
             raise CorruptObjectError(f"it claims {key} {claimed!r:.80}; its content has {value!r}")
+    if rec.card is not None:
+        try:
+            check_text("its model card", store.get(rec.card).decode("utf-8"), multiline=True)
+        except (UnicodeDecodeError, ModelregError):
+            raise CorruptObjectError("its model card is not printable UTF-8 text") from None
     for oid, manifest in manifests.items():
         if oid in done.manifests or not rehash(oid):
             continue

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import checkout, modelinfo, names
+from .errors import CorruptObjectError
 from .index import FamilyIndex, IndexDamaged
 from .model import VersionRecord
 from .repo import Record, Repository
@@ -25,6 +26,7 @@ __all__ = [
     "FIELDS",
     "SCHEMA",
     "auto_gc_warning",
+    "card_text",
     "format_warning",
     "json_families",
     "json_rows",
@@ -44,6 +46,20 @@ def version_view(
     view["file_path"] = str(target)
     view["checked_out"] = target.exists()
     return view
+
+
+def card_text(repo: Repository, rec: Record) -> str | None:
+    """The version's model card (``show`` and ``get()`` carry it as ``card``); None when
+    it has none."""
+    oid = rec.get("card")
+    if not oid:
+        return None
+    try:
+        return repo.objects.get(oid).decode("utf-8")
+    except UnicodeDecodeError:
+        raise CorruptObjectError(
+            f"{rec['name']}@{rec['version']}: its model card {oid} is not UTF-8 text"
+        ) from None
 
 
 def json_rows(repo: Repository, name: str | None = None) -> Iterator[str]:

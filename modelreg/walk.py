@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from .cards import MAX_CARD_BYTES
 from .errors import MalformedObjectError
 from .model import FileManifest, JsonStore, Tree, VersionRecord, named
 
@@ -38,13 +39,13 @@ def needed_objects(
     need: Callable[[str], bool],
     limits: dict[str, int] | None = None,
 ) -> None:
-    """Call ``need`` on every object one version needs (record, manifest or tree, the tree's
-    manifests, chunks), parsing each structured one on the way. It descends only where
-    ``need`` returns True (the object is here). A malformed object raises
-    MalformedObjectError naming it; an unreadable one, the store's error. ``limits``, when
+    """Call ``need`` on every object one version needs (record, model card, manifest or
+    tree, the tree's manifests, chunks), parsing each structured one on the way. It
+    descends only where ``need`` returns True (the object is here). A malformed object
+    raises MalformedObjectError naming it; an unreadable one, the store's error. ``limits``, when
     given, learns the most bytes each object may have before ``need`` is asked for it: a
-    chunk's length in its manifest, ``MAX_STRUCTURED_BYTES`` for a record, tree or manifest
-    (so pull can stop reading a remote's object past it)."""
+    chunk's length in its manifest, ``MAX_STRUCTURED_BYTES`` for a record, tree or manifest,
+    ``MAX_CARD_BYTES`` for a card (so pull can stop reading a remote's object past it)."""
     bounds = limits if limits is not None else {}
 
     def needs(oid: str, limit: int) -> bool:
@@ -54,6 +55,8 @@ def needed_objects(
     if not needs(record_oid, MAX_STRUCTURED_BYTES):
         return
     rec = named(record_oid, VersionRecord.parse, read_json(store, record_oid))
+    if rec.card is not None:
+        needs(rec.card, MAX_CARD_BYTES)
     if not needs(rec.root, MAX_STRUCTURED_BYTES):
         return
     body = read_json(store, rec.root)

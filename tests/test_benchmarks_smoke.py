@@ -66,6 +66,21 @@ def test_scale_benchmark_smoke_run_reports_every_target(tmp_path: Path, capsys) 
     assert "targets:" in capsys.readouterr().out
 
 
+def test_storage_only_run_reports_the_register_and_checkout_rows(
+    tmp_path: Path, torch_mod, capsys
+) -> None:
+    out = tmp_path / "results.json"
+    args = ["--smoke", "--storage-only", "--workdir", str(tmp_path / "w"), "--out", str(out)]
+    assert run.main(args) == 0
+    results = json.loads(out.read_text())
+    assert set(results["figures"]) == {"sequence", "big_pair", "checkout"}
+    assert {t["target"] for t in results["targets"]} == {
+        label for label, (section, _key), _limit in run.TARGETS if section in results["figures"]
+    }
+    assert all(t["value"] > 0 for t in results["targets"])
+    assert not (tmp_path / "w").exists()
+
+
 def test_ui_benchmark_smoke_run_reports_every_page(tmp_path: Path, capsys) -> None:
     from benchmarks import ui
 

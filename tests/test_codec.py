@@ -239,3 +239,15 @@ def test_decode_into_reused_buffers_round_trips(itemsize: int) -> None:
     assert bytes(out[: len(data)]) == data
     with pytest.raises(CorruptObjectError, match="declares 100003 bytes, expected 100002"):
         codec.decode_into(encoding, stored, out, len(data) - 1, scratch)
+
+
+def test_regrouping_in_numpy_and_in_python_give_the_same_bytes() -> None:
+    for width in codec.SHUFFLE_WIDTHS:
+        size = codec.NUMPY_ABOVE + 3 * width + 1  # numpy path, with trailing bytes
+        raw = os.urandom(size // 2) + bytes(size - size // 2)
+        encoding, stored = codec.encode(raw, width)
+        out, scratch = bytearray(size), bytearray(size)
+        codec.decode_into(encoding, stored, out, size, scratch)
+        assert bytes(out) == raw == codec.decode(encoding, stored, size)
+        small = raw[: codec.NUMPY_ABOVE // 2 + 1]  # python path
+        assert codec.decode(*codec.encode(small, width), len(small)) == small

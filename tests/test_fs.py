@@ -58,3 +58,17 @@ def test_safe_join_refuses_paths_that_escape(tmp_path: Path, bad: str) -> None:
 
 def test_safe_join_accepts_nested_relative_paths(tmp_path: Path) -> None:
     assert _fs.safe_join(tmp_path, "a/b.pt") == tmp_path / "a" / "b.pt"
+
+
+def test_preallocate_reserves_blocks_but_the_file_holds_only_what_is_written(
+    tmp_path: Path,
+) -> None:
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        _fs.preallocate(fd, 8 << 20)
+        assert os.fstat(fd).st_size == 0  # a rebuild that stops short leaves no zeros
+        _fs.write_all(fd, b"x" * 1000)
+        assert os.fstat(fd).st_size == 1000
+    finally:
+        os.close(fd)
+    assert (tmp_path / "f").read_bytes() == b"x" * 1000

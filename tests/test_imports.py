@@ -16,7 +16,8 @@ PROBE = textwrap.dedent(
     try:
         cli(sys.argv[1:], prog_name="modelreg", standalone_mode=False)
     finally:
-        heavy = sorted(m for m in ("torch", "torchvision", "safetensors", "numpy")
+        heavy = sorted(m for m in ("torch", "torchvision", "safetensors", "numpy",
+                                   "lightning", "pytorch_lightning", "transformers")
                        if m in sys.modules)
         print("HEAVY:" + ",".join(heavy))
     """
@@ -32,7 +33,10 @@ def _heavy_modules(cwd: Path, *args: str) -> list[str]:
 
 
 def test_importing_the_cli_does_not_import_torch() -> None:
-    code = "import sys, modelreg.cli, modelreg; print('torch' in sys.modules)"
+    code = (
+        "import sys, modelreg.cli, modelreg, modelreg.integrations; "
+        "print(any(m in sys.modules for m in ('torch', 'lightning', 'transformers')))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
@@ -49,6 +53,7 @@ def test_help_get_list_and_log_import_neither_torch_nor_numpy(repo_dir: Path) ->
         ["list"],
         ["log", "m"],
         ["show", "m"],
+        ["import", "--help"],
         ["list", "--where", "size>1", "--sort", "-size"],
         ["report", "-o", "report.html"],
     ):

@@ -25,12 +25,14 @@ def test_every_version_listing_has_one_json_shape(repo_dir: Path, run: CliRun) -
     registered = json.loads(run("register", "m", "a.bin", "--json").stdout)
     shapes = [
         registered,
-        json.loads(run("show", "m", "--json").stdout),
+        {k: v for k, v in json.loads(run("show", "m", "--json").stdout).items() if k != "card"},
         *json.loads(run("list", "--json").stdout),
         *json.loads(run("log", "m", "--json").stdout),
         *json.loads(run("summary", "--json").stdout)["versions"],
         ModelRegistry(".").list()[0],
     ]
+    shown = json.loads(run("show", "m", "--json").stdout)
+    assert set(shown) == VIEW_KEYS | {"card"} and shown["card"] is None  # show adds the card
     for shape in shapes:
         assert set(shape) == VIEW_KEYS
         assert shape["schema"] == SCHEMA

@@ -1,6 +1,14 @@
 """The ``modelreg`` command line."""
 
-from . import checkouts, history, remote, store, ui, versions  # noqa: F401  (each registers its commands)
+from . import (  # noqa: F401  (each registers its commands)
+    checkouts,
+    history,
+    importing,
+    remote,
+    store,
+    ui,
+    versions,
+)
 from ._base import cli, main
 
 __all__ = ["cli", "main"]

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,15 +18,39 @@ from typing import Any
 import click
 
 from .. import __version__
-from ..errors import ModelregError
+from ..errors import HookWarning, ModelregError
 from ..repo import Record, Repository
 from ..views import version_view
 
 PROGRESS_MIN_BYTES = 32 << 20
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """Library warnings meant for the user (hooks) as one ``warning:`` line each."""
+    if issubclass(category, HookWarning):
+        click.echo(f"warning: {' '.join(str(message).split())}", err=True)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", HookWarning)
+            warnings.showwarning = _show_warning
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.Abort, click.ClickException):

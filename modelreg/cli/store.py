@@ -196,6 +196,11 @@ def _scan(ctx: click.Context, path: Path, as_json: bool) -> None:
     if as_json:
         _emit_json({**est.__dict__, "in_registry": str(repo.root) if repo else None})
         return
+    echo_estimate(est, repo)
+
+
+def echo_estimate(est: maintenance.ScanEstimate, repo: Repository | None) -> None:
+    """What storing some files would cost (``stats --scan``, ``import --dry-run``)."""
     where = f"registry {repo.root}" if repo else "an empty registry"
     click.echo(f"{est.files} files, {human_bytes(est.logical_bytes)} as they are")
     click.echo(f"whole-file dedup would store  {human_bytes(est.file_dedup_bytes)}")

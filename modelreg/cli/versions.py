@@ -8,18 +8,19 @@ from typing import Any
 
 import click
 
-from .. import checkout, modelinfo, names, prune
+from .. import cards, checkout, modelinfo, names, prune
 from ..errors import InvalidInputError
 from ..refs import yaml_dump
 from ..repo import Record, Repository
 from ..similar import find_same
 from ..views import (
     auto_gc_warning,
+    card_text,
     format_warning,
     summary_table,
     unsafe_warning,
 )
-from ..words import human_bytes, plural
+from ..words import clean, human_bytes, plural
 from ._base import _emit_json, _progress, _public, _repo, _size_of, cli, json_option
 
 
@@ -110,6 +111,12 @@ def _parse_shape(text: str | None) -> list[int] | None:
     is_flag=True,
     help="Do not take framework, dataset, architecture, input shape and params from the parent.",
 )
+@click.option(
+    "--card",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A model card (README.md) to keep with the version; its Hugging Face front matter "
+    "fills fields not given.",
+)
 @json_option
 @click.pass_context
 def register(
@@ -127,10 +134,12 @@ def register(
     tags: tuple[str, ...],
     parent: str | None,
     no_inherit: bool,
+    card: Path | None,
     as_json: bool,
 ) -> None:
     """Store the file or folder PATH as the next version of NAME."""
     repo = _repo(ctx)
+    card_text = cards.read(card) if card is not None else None
     with _progress(f"register {name}", _size_of(path)) as bar:
         rec = repo.register(
             name,
@@ -147,6 +156,7 @@ def register(
             architecture=architecture,
             input_shape=_parse_shape(input_shape),
             description=description,
+            card=card_text,
         )
     for warning in (unsafe_warning(rec), format_warning(rec), auto_gc_warning(repo)):
         if warning:
@@ -201,12 +211,17 @@ def get(ctx: click.Context, spec: str, verify: bool) -> None:
 def show(ctx: click.Context, spec: str, as_json: bool) -> None:
     """Print every recorded field of one version."""
     repo = _repo(ctx)
-    rec = _public(repo, repo.lookup(spec))
+    found = repo.lookup(spec)
+    rec = {**_public(repo, found), "card": card_text(repo, found)}
     if as_json:
         _emit_json(rec)
     else:
-        shown = {k: v for k, v in rec.items() if v not in (None, {}, []) and k != "schema"}
+        hidden = ("schema", "card")
+        shown = {k: v for k, v in rec.items() if v not in (None, {}, []) and k not in hidden}
         click.echo(yaml_dump(shown).rstrip())
+        if rec["card"] is not None:  # as a YAML block, so the output stays YAML
+            click.echo("card: |")
+            click.echo("\n".join(f"  {clean(line)}".rstrip() for line in rec["card"].splitlines()))
         verdict = modelinfo.verdict_line(
             f"{rec['name']}@{rec['version']}", rec.get("inspect") or {}
         )
