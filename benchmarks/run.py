@@ -380,10 +380,24 @@ TARGETS = [
         0.150,
     ),
     ("list of all versions (CLI) <= 1 s", ("scale", "list_cli_s"), 1.0),
+    ("one tensor of a version reads <= 3 x its size", ("partial", "read_vs_tensor"), 3.0),
 ]
 
 
 Files = list[tuple[str, Path]]
+
+
+def partial_figures(work: Path, smoke: bool, reps: int) -> dict[str, Any]:
+    """benchmarks/partial.py in a child process: it imports torch, this process must not."""
+    args = ["--workdir", str(work), "--reps", str(reps)] + (["--smoke"] if smoke else [])
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.partial", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
 
 
 def make_scenarios(folder: Path, big_bytes: int, with_trained: bool) -> tuple[Files, Files, Any]:
@@ -486,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     from .push import push_figures  # it builds on the helpers above
 
     figures["push"] = push_figures(work, seq, reps)
+    figures["partial"] = partial_figures(work / "partial", args.smoke, reps)
     return finish(args, reps, figures)
 
 

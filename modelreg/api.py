@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import cards, checkout, files, loading, memory, prune, query, remote_config, sync
+from . import tensors as tensor_reads
 from .errors import InvalidInputError, UnrecognizedFormatWarning, UnsafeModelWarning
 from .metaview import MetadataView
 from .repo import DEFAULT_CHECKOUT_DIR, Record, Repository, find_root
@@ -156,6 +157,7 @@ class ModelRegistry:
         *,
         trust: bool = False,
         as_module: bool | None = None,
+        tensors: Sequence[str] | None = None,
     ) -> Any:
         """The version's weights: a ``torch.nn.Module`` (in eval mode) when ``architecture``
         names a torchvision builder such as ``torchvision.models.resnet18``, else the state
@@ -164,11 +166,30 @@ class ModelRegistry:
 
         A file whose pickle modelreg found would run code is refused unless ``trust=True``;
         even then it is only handed to torch's weights-only loader, never executed.
+
+        ``tensors`` (names or glob patterns) returns a dict of just those tensors, reading
+        only the chunks that hold them (``open_tensors``).
         """
         rec = self.repo.lookup(f"{name}@{version}")
         loading.check_trust(rec, trust)
+        if tensors is not None:
+            if as_module:
+                raise InvalidInputError(
+                    "as_module=True loads every weight; it cannot be combined with tensors=",
+                    hint="drop one of them",
+                )
+            return tensor_reads.load_tensors(self.repo, rec, tensors)
         state = loading.load_state(self.repo, rec)
         return loading.build_module(rec, state) if loading.wants_module(rec, as_module) else state
+
+    def open_tensors(
+        self, name: str, version: str = "latest", *, trust: bool = False
+    ) -> tensor_reads.TensorMap:
+        """A lazy, read-only mapping of the version's tensors by name: ``keys()`` costs the
+        file's tensor table, and each tensor is read (only its chunks) when it is asked for."""
+        rec = self.repo.lookup(f"{name}@{version}")
+        loading.check_trust(rec, trust)
+        return tensor_reads.open_tensors(self.repo, rec)
 
     def list(
         self,

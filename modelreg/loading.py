@@ -27,7 +27,7 @@ Reader = Callable[[str], bytes]  # relative path in the version -> the file's ve
 TORCHVISION_PREFIX = "torchvision.models."
 
 
-def _label(rec: Record) -> str:
+def label_of(rec: Record) -> str:
     return f"{rec['name']}@{rec['version']}"
 
 
@@ -39,7 +39,7 @@ def check_trust(rec: Record, trust: bool) -> None:
     if trust or info.get("safety") in (None, SAFE, "n/a"):
         return
     raise UnsafeModelError(
-        verdict_line(_label(rec), info) or f"{_label(rec)} is marked {info.get('safety')}",
+        verdict_line(label_of(rec), info) or f"{label_of(rec)} is marked {info.get('safety')}",
         hint="pass trust=True to hand it to torch.load(weights_only=True) anyway",
     )
 
@@ -59,11 +59,19 @@ class StoredVersion:
     def size(self, rel: str) -> int:
         return int(self.entries[rel][1])
 
-    def read(self, rel: str) -> bytes:
+    def manifest(self, rel: str) -> dict[str, Any]:
+        """The file's manifest (verified by its id), checked against what the record says."""
         oid, size, digest = self.entries[rel]
         manifest = self.repo.objects.get_json(oid)
-        if manifest.get("size") != size or manifest.get("hash") != digest:
+        if not isinstance(manifest, dict) or (
+            manifest.get("size") != size or manifest.get("hash") != digest
+        ):
             raise CorruptObjectError(f"{rel}: its record does not match its manifest")
+        return manifest
+
+    def read(self, rel: str) -> bytes:
+        _oid, size, digest = self.entries[rel]
+        manifest = self.manifest(rel)
         out = bytearray()
         whole = new_hasher()
         for piece in files.iter_file(self.repo.objects, manifest):
@@ -76,7 +84,7 @@ class StoredVersion:
         return bytes(out)
 
 
-def _model_files(rec: Record, stored: StoredVersion) -> list[tuple[str, str]]:
+def model_files(rec: Record, stored: StoredVersion) -> list[tuple[str, str]]:
     """The files that make up the model: one file, or the shards of a folder's one model."""
     typed = stored.record
     if not typed.is_dir:
@@ -99,10 +107,10 @@ def _model_files(rec: Record, stored: StoredVersion) -> list[tuple[str, str]]:
     if group is None:
         what = ", ".join(" + ".join(g.files) for g in found)
         raise ModelregError(
-            f"{_label(rec)} is a folder with {len(model_files)} model files, not all shards "
+            f"{label_of(rec)} is a folder with {len(model_files)} model files, not all shards "
             f"of one model ({what})"
             if found
-            else f"{_label(rec)} is a folder with no model files",
+            else f"{label_of(rec)} is a folder with no model files",
             hint="load one of them yourself from the path get() returns",
         )
     return [(rel, model_files[rel]) for rel in group.files]
@@ -126,14 +134,14 @@ def load_state(repo: Repository, rec: Record) -> Any:
         raise ModelregError("loading needs torch", hint="pip install 'modelreg[torch]'") from None
     try:
         stored = StoredVersion(repo, rec)
-        model = _model_files(rec, stored)
+        model = model_files(rec, stored)
         if len(model) == 1:
             rel, fmt = model[0]
-            return _load_shard(torch, rec, stored.read(rel), fmt)
+            return load_shard(torch, rec, stored.read(rel), fmt)
         return _merge(torch, rec, stored, model)
     except (CorruptObjectError, NotFoundError) as e:
         raise CorruptObjectError(
-            f"cannot load {_label(rec)}: {e.args[0]}", hint=CorruptObjectError.hint
+            f"cannot load {label_of(rec)}: {e.args[0]}", hint=CorruptObjectError.hint
         ) from None
 
 
@@ -141,29 +149,29 @@ def _merge(torch: Any, rec: Record, stored: StoredVersion, model: list[tuple[str
     merged: dict[str, Any] = {}
     where: dict[str, str] = {}
     for file, fmt in model:
-        part = _load_shard(torch, rec, stored.read(file), fmt)
+        part = load_shard(torch, rec, stored.read(file), fmt)
         if not isinstance(part, dict):
             raise ModelregError(
-                f"{_label(rec)}: shard {file} holds a {type(part).__name__}, not tensors",
+                f"{label_of(rec)}: shard {file} holds a {type(part).__name__}, not tensors",
                 hint="load the shards yourself from the path get() returns",
             )
         for name, tensor in part.items():
             if name in merged:
                 raise ModelregError(
-                    f"{_label(rec)}: tensor {name} is in two shards, {where[name]} and {file}",
+                    f"{label_of(rec)}: tensor {name} is in two shards, {where[name]} and {file}",
                     hint="load the shards yourself from the path get() returns",
                 )
             merged[name], where[name] = tensor, file
     return merged
 
 
-def _load_shard(torch: Any, rec: Record, data: bytes, fmt: str) -> Any:
+def load_shard(torch: Any, rec: Record, data: bytes, fmt: str) -> Any:
     try:
-        return _load_one(data, fmt, _label(rec))
+        return _load_one(data, fmt, label_of(rec))
     except (pickle.UnpicklingError, RuntimeError, ValueError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelregError(
-            f"torch refused to load {_label(rec)}: {first}",
+            f"torch refused to load {label_of(rec)}: {first}",
             hint="it holds objects a weights-only load does not accept",
         ) from None
 
@@ -175,7 +183,7 @@ def build_module(rec: Record, state: Any) -> Any:
     name = str(rec.get("architecture", ""))[len(TORCHVISION_PREFIX) :]
     if name not in torchvision.models.list_models():
         raise ModelregError(
-            f"{_label(rec)}: architecture {rec.get('architecture')!r} is not a torchvision model",
+            f"{label_of(rec)}: architecture {rec.get('architecture')!r} is not a torchvision model",
             hint="pass as_module=False for the state dict",
         )
     model = torchvision.models.get_model(name, weights=None)
@@ -187,7 +195,7 @@ def build_module(rec: Record, state: Any) -> Any:
     except (RuntimeError, TypeError) as e:
         first = str(e).strip().splitlines()[0]
         raise ModelregError(
-            f"{_label(rec)} does not fit {rec['architecture']}: {first}",
+            f"{label_of(rec)} does not fit {rec['architecture']}: {first}",
             hint="pass as_module=False for the state dict",
         ) from None
     return model.eval()

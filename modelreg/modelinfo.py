@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import bisect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from . import containers, formats, pickle_risk
 from .formats._base import UNKNOWN_KEY
@@ -22,7 +22,14 @@ SAFE, UNSAFE, UNKNOWN = "safe", "unsafe", "unknown"
 EXECUTES_CODE, UNSAFE_CLASSES = pickle_risk.EXECUTES_CODE, pickle_risk.UNSAFE_CLASSES
 
 
-def _part_bytes(store: Store, part: dict[str, Any]) -> bytes:
+class ChunkSource(Protocol):
+    """Where a stored file's chunks come from: any object store (``get`` verifies), or a
+    source that counts or fetches them (``tensors.StoreSource``)."""
+
+    def get(self, oid: str) -> bytes: ...
+
+
+def _part_bytes(store: ChunkSource, part: dict[str, Any]) -> bytes:
     return base64.b64decode(part["b"]) if "b" in part else store.get(part["o"])
 
 
@@ -33,7 +40,7 @@ def _part_len(part: dict[str, Any]) -> int:
 class StoredFile:
     """Random access to a stored file's bytes through its manifest."""
 
-    def __init__(self, store: Store, manifest: dict[str, Any]) -> None:
+    def __init__(self, store: ChunkSource, manifest: dict[str, Any]) -> None:
         self.store = store
         self.manifest = manifest
         self.offsets: list[tuple[int, int, dict[str, Any]]] = []
@@ -66,6 +73,15 @@ class StoredFile:
 
     def span(self, name: str) -> tuple[int, int] | None:
         return self.spans.get(name)
+
+    def chunk_ids(self, start: int, length: int) -> list[str]:
+        """The chunk objects holding [start, start+length): what reading it will fetch."""
+        first = max(bisect.bisect_right(self.starts, start) - 1, 0)
+        return [
+            part["o"]
+            for pos, n, part in self.offsets[first:]
+            if pos < start + length and pos + n > start and "o" in part
+        ]
 
     def horizon(self, pos: int, want: int) -> int:
         """How far from ``pos`` (up to ``want`` bytes) reading loads no other chunk: the end

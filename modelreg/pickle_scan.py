@@ -508,6 +508,8 @@ class TensorRef:
     shape: tuple[int, ...]
     storage: str  # the storage key: the zip member "<archive>/data/<key>"
     numel: int
+    offset: int = 0  # elements into the storage
+    stride: tuple[int, ...] | None = None  # None: not read from the pickle
 
 
 def legacy_storage_sizes(main: PickleScan) -> dict[str, int]:
@@ -552,7 +554,16 @@ def _as_tensor(name: str, obj: Any) -> TensorRef | None:
     dtype = _storage_dtype(pid[1])
     if len(args) > 6 and isinstance(args[6], Global):  # v3 carries the dtype itself
         dtype = args[6].name.replace("torch.", "")
-    return TensorRef(name, dtype, shape, str(pid[2]), numel)
+    offset = args[1] if isinstance(args[1], int) and not isinstance(args[1], bool) else 0
+    stride = (
+        args[3]
+        if len(args) > 3
+        and isinstance(args[3], tuple)
+        and len(args[3]) == len(shape)
+        and all(type(d) is int for d in args[3])
+        else None
+    )
+    return TensorRef(name, dtype, shape, str(pid[2]), numel, offset, stride)
 
 
 def tensors(root: Any, prefix: str = "", depth: int = 0) -> list[TensorRef]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import _fs, cards, files, formats, gitinfo, hooks, metadata, modelinfo, names, repack
+from .cache import CachedObjectStore
 from .chunking import ChunkParams
 from .errors import (
     AlreadyExistsError,
@@ -87,7 +88,7 @@ class Repository:
             )
         self.config: dict[str, Any] = config
         self.chunk_params = ChunkParams.from_config(config.get("chunking") or {})
-        self.objects = ObjectStore(
+        self.objects: ObjectStore = CachedObjectStore(  # reads what it lacks from the shared cache
             self.dir / "objects",
             compress=self.compress_at() == "register",
             before_pack=self._upgrade_format if config["format"] < FORMAT else None,

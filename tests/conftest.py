@@ -22,6 +22,8 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("MODELREG_LOCK_TIMEOUT", "30")
     monkeypatch.delenv("MODELREG_DEBUG", raising=False)
+    monkeypatch.delenv("MODELREG_CACHE", raising=False)  # the shared cache goes under HOME
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
 
 
 @pytest.fixture

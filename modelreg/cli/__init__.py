@@ -1,6 +1,7 @@
 """The ``modelreg`` command line."""
 
 from . import (  # noqa: F401  (each registers its commands)
+    cache,
     checkouts,
     history,
     importing,
