@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,29 +16,64 @@ from .run import fresh, interleaved, register_all
 
 
 def _start_moto() -> tuple[subprocess.Popen[bytes], str] | None:
-    """A local S3 API server (moto) for the S3 half of the push figures, if installed."""
+    """A local S3 API server (moto, counting the requests it serves: s3counter.py) for the
+    S3 half of the push figures, if installed."""
     import importlib.util
-    import socket
 
     if importlib.util.find_spec("moto") is None:
         return None
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    return None
+    from .s3counter import start
+
+    try:
+        return start()
+    except RuntimeError:
+        return None
+
+
+def request_figures(work: Path, seq: list[tuple[str, Path]], endpoint: str) -> dict[str, Any]:
+    """Requests the S3 server served, counted on its side, for: one push of every version
+    of ``seq``; a push with nothing to do; a clone; a pull with nothing to do; the same
+    versions pushed one at a time (after each register, as a user would); and how many of
+    all those requests listed ``objects/`` (a listing of every object: never)."""
+    import boto3
+
+    from modelreg import remote_config, sync
+
+    from .s3counter import requests, since
+
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="counted")
+    options = {"endpoint_url": endpoint}
+    out: dict[str, Any] = {"versions": len(seq)}
+    lists = 0
+
+    def counted(label: str, step: Callable[[], object]) -> None:
+        nonlocal lists
+        before = requests(endpoint)
+        step()
+        got = since(before, requests(endpoint))
+        out[f"{label}_requests"] = sum(got.values())
+        lists += got.get("LIST objects/", 0)
+
+    repo = register_all(fresh(work / "requests-src"), seq)
+    remote_config.add(repo, "counted", "s3://counted/all", endpoint)
+    counted("push", lambda: sync.push(repo, "counted"))
+    counted("noop_push", lambda: sync.push(repo, "counted"))
+    dest = work / "requests-clone"
+    shutil.rmtree(dest, ignore_errors=True)
+    clone: list[Repository] = []
+    counted("clone", lambda: clone.append(sync.clone("s3://counted/all", dest, options)[0]))
+    counted("noop_pull", lambda: sync.pull(clone[0], "origin"))
+    each, _ = Repository.init(fresh(work / "requests-each"))
+    remote_config.add(each, "counted", "s3://counted/each", endpoint)
+    total = 0
+    for family, path in seq:
+        each.register(family, path)
+        before = requests(endpoint)
+        sync.push(each, "counted", [family])
+        total += sum(since(before, requests(endpoint)).values())
+    out["push_each_requests"] = total
+    out["object_listings"] = lists
+    return out
 
 
 def _push_one(
@@ -121,8 +156,74 @@ def push_figures(work: Path, seq: list[tuple[str, Path]], reps: int) -> dict[str
     try:
         for label, url, options in targets:
             out.update(_push_one(work, repo, versions, label, url, options, reps))
+        if moto is not None:
+            counts = request_figures(work, seq, moto[1])
+            out.update({f"s3_{k}": v for k, v in counts.items()})
     finally:
         if moto is not None:
             moto[0].terminate()
             moto[0].wait(timeout=20)
     return out
+
+
+def many_objects_figures(work: Path, endpoint: str, count: int) -> dict[str, Any]:
+    """A remote that already holds ``count`` objects (one pack whose index names them all),
+    then two pushes of a new small version each: the requests each costs, by kind, and its
+    time. The first push reads the big index once (and caches it); neither lists objects."""
+    import boto3
+
+    from modelreg import packs, remote_config, sync
+    from modelreg.hashing import oid_of
+    from modelreg.remotes.base import pack_key
+
+    from .s3counter import requests, since
+
+    client = boto3.client("s3", endpoint_url=endpoint)
+    bucket = f"many-{count}"
+    client.create_bucket(Bucket=bucket)
+    started = time.monotonic()
+    entries = {
+        oid_of(i.to_bytes(8, "little")): packs.Entry(len(packs.PACK_MAGIC), 0, 0, "raw", 0)
+        for i in range(count)
+    }
+    index = packs.build_index(entries, 0, len(packs.PACK_MAGIC))
+    name = index[-packs.SUM_LEN :].hex()
+    prefix = "team/"
+    client.put_object(Bucket=bucket, Key=prefix + "modelreg-remote.yaml", Body=b"format: 1\n")
+    client.put_object(Bucket=bucket, Key=prefix + pack_key(name, "pack"), Body=packs.PACK_MAGIC)
+    client.put_object(Bucket=bucket, Key=prefix + pack_key(name, "idx"), Body=index)
+    out: dict[str, Any] = {"remote_objects": count, "index_bytes": len(index)}
+    out["build_s"] = time.monotonic() - started
+    repo, _ = Repository.init(fresh(work / f"many-{count}"))
+    remote_config.add(repo, "many", f"s3://{bucket}/team", endpoint)
+    for n in (1, 2):
+        path = work / f"many-{n}.bin"
+        path.write_bytes(os.urandom(1 << 20))
+        repo.register("m", path)
+        before = requests(endpoint)
+        t = time.monotonic()
+        sync.push(repo, "many")
+        out[f"push{n}_s"] = time.monotonic() - t
+        got = since(before, requests(endpoint))
+        out[f"push{n}_requests"] = sum(got.values())
+        out[f"push{n}_object_listings"] = got.get("LIST objects/", 0) + got.get("LIST team/", 0)
+    return out
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+    import tempfile
+
+    from .s3counter import start
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    proc, url = start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(many_objects_figures(Path(tmp), url, int(sys.argv[1])), indent=1))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

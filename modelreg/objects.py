@@ -846,6 +846,11 @@ class ObjectStore:
                 self._packs[name] = packs.Pack(self.pack_dir, name)
         return name
 
+    def stored_copy(self, oid: str) -> tuple[bytes, int, str, int]:
+        """(stored bytes, raw size, encoding, item size) of the first copy that verifies:
+        what a push puts in the pack it uploads, encoded as here."""
+        return self._best_copy(oid)
+
     def _best_copy(self, oid: str) -> tuple[bytes, int, str, int]:
         """(stored bytes, raw size, encoding, item size) of the first copy that verifies."""
         c, stored, raw = self._first_sound(oid)

@@ -85,27 +85,18 @@ def orphans(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-class Pack:
-    """One pack and its index. The index is read whole and checked on open (its checksum
-    touches every byte anyway, so a mapping would save nothing); the pack stays open, read
-    with ``pread`` or mapped region by region."""
+class IndexTable:
+    """A checked index held in memory: ids found by fan-out and binary search, entries
+    bounded by the pack size the index gives. Nothing in it is believed unchecked: the
+    checksum, the fan-out and every entry it hands out are verified (a remote's index is
+    untrusted input)."""
 
-    def __init__(self, folder: Path, name: str) -> None:
+    def __init__(self, raw: bytes, name: str) -> None:
         self.name = name
-        idx_path, pack_path = pack_paths(folder, name)
-        with open(idx_path, "rb") as f:
-            raw = f.read()
-        self.count, self.flags, pack_size = _check_index(raw, name)
+        self.count, self.flags, self.pack_size = _check_index(raw, name)
         self._ids = raw[HEADER.size + FANOUT.size : HEADER.size + FANOUT.size + self.count * ID_LEN]
         self._fan = FANOUT.unpack_from(raw, HEADER.size)
         self._entries = memoryview(raw)[HEADER.size + FANOUT.size + self.count * ID_LEN : -SUM_LEN]
-        self.fd = os.open(pack_path, os.O_RDONLY)
-        weakref.finalize(self, os.close, self.fd)
-        self.size = os.fstat(self.fd).st_size
-        if self.size != pack_size or os.pread(self.fd, len(PACK_MAGIC), 0) != PACK_MAGIC:
-            raise CorruptObjectError(
-                f"pack-{name}.pack is {self.size} bytes, its index says {pack_size}"
-            )
 
     def find(self, oid: str) -> Entry | None:
         key = bytes.fromhex(oid)
@@ -120,13 +111,35 @@ class Pack:
 
     def _entry(self, i: int) -> Entry:
         off, stored, size, enc, itemsize = ENTRY.unpack_from(self._entries, i * ENTRY.size)
-        if enc not in ENCODING_NAMES or off + stored > self.size or off < len(PACK_MAGIC):
+        if enc not in ENCODING_NAMES or off + stored > self.pack_size or off < len(PACK_MAGIC):
             raise CorruptObjectError(f"pack-{self.name}.idx: entry {i} is out of bounds")
         return Entry(off, stored, size, ENCODING_NAMES[enc], itemsize)
+
+    def ids(self) -> Iterator[str]:
+        for i in range(self.count):
+            yield self._ids[i * ID_LEN : (i + 1) * ID_LEN].hex()
 
     def __iter__(self) -> Iterator[tuple[str, Entry]]:
         for i in range(self.count):
             yield self._ids[i * ID_LEN : (i + 1) * ID_LEN].hex(), self._entry(i)
+
+
+class Pack(IndexTable):
+    """One pack and its index. The index is read whole and checked on open (its checksum
+    touches every byte anyway, so a mapping would save nothing); the pack stays open, read
+    with ``pread`` or mapped region by region."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        idx_path, pack_path = pack_paths(folder, name)
+        with open(idx_path, "rb") as f:
+            super().__init__(f.read(), name)
+        self.fd = os.open(pack_path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self.fd)
+        self.size = os.fstat(self.fd).st_size
+        if self.size != self.pack_size or os.pread(self.fd, len(PACK_MAGIC), 0) != PACK_MAGIC:
+            raise CorruptObjectError(
+                f"pack-{name}.pack is {self.size} bytes, its index says {self.pack_size}"
+            )
 
     def read(self, entry: Entry) -> bytes:
         data = os.pread(self.fd, entry.stored, entry.offset)

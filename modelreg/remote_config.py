@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -53,6 +54,9 @@ def remove(repo: Repository, name: str) -> None:
         del section[name]
 
     _edit(repo, drop)
+    # Its tracking refs and cached pack indexes go too, as 'git remote remove' drops
+    # refs/remotes/NAME: a new remote under the name must not inherit them.
+    shutil.rmtree(repo.dir / "remotes" / name, ignore_errors=True)
 
 
 def resolve(repo: Repository, name: str | None) -> tuple[str, Remote]:

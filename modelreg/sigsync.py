@@ -12,11 +12,12 @@ replaces only one by the same signer for the same content. Nothing here proves a
 
 from __future__ import annotations
 
-from . import signatures
+from . import signatures, wire
 from .errors import MalformedObjectError, ModelregError, RemoteMovedError
 from .refs import FamilyRefs
 from .remotes import Remote
 from .remotes.base import signatures_key
+from .remotes.packed import RemotePacks
 from .repo import Repository
 from .tracking import TransferReport
 
@@ -74,7 +75,12 @@ def push_family(remote: Remote, repo: Repository, refs: FamilyRefs, versions: se
 
 
 def pull_family(
-    repo: Repository, remote: Remote, name: str, family: str, report: TransferReport
+    repo: Repository,
+    remote: Remote,
+    view: RemotePacks,
+    name: str,
+    family: str,
+    report: TransferReport,
 ) -> None:
     """Merge the remote's signatures of ``family`` into the local file (the caller holds
     the gc lock shared: the bundles arrive as loose objects)."""
@@ -99,9 +105,14 @@ def pull_family(
                 continue
             try:
                 if not repo.objects.exists(e["bundle"]):
-                    blocks = remote.iter_object(e["bundle"], signatures.MAX_BUNDLE)
-                    report.objects += 1
-                    report.bytes += repo.objects.add_stream(e["bundle"], blocks)
+                    # in the remote's packs (or a loose key on a remote from before packs)
+                    got = wire.fetch(
+                        repo.objects, remote, view, [e["bundle"]], {}, signatures.MAX_BUNDLE
+                    )
+                    if got.oversized:
+                        raise MalformedObjectError(got.oversized[e["bundle"]])
+                    report.objects += got.objects
+                    report.bytes += got.bytes
                 signer = signatures.read_statement(signatures.bundle(repo, e)).signer
             except ModelregError as err:
                 report.warnings.append(

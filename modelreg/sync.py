@@ -34,11 +34,20 @@ import contextlib
 import functools
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from . import maintenance, names, remote_config, signatures, sigsync, tracking, verify
+from . import (
+    maintenance,
+    names,
+    remote_config,
+    signatures,
+    sigsync,
+    tracking,
+    transfer,
+    verify,
+    wire,
+)
 from .errors import (
     CorruptObjectError,
     InvalidNameError,
@@ -49,13 +58,13 @@ from .errors import (
 )
 from .refs import FamilyRefs
 from .remotes import Remote, normalize_url, open_remote
-from .remotes.base import NotRegularFileError, ObjectTooLargeError
+from .remotes.base import NotRegularFileError
+from .remotes.packed import RemotePacks
 from .repo import Repository
 from .tracking import TransferReport
 from .walk import MAX_STRUCTURED_BYTES, needed_objects
 
 Progress = Callable[[int], None]
-JOBS = 8
 CAS_ATTEMPTS = 5
 
 
@@ -65,21 +74,6 @@ def _remote_refs(remote: Remote, label: str, family: str) -> tuple[FamilyRefs, s
         return FamilyRefs(family), None
     where = f"refs/{family}.yaml on remote {label}"
     return FamilyRefs.from_yaml(family, current[0], where), current[1]
-
-
-def _parallel(
-    fn: Callable[[str], int], oids: Iterable[str], progress: Progress | None
-) -> tuple[int, int]:
-    count = total = 0
-    with ThreadPoolExecutor(JOBS) as pool:
-        for size in pool.map(fn, oids):
-            if size < 0:
-                continue  # refused unread: not moved
-            count += 1
-            total += size
-            if progress:
-                progress(size)
-    return count, total
 
 
 # --- push -----------------------------------------------------------------------------
@@ -161,8 +155,9 @@ def push(
         for v in chosen:
             need |= _needed_objects(repo, local.versions[v])
         need |= sigsync.bundles(repo, local, chosen)
+    read: dict[str, tuple[FamilyRefs, str | None]] = {}  # the remote's refs, as first read
     for local, chosen, whole in plans:  # refuse a conflict before sending anything
-        theirs, _token = _remote_refs(remote, name, local.name)
+        theirs, _token = read[local.name] = _remote_refs(remote, name, local.name)
         tracking.merged_for_push(
             local,
             theirs,
@@ -172,16 +167,11 @@ def push(
             force,
             name,
         )
-    missing = sorted(need - remote.list_objects())
-
-    def send(oid: str) -> int:
-        with repo.objects.as_file(oid) as path:  # verified; a packed object is copied out
-            remote.put_file(oid, path)
-            return path.stat().st_size
-
-    report.objects, report.bytes = _parallel(send, missing, progress)
+    sent = transfer.send_missing(repo, name, remote, need, [r for r, _t in read.values()], progress)
+    report.objects, report.bytes = sent.objects, sent.bytes
+    report.total_bytes, report.skipped_bytes = sent.total_bytes, sent.skipped_bytes
     for local, chosen, whole in plans:
-        _publish(repo, remote, name, local, chosen, whole, force, report)
+        _publish(repo, remote, name, local, chosen, whole, force, report, read[local.name])
         sigsync.push_family(remote, repo, local, chosen)  # after the refs that name them
     report.seconds = time.monotonic() - started
     repo.run_hook("post-push", {**asked, **report.__dict__})
@@ -197,11 +187,17 @@ def _publish(
     whole: bool,
     force: bool,
     report: TransferReport,
+    first: tuple[FamilyRefs, str | None] | None = None,
 ) -> None:
+    """``first``: the remote's refs as read before sending (one request fewer; if they
+    moved since, the compare-and-swap fails and they are read again)."""
     family = local.name
     base = tracking.read_tracking(repo, remote_name, family)
     for _attempt in range(CAS_ATTEMPTS):
-        theirs, token = _remote_refs(remote, remote_name, family)
+        if first is not None:
+            (theirs, token), first = first, None
+        else:
+            theirs, token = _remote_refs(remote, remote_name, family)
         merged, added, changes = tracking.merged_for_push(
             local, theirs, base, chosen, whole, force, remote_name
         )
@@ -307,26 +303,7 @@ def pull_from(
     fetched: set[str] = set()
     limits: dict[str, int] = {}  # oid -> the most bytes it may have (needed_objects)
     oversized: dict[str, str] = {}  # oid -> why reading it stopped
-
-    def receive(oid: str) -> int:
-        limit = limits.get(oid, MAX_STRUCTURED_BYTES)
-        try:
-            size = repo.objects.add_stream(oid, remote.iter_object(oid, limit))
-        except ObjectTooLargeError:
-            oversized[oid] = (
-                f"object {oid} is larger than {limit >> 20} MiB, too large for a record, "
-                "tree or manifest"
-                if limit == MAX_STRUCTURED_BYTES
-                else f"object {oid} is larger than the {limit} bytes its manifest gives it"
-            )
-            return -1
-        except CorruptObjectError:
-            raise CorruptObjectError(
-                f"object {oid} from remote {remote.url} is corrupt (its bytes do not match its id)",
-                hint="nothing was changed locally; re-push it from a registry that has it",
-            ) from None
-        fetched.add(oid)
-        return size
+    view = transfer.remote_packs(repo, name, remote)
 
     with repo.gc_lock(shared=True):
         # Each walk goes one level further down (record, root, manifests, chunks), checking
@@ -360,9 +337,14 @@ def pull_from(
             todo: set[str] = set().union(*(o for f, o in absent.items() if f not in refused))
             if not todo:
                 break
-            n, size = _parallel(receive, sorted(todo), progress)
-            report.objects += n
-            report.bytes += size
+            got = wire.fetch(
+                repo.objects, remote, view, todo, limits, MAX_STRUCTURED_BYTES, progress
+            )
+            oversized.update(got.oversized)
+            fetched |= todo - set(got.oversized)
+            report.objects += got.objects
+            report.bytes += got.bytes
+            repo.objects.sync()  # a pull killed later keeps what each level brought
         checked = verify.Checked()
         for oid, family, v in wanted:
             if family in refused:
@@ -393,7 +375,7 @@ def pull_from(
             signatures.renumbered(repo, report.renumbered)
         for family in remote_refs:
             if family not in refused:
-                sigsync.pull_family(repo, remote, name, family, report)
+                sigsync.pull_family(repo, remote, view, name, family, report)
     repo.after_write()  # gc --auto: the fetched objects arrived loose
     report.seconds = time.monotonic() - started
     return report
@@ -447,6 +429,7 @@ def repair(repo: Repository) -> maintenance.FsckReport:
     report = maintenance.fsck(repo)
     repaired: dict[str, str] = {}
     reachable: dict[str, Remote] = {}
+    views: dict[str, RemotePacks] = {}
     unusable: list[str] = []
     for remote_name in sorted(remote_config.remotes(repo)):
         try:
@@ -462,14 +445,19 @@ def repair(repo: Repository) -> maintenance.FsckReport:
         limits = _limits(repo)
         with repo.gc_lock(shared=True):
             for oid in bad:
-                limit = limits.get(oid, MAX_STRUCTURED_BYTES)
                 for remote_name, remote in reachable.items():
+                    view = views.setdefault(
+                        remote_name, transfer.remote_packs(repo, remote_name, remote)
+                    )
                     try:
-                        repo.objects.add_stream(oid, remote.iter_object(oid, limit))
+                        got = wire.fetch(
+                            repo.objects, remote, view, [oid], limits, MAX_STRUCTURED_BYTES
+                        )
                     except ModelregError:
                         continue  # not there, or damaged there too
-                    fixed[oid] = remote_name
-                    break
+                    if got.objects:
+                        fixed[oid] = remote_name
+                        break
             repo.objects.sync()
         if not fixed:
             break

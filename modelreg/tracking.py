@@ -29,8 +29,10 @@ from .repo import Repository
 class TransferReport:
     remote: str
     objects: int = 0
-    bytes: int = 0
+    bytes: int = 0  # bytes moved over the wire
     seconds: float = 0.0
+    total_bytes: int = 0  # push: raw bytes of every object the pushed versions need
+    skipped_bytes: int = 0  # push: of those, what the remote held already (dedup): not sent
     versions: list[str] = field(default_factory=list)
     replaced: list[str] = field(
         default_factory=list

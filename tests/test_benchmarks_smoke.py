@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from benchmarks import run
 
 
@@ -48,6 +50,12 @@ def test_benchmark_smoke_run_reports_every_figure(tmp_path: Path, torch_mod, cap
     push = results["figures"]["push"]
     # v1..v4 share most tensors: pushing them sends far less than the files
     assert push["folder_bytes_sent"] < 0.75 * push["whole_bytes"]
+    # requests are counted on the S3 server's side: counts, not times, so they are judged
+    assert push["s3_object_listings"] == 0
+    assert push["s3_push_requests"] <= 40 and push["s3_noop_push_requests"] <= 3
+    # a no-op pull of the two families: marker, refs listing, and per family its refs and its
+    # signatures file; the issue's target of 3 is missed (docs/benchmarks.md says why)
+    assert push["s3_clone_requests"] > 0 and push["s3_noop_pull_requests"] <= 6
 
 
 def test_scale_benchmark_smoke_run_reports_every_target(tmp_path: Path, capsys) -> None:
@@ -112,3 +120,27 @@ def test_formats_benchmark_smoke_run_reports_every_pair(tmp_path: Path, capsys) 
         assert figures["chunks_compressed_by_gc"] > 0 and figures["fsck_ok_after_gc"]
     assert not (tmp_path / "work").exists()
     assert "targets:" in capsys.readouterr().out
+
+
+def test_many_objects_push_benchmark_smoke_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A remote holding 10,000 objects (the benchmark's million, smaller): two pushes, no
+    listing of objects, the big index fetched by the first push only."""
+    from benchmarks import s3counter
+    from benchmarks.push import many_objects_figures
+
+    from .conftest import S3_ENV
+
+    for key, value in S3_ENV.items():
+        monkeypatch.setenv(key, value)
+
+    proc, url = s3counter.start()
+    try:
+        got = many_objects_figures(tmp_path, url, 10_000)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert got["index_bytes"] == 24 + 1024 + 48 * 10_000 + 16
+    assert got["push1_object_listings"] == got["push2_object_listings"] == 0
+    assert got["push2_requests"] == got["push1_requests"] - 1  # the index came from the cache

@@ -22,6 +22,7 @@ from modelreg.remotes import open_remote
 from modelreg.remotes.s3 import S3Remote
 
 from .conftest import CliRun, tree_snapshot, write_bytes
+from .remote_packs import rewrite_remote, unpack_remote
 
 
 class _RunsCode:
@@ -324,6 +325,7 @@ def test_an_object_that_is_not_a_regular_file_is_one_line_error(
 ) -> None:
     alice, remote = folder_alice
     oid, _n = _chunk_of(alice)
+    unpack_remote(str(remote))  # a remote written before packs: objects are loose files
     path = remote / "objects" / oid[:2] / oid[2:]
     copy = tmp_path / "copy"
     copy.write_bytes(path.read_bytes())
@@ -339,10 +341,77 @@ def test_an_object_that_is_not_a_regular_file_is_one_line_error(
     assert not (tmp_path / "bob").exists()
 
 
+@pytest.mark.parametrize("what", ["fifo", "link to /dev/zero"])
+def test_a_pack_that_is_not_a_regular_file_is_one_line_error(
+    folder_alice: tuple[ModelRegistry, Path], tmp_path: Path, what: str
+) -> None:
+    _alice, remote = folder_alice
+    (name,) = open_remote(str(remote)).list_packs()
+    path = remote / "packs" / f"pack-{name}.pack"
+    path.unlink()
+    if what == "fifo":
+        os.mkfifo(path)
+    else:
+        os.symlink("/dev/zero", path)
+    r = _cli("clone", remote, tmp_path / "bob", timeout=30)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    kind = "a FIFO" if what == "fifo" else "a symbolic link"
+    assert r.stderr.startswith(f"error: packs/pack-{name}.pack on remote {remote} is {kind}")
+    assert not (tmp_path / "bob").exists()
+
+
+def test_a_packed_chunk_larger_than_its_manifest_says_is_not_read(
+    alice: ModelRegistry, remote_url: str, run: CliRun, bob: Path
+) -> None:
+    oid, n = _chunk_of(alice)
+    rewrite_remote(remote_url, {oid: b"\0" * (n + (8 << 20))})
+    _refused(
+        run,
+        bob,
+        f"d@v1: object {oid} is larger than the {n} bytes its manifest gives it",
+        family="d",
+        other="m",
+    )
+
+
+def test_a_pack_index_that_lies_about_lengths_is_refused(
+    alice: ModelRegistry, remote_url: str, run: CliRun, bob: Path
+) -> None:
+    """An index whose entry gives a raw object more stored bytes than its size (a read that
+    would run past the object) is refused before any byte of the pack is read."""
+    from modelreg import packs
+    from modelreg.remotes.base import MAX_INDEX_BYTES, pack_key
+
+    oid, n = _chunk_of(alice)
+    remote = open_remote(remote_url)
+    (name,) = remote.list_packs()
+    raw = remote.read_key(pack_key(name, "idx"), MAX_INDEX_BYTES)
+    assert raw is not None
+    table = packs.IndexTable(raw, name)
+    entries = {o: e for o, e in table}
+    e = entries[oid]
+    entries[oid] = packs.Entry(e.offset, e.stored - 1, e.size, e.encoding, e.itemsize)
+    index = packs.build_index(entries, 0, table.pack_size)
+    forged = index[-packs.SUM_LEN :].hex()
+    data = b"".join(remote.read_range(pack_key(name, "pack"), 0, table.pack_size))
+    put_raw(remote_url, pack_key(forged, "pack"), data)
+    put_raw(remote_url, pack_key(forged, "idx"), index)
+    for ext in ("idx", "pack"):
+        key = pack_key(name, ext)
+        if remote_url.startswith("s3://"):
+            remote.client.delete_object(Bucket=remote.bucket, Key=remote.prefix + key)  # type: ignore[attr-defined]
+        else:
+            os.unlink(Path(remote_url, *key.split("/")))
+    r = run("-C", str(bob), "pull", "d")
+    assert r.exit_code == 1
+    assert f"gives object {oid} {n - 1} stored bytes for {n}" in r.output
+
+
 def test_a_chunk_longer_than_its_manifest_says_is_not_read_past_it(
     alice: ModelRegistry, remote_url: str, run: CliRun, bob: Path
 ) -> None:
     oid, n = _chunk_of(alice)
+    unpack_remote(remote_url)  # a remote written before packs: objects are loose keys
     put_raw(remote_url, f"objects/{oid[:2]}/{oid[2:]}", b"\0" * (n + (8 << 20)))
     _refused(
         run,

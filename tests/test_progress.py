@@ -54,7 +54,9 @@ def test_register_and_get_show_a_bar_on_a_terminal_only(repo_dir: Path) -> None:
     assert rc == 0 and "%" not in screen  # a moment's work shows no bar
 
 
-def test_push_and_pull_count_objects_on_a_terminal(repo_dir: Path, tmp_path: Path) -> None:
+def test_push_and_pull_show_bytes_done_of_total_and_rate_on_a_terminal(
+    repo_dir: Path, tmp_path: Path
+) -> None:
     (repo_dir / "m.bin").write_bytes(os.urandom(3 << 20))
     modelreg = [sys.executable, "-m", "modelreg"]
     subprocess.run(
@@ -67,10 +69,37 @@ def test_push_and_pull_count_objects_on_a_terminal(repo_dir: Path, tmp_path: Pat
         capture_output=True,
     )
     rc, screen = _run_on_a_terminal(["push"], repo_dir)
-    assert rc == 0 and re.search(r"\rpush: \d+ objects, 3\.0 MiB\r?\n", screen), screen
+    done_of_total = r"3\.0 MiB / 3\.0 MiB, [\d.]+ [KMG]?i?B/s *\r?\n"
+    assert rc == 0 and re.search(r"\rpush: " + done_of_total, screen), screen
     rc, screen = _run_on_a_terminal(
         ["clone", str(tmp_path / "remote"), str(tmp_path / "c")], tmp_path
     )
-    assert rc == 0 and re.search(r"\rclone: \d+ objects, 3\.0 MiB\r?\n", screen), screen
+    assert rc == 0 and re.search(r"\rclone: " + done_of_total, screen), screen
     quiet = subprocess.run([*modelreg, "pull"], cwd=repo_dir, capture_output=True, text=True)
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_a_push_says_how_many_bytes_dedup_kept_from_being_sent(
+    repo_dir: Path, tmp_path: Path
+) -> None:
+    """One number could not tell dedup happened: the totals say what was already there."""
+    modelreg = [sys.executable, "-m", "modelreg"]
+
+    def run(*args: str) -> str:
+        r = subprocess.run([*modelreg, *args], cwd=repo_dir, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    (repo_dir / "a.bin").write_bytes(os.urandom(2 << 20))
+    run("register", "m", "a.bin")
+    run("remote", "add", "origin", str(tmp_path / "remote"))
+    first = run("push")
+    assert "there already" not in first
+    run("register", "m2", "a.bin")  # the same bytes under another name: nothing new to send
+    second = run("push")
+    assert re.search(
+        r"^Sent 1 object \([\d.]+ KiB\) .*; 2\.0 MiB of the 2\.0 MiB these versions "
+        r"need were there already \(not sent\)$",
+        second,
+        re.M,
+    ), second

@@ -20,45 +20,67 @@ if TYPE_CHECKING:
     from .. import sync
 
 
+class _TransferBar:
+    """Bytes done of the bytes expected so far, and the rate, on one line of a terminal (a
+    pull learns what it needs level by level, so its total grows as it goes)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.done = self.total = 0
+        self.started = time.monotonic()
+        self.shown = 0.0
+
+    def expect(self, size: int) -> None:
+        self.total += size
+
+    def __call__(self, size: int) -> None:
+        self.done += size
+        now = time.monotonic()
+        if now - self.shown >= 0.1:
+            self.shown = now
+            self.show(now)
+
+    def show(self, now: float) -> None:
+        rate = self.done / max(now - self.started, 1e-3)
+        total = max(self.total, self.done)
+        click.echo(
+            f"\r{self.label}: {human_bytes(self.done)} / {human_bytes(total)}, "
+            f"{human_bytes(rate)}/s   ",
+            err=True,
+            nl=False,
+        )
+
+
 @contextlib.contextmanager
 def _transfer_bar(label: str) -> Iterator[Callable[[int], None] | None]:
-    """A running count of objects and bytes on a terminal (a pull learns what it needs level
-    by level, so there is no total to draw a bar against); nothing elsewhere."""
+    """A running count on a terminal; nothing elsewhere."""
     if not sys.stderr.isatty():
         yield None
         return
-    done = {"objects": 0, "bytes": 0, "shown": 0.0}
-
-    def update(size: int) -> None:
-        done["objects"] += 1
-        done["bytes"] += size
-        now = time.monotonic()
-        if now - done["shown"] >= 0.1:
-            done["shown"] = now
-            click.echo(
-                f"\r{label}: {done['objects']} objects, {human_bytes(done['bytes'])}",
-                err=True,
-                nl=False,
-            )
-
+    bar = _TransferBar(label)
     try:
-        yield update
+        yield bar
     finally:
-        if done["objects"]:
-            click.echo(
-                f"\r{label}: {done['objects']} objects, {human_bytes(done['bytes'])}", err=True
-            )
+        if bar.done:
+            bar.show(time.monotonic())
+            click.echo("", err=True)
 
 
 def _totals(report: sync.TransferReport, verb: str) -> str:
     """'Sent 12 objects (3.4 MiB) to origin in 1.2 s (2.8 MiB/s)'."""
     objects = f"{report.objects} object{'' if report.objects == 1 else 's'}"
     rate = human_bytes(report.bytes / report.seconds) if report.seconds > 0 else "-"
-    return (
+    line = (
         f"{verb} {objects} ({human_bytes(report.bytes)}) "
         f"{'to' if verb == 'Sent' else 'from'} {report.remote} "
         f"in {report.seconds:.1f} s ({rate}/s)"
     )
+    if report.skipped_bytes:
+        line += (
+            f"; {human_bytes(report.skipped_bytes)} of the {human_bytes(report.total_bytes)} "
+            "these versions need were there already (not sent)"
+        )
+    return line
 
 
 def _report(report: sync.TransferReport, verb: str, as_json: bool) -> None:

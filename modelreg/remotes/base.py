@@ -4,7 +4,9 @@ Layout, the same in a folder and under an S3 prefix::
 
     <remote>/
       modelreg-remote.yaml      format marker, written on first push
-      objects/ab/cdef...        the same objects as .modelreg/objects, byte for byte
+      packs/pack-<name>.pack    objects, as a local pack holds them (docs/format.md)
+      packs/pack-<name>.idx     its index; uploaded after the pack, so it names only bytes there
+      objects/ab/cdef...        loose objects, as remotes written before packs hold them
       refs/<name>.yaml          the family's refs, in the local format
       signatures/<name>.json    the family's signatures file, in the local format
 
@@ -15,8 +17,9 @@ pass one contract suite.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import RemoteError
@@ -25,6 +28,22 @@ from ..refs import MAX_REFS_BYTES
 MARKER = "modelreg-remote.yaml"
 MARKER_BODY = b"format: 1\nhash: xxh3-128\n"
 BLOCK = 1 << 20
+PACK_NAME_RE = re.compile(r"[0-9a-f]{32}")
+MAX_INDEX_BYTES = 256 << 20  # a remote pack index (5.5 million objects) is read up to this
+
+
+def pack_key(name: str, ext: str) -> str:
+    """``packs/pack-<name>.pack`` or ``.idx``."""
+    return f"packs/pack-{name}.{ext}"
+
+
+def pack_names(keys: Iterator[str]) -> list[str]:
+    """Names of the packs whose index is among ``keys`` (file names under ``packs/``)."""
+    found = []
+    for key in keys:
+        if key.startswith("pack-") and key.endswith(".idx") and PACK_NAME_RE.fullmatch(key[5:-4]):
+            found.append(key[5:-4])
+    return sorted(found)
 
 
 def object_key(oid: str) -> str:
@@ -92,7 +111,35 @@ class Remote(ABC):
 
     @abstractmethod
     def list_objects(self) -> set[str]:
-        """Ids of every object on the remote."""
+        """Ids of every loose object on the remote (``objects/``: remotes written before
+        packs). Lists the whole prefix: push and pull never call it."""
+
+    # --- packs (modelreg.wire reads and writes them) ----------------------------------------
+    @abstractmethod
+    def list_packs(self) -> list[str]:
+        """Names of the packs whose index is on the remote (one listing of ``packs/``)."""
+
+    @abstractmethod
+    def read_key(self, key: str, limit: int) -> bytes | None:
+        """A small key's bytes, or None when it is absent; ObjectTooLargeError, unread, when
+        it holds more than ``limit`` bytes."""
+
+    @abstractmethod
+    def read_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        """Exactly ``length`` bytes of ``key`` from ``start``, in blocks; a RemoteError
+        (before the first block when it can tell) if the key is absent or shorter."""
+
+    @abstractmethod
+    def put_key_file(
+        self,
+        key: str,
+        path: Path,
+        journal: Path | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Upload a file to ``key``, streamed; visible whole or not at all. A large file goes
+        in parts (S3 multipart upload) whose upload id is kept in ``journal``, so a rerun
+        after a kill sends only the parts the remote lacks. ``progress`` gets bytes sent."""
 
     @abstractmethod
     def put_object(self, oid: str, data: bytes) -> None:

@@ -13,7 +13,7 @@ import io
 import os
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .. import _fs, _nofollow
@@ -28,6 +28,7 @@ from .base import (
     Remote,
     bounded,
     object_key,
+    pack_names,
     ref_key,
     too_big,
     too_large,
@@ -66,7 +67,7 @@ class FolderRemote(Remote):
                 f"{self.root} is not empty and not a modelreg remote",
                 hint="choose an empty or new folder",
             )
-        for sub in ("objects", "refs", "locks"):
+        for sub in ("packs", "refs", "locks"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         _fs.atomic_write(marker, MARKER_BODY)
 
@@ -141,6 +142,65 @@ class FolderRemote(Remote):
             f.close()
             raise too_large(self.url, oid, limit)
         return bounded(_blocks(f), self.url, oid, limit)
+
+    def _open_key(self, key: str) -> io.BufferedReader | None:
+        try:
+            return self._open(key)
+        except FileNotFoundError:
+            return None
+        except NotRegularError as e:
+            raise NotRegularFileError(
+                f"{key} on remote {self.url} is {e.args[0]}, not a regular file",
+                e.args[0],
+                hint="it was not written by modelreg; remove it from the remote",
+            ) from None
+
+    def list_packs(self) -> list[str]:
+        with _nofollow.Tree(self.root) as tree:
+            folder = tree.folder(("packs",), create=False)
+            if folder is None:
+                return []
+            return pack_names(iter(os.listdir(folder)))
+
+    def read_key(self, key: str, limit: int) -> bytes | None:
+        f = self._open_key(key)
+        if f is None:
+            return None
+        with f:
+            if os.fstat(f.fileno()).st_size > limit:
+                raise too_large(self.url, key, limit)
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise too_large(self.url, key, limit)
+        return data
+
+    def read_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        f = self._open_key(key)
+        if f is None or os.fstat(f.fileno()).st_size < start + length:
+            if f is not None:
+                f.close()
+            raise RemoteError(
+                f"{key} on remote {self.url} is missing or shorter than its index says",
+                hint="push again from a registry that has its objects",
+            )
+        return _range(f, start, length)
+
+    def put_key_file(
+        self,
+        key: str,
+        path: Path,
+        journal: Path | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        final = self._path(key)
+        if final.exists():
+            return
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "rb") as src, _fs.atomic_writer(final, mode=0o444) as out:
+            while block := src.read(BLOCK):
+                out.write(block)
+                if progress:
+                    progress(len(block))
 
     def list_refs(self) -> list[str]:
         """Names under ``refs/``, a real folder (a link there is no refs folder, as for
@@ -224,6 +284,17 @@ def _kind(mode: int) -> str:
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "a device"
     return "a special file"
+
+
+def _range(f: io.BufferedReader, start: int, length: int) -> Iterator[bytes]:
+    with f:
+        f.seek(start)
+        while length > 0:
+            block = f.read(min(BLOCK, length))
+            if not block:
+                raise RemoteError(f"{f.name} ended before the range its index gives")
+            length -= len(block)
+            yield block
 
 
 def _blocks(f: io.BufferedReader) -> Iterator[bytes]:

@@ -8,8 +8,11 @@ a remote's own ``endpoint_url`` overrides them. Refs change only by conditional 
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,12 +27,16 @@ from .base import (
     Remote,
     bounded,
     object_key,
+    pack_names,
     ref_key,
     too_big,
     too_large,
 )
 
 T = TypeVar("T")
+MULTIPART_ABOVE = 32 << 20  # a larger file goes up in parts (one request each)
+PART = 16 << 20
+PART_JOBS = 2  # parts in flight: PART_JOBS * PART bytes held
 BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _DENIED = {
     "AccessDenied",
@@ -112,13 +119,16 @@ class S3Remote(Remote):
             "404",
         )
 
-    def _open(self, key: str) -> dict[str, Any] | None:
+    def _open(self, key: str, **kwargs: Any) -> dict[str, Any] | None:
         """The GetObject response (its body not yet read), or None when the key is absent."""
         from botocore.exceptions import ClientError
 
-        with self._errors(f"reading {key}"):
+        what = "opening the bucket" if key == MARKER else f"reading {key}"
+        with self._errors(what):
             try:
-                return dict(self.client.get_object(Bucket=self.bucket, Key=self.prefix + key))
+                return dict(
+                    self.client.get_object(Bucket=self.bucket, Key=self.prefix + key, **kwargs)
+                )
             except ClientError as e:
                 if self._missing(e):
                     return None
@@ -141,7 +151,8 @@ class S3Remote(Remote):
         return data, str(r["ETag"])
 
     def check(self, create: bool) -> None:
-        self._call("opening the bucket", self.client.head_bucket)
+        """One request when the remote exists: the marker's GET also says whether the
+        bucket does (NoSuchBucket)."""
         try:
             if self._get(MARKER) is not None:
                 return
@@ -209,6 +220,110 @@ class S3Remote(Remote):
                 yield from body.iter_chunks(BLOCK)
             finally:
                 body.close()
+
+    def list_packs(self) -> list[str]:
+        base = self.prefix + "packs/"
+        keys: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        with self._errors("listing packs"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=base):
+                keys += [item["Key"][len(base) :] for item in page.get("Contents", [])]
+        return pack_names(iter(keys))
+
+    def read_key(self, key: str, limit: int) -> bytes | None:
+        try:
+            got = self._get(key, limit)
+        except ValueError:
+            raise too_large(self.url, key, limit) from None
+        return None if got is None else got[0]
+
+    def read_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        r = self._open(key, Range=f"bytes={start}-{start + length - 1}")
+        if r is None or int(r.get("ContentLength", -1)) != length:
+            if r is not None:
+                r["Body"].close()
+            raise RemoteError(
+                f"{key} on remote {self.url} is missing or shorter than its index says",
+                hint="push again from a registry that has its objects",
+            )
+        return bounded(self._stream(key, r["Body"]), self.url, key, length)
+
+    def put_key_file(
+        self,
+        key: str,
+        path: Path,
+        journal: Path | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        size = path.stat().st_size
+        if size <= MULTIPART_ABOVE:
+            with open(path, "rb") as body:
+                self._call(
+                    f"uploading {key}", self.client.put_object, Key=self.prefix + key, Body=body
+                )
+            if progress:
+                progress(size)
+            return
+        with self._errors(f"uploading {key}"):
+            self._multipart(key, path, size, journal, progress)
+
+    def _multipart(
+        self,
+        key: str,
+        path: Path,
+        size: int,
+        journal: Path | None,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        """Upload in parts, PART_JOBS at a time. The upload id goes to ``journal`` first; a
+        rerun finds it there and sends only the parts the remote does not list with the
+        right size and MD5 (a part's ETag)."""
+        import hashlib
+
+        from botocore.exceptions import ClientError
+
+        full = self.prefix + key
+        upload_id, done = None, {}
+        if journal is not None and journal.exists():
+            upload_id = json.loads(journal.read_text()).get("upload_id")
+            try:
+                listed = self.client.list_parts(Bucket=self.bucket, Key=full, UploadId=upload_id)
+                done = {p["PartNumber"]: (p["Size"], p["ETag"].strip('"')) for p in listed["Parts"]}
+            except ClientError:
+                upload_id = None  # expired or aborted: start again
+        if upload_id is None:
+            made = self.client.create_multipart_upload(Bucket=self.bucket, Key=full)
+            upload_id = made["UploadId"]
+            if journal is not None:
+                from .. import _fs
+
+                _fs.atomic_write(journal, json.dumps({"upload_id": upload_id}).encode())
+        count = (size + PART - 1) // PART
+
+        def send(number: int) -> dict[str, Any]:
+            start = (number - 1) * PART
+            with open(path, "rb") as f:
+                f.seek(start)
+                data = f.read(min(PART, size - start))
+            etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+            if done.get(number) != (len(data), etag):
+                self._upload_part(full, upload_id, number, data)
+            if progress:
+                progress(len(data))
+            return {"PartNumber": number, "ETag": f'"{etag}"'}
+
+        with ThreadPoolExecutor(PART_JOBS) as pool:
+            parts = list(pool.map(send, range(1, count + 1)))
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket, Key=full, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+        if journal is not None:
+            os.unlink(journal)
+
+    def _upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> None:
+        self.client.upload_part(
+            Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+        )
 
     def list_refs(self) -> list[str]:
         base = self.prefix + "refs/"
