@@ -396,7 +396,10 @@ class Repository:
                     root_oid, body = files.store_file(
                         self.objects, path, self.chunk_params, step, plan=formats.plan
                     )
-                card_oid = self.objects.add(card_bytes) if card_bytes is not None else None
+                card_oid = None
+                if card_bytes is not None:
+                    self._upgrade_format(JOURNALED)  # a modelreg before cards would gc it away
+                    card_oid = self.objects.add(card_bytes)
             except BaseException:
                 self.objects.abort()  # nothing of it was visible; drop the unfinished pack
                 raise

@@ -183,3 +183,25 @@ def test_front_matter_fields_take_only_values_of_the_expected_type() -> None:
         "metrics": {"bleu": 31.5, "accuracy": 0.8},
     }
     assert front_matter("# no front matter\n---\n") == {}
+
+
+def test_a_card_marks_an_older_registry_format_3_so_an_older_modelreg_cannot_gc_it_away(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: CliRun
+) -> None:
+    """A modelreg from before cards would see the card object as unreachable: the register
+    that stores a card first sets the format such a modelreg refuses."""
+    import tarfile
+
+    from modelreg.refs import yaml_load
+
+    fixture = Path(__file__).parent / "fixtures" / "format1-registry.tar.gz"
+    with tarfile.open(fixture) as tar:
+        tar.extractall(tmp_path, filter="data")
+    root = next(p.parent.parent for p in tmp_path.rglob("config.yaml"))
+    monkeypatch.chdir(root)
+    config = root / ".modelreg" / "config.yaml"
+    assert yaml_load(config.read_bytes())["format"] == 1
+    (root / "README.md").write_text("# a card\n")
+    write_bytes(root / "w.bin", 5000, seed=1)
+    run("register", "newfamily", "w.bin", "--card", "README.md")  # a new family: no journal
+    assert yaml_load(config.read_bytes())["format"] == 3
