@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from . import cards, checkout, files, loading, memory, prune, query, remote_config, sync
+from . import cards, checkout, files, lazy, loading, memory, prune, query, remote_config, sync
 from . import tensors as tensor_reads
 from .errors import InvalidInputError, UnrecognizedFormatWarning, UnsafeModelWarning
 from .metaview import MetadataView
@@ -264,9 +264,11 @@ class ModelRegistry:
         remote: str | None = None,
         names: Sequence[str] = (),
         progress: files.Progress | None = None,
+        full: bool = False,
     ) -> dict[str, Any]:
-        """Fetch families (default: all) and the objects this registry lacks."""
-        report = sync.pull(self.repo, remote, names, progress).__dict__
+        """Fetch families (default: all) and the objects this registry lacks; from the remote
+        of a lazy clone, only refs, records and manifests unless ``full``."""
+        report = sync.pull(self.repo, remote, names, progress, full=full).__dict__
         self._write_metadata_file()
         return report
 
@@ -277,11 +279,19 @@ class ModelRegistry:
         directory: str | os.PathLike[str],
         endpoint_url: str | None = None,
         progress: files.Progress | None = None,
+        full: bool = False,
     ) -> ModelRegistry:
-        """A new registry in ``directory`` with everything from the remote at ``url``."""
+        """A new registry in ``directory`` from the remote at ``url``: lazy (refs, records
+        and manifests; each version's data when it is first read) unless ``full``."""
         options = {"endpoint_url": endpoint_url} if endpoint_url else None
-        repo, _report = sync.clone(url, Path(directory), options, progress)
+        repo, _report = sync.clone(url, Path(directory), options, progress, full=full)
         return cls(repo.root)
+
+    def fetch(self, specs: Sequence[str], progress: files.Progress | None = None) -> dict[str, Any]:
+        """Bring the data of versions (``NAME@REF``) into this registry ahead of time, for
+        work offline (a lazy clone otherwise fetches it when a version is first read)."""
+        records = [self.repo.lookup(spec) for spec in specs]
+        return lazy.ensure(self.repo, records, progress, into_cache=False).__dict__
 
     def print_summary(self, file: IO[str] | None = None) -> None:
         out = file or sys.stdout

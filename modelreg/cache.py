@@ -218,4 +218,18 @@ class CachedObjectStore(ObjectStore):
         return self._through(oid, super().size, lambda c: c.size)
 
 
-__all__ = ["ENV", "Cache", "CachedObjectStore", "PrunePlan", "Stats", "cache_root"]
+def shared_for(store: ObjectStore) -> Cache:
+    """The shared cache a registry's store reads through to (present or not)."""
+    shared = store.shared if isinstance(store, CachedObjectStore) else None
+    return shared if shared is not None else Cache()
+
+
+__all__ = [
+    "ENV",
+    "Cache",
+    "CachedObjectStore",
+    "PrunePlan",
+    "Stats",
+    "cache_root",
+    "shared_for",
+]

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import _fs, _nofollow, files
+from . import _fs, _nofollow, files, lazy
 from .errors import CorruptObjectError, ModelregError, NotFoundError
 from .hashing import new_hasher, oid_of
 from .model import FileManifest, VersionRecord, load
@@ -229,6 +229,7 @@ def materialize(
             f"the checkout folder {root} is a file, not a folder",
             hint="move the file away; modelreg checks versions out into that folder",
         )
+    lazy.ensure(repo, [rec])  # a lazy clone fetches the chunks it lacks, in one batch
     try:
         expected = _expected(repo, typed)
         _check_limit(repo, label, expected)

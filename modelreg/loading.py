@@ -15,7 +15,7 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
-from . import files, formats, shards
+from . import files, formats, lazy, shards
 from .errors import CorruptObjectError, ModelregError, NotFoundError, UnsafeModelError
 from .hashing import new_hasher
 from .model import VersionRecord
@@ -132,6 +132,7 @@ def load_state(repo: Repository, rec: Record) -> Any:
         import torch
     except ImportError:
         raise ModelregError("loading needs torch", hint="pip install 'modelreg[torch]'") from None
+    lazy.ensure(repo, [rec])  # a lazy clone fetches the chunks it lacks, in one batch
     try:
         stored = StoredVersion(repo, rec)
         model = model_files(rec, stored)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,9 @@ def reachable(repo: Repository) -> tuple[dict[str, set[str]], list[str]]:
     """Every object a ref leads to -> the versions ('name@vN') that need it; and the
     problems met on the way (a missing or malformed object)."""
     users, missing, errors = _walk(repo)
+    cached, away = _elsewhere(repo, missing)
+    for oid in cached | set(away):  # a lazy clone reads or fetches it when needed
+        del missing[oid]
     problems = [
         f"{', '.join(sorted(labels))}: missing object {oid}" for oid, labels in missing.items()
     ]
@@ -79,6 +83,9 @@ class FsckReport:
     leftovers: int = 0
     repaired: dict[str, str] = field(default_factory=dict)  # oid -> remote it came from
     packs: int = 0
+    fetchable: dict[str, list[str]] = field(default_factory=dict)  # lazy: oid -> versions
+    fetchable_from: str | None = None  # the lazy remote whose packs hold them
+    cached: int = 0  # objects read from the shared cache, not this registry
 
     @property
     def ok(self) -> bool:
@@ -101,6 +108,7 @@ def fsck(repo: Repository) -> FsckReport:
         users, missing, report.problems = {}, {}, [str(e)]
     report.problems += [f"{label}: {why}" for label, why in errors.items()]
     report.missing = {oid: sorted(labels) for oid, labels in sorted(missing.items())}
+    _split_missing(repo, report)
     seen: set[str] = set()
     sound: set[str] = set()
     for copy in repo.objects.copies():
@@ -125,13 +133,14 @@ def fsck(repo: Repository) -> FsckReport:
     broken = set(errors) | {
         label for labels in [*report.corrupt.values(), *report.missing.values()] for label in labels
     }
+    not_here = {label for labels in report.fetchable.values() for label in labels}
     for refs in _quiet_refs(repo):
         for version, oid in sorted(refs.versions.items()):
             label = f"{refs.name}@{version}"
             if label in broken:
                 continue
             try:
-                check_version(repo, oid, checked=checked)
+                check_version(repo, oid, checked=checked, content=label not in not_here)
             except ModelregError as e:
                 report.inconsistent[label] = f"record {oid}: {e.args[0]}"
     for label, why in signatures.check_all(repo).items():
@@ -139,6 +148,31 @@ def fsck(repo: Repository) -> FsckReport:
             report.inconsistent.setdefault(label, why)
     report.leftovers = sum(1 for _ in _leftovers(repo))
     return report
+
+
+def _elsewhere(repo: Repository, missing: Iterable[str]) -> tuple[set[str], dict[str, str]]:
+    """Of the objects missing here, those the shared cache holds, and those the lazy
+    remote's packs hold (oid -> remote): a lazy clone reads or fetches them when needed."""
+    wanted = set(missing)
+    if not wanted:
+        return set(), {}
+    from . import lazy  # only when something is missing
+
+    cache = lazy.shared_cache(repo)
+    cached = {oid for oid in wanted if cache.exists(oid)}
+    return cached, lazy.fetchable(repo, wanted - cached)
+
+
+def _split_missing(repo: Repository, report: FsckReport) -> None:
+    """Move what is not an error out of ``missing``: objects in the shared cache, and those
+    the lazy remote can give (``fetchable``)."""
+    cached, away = _elsewhere(repo, report.missing)
+    for oid in cached:
+        del report.missing[oid]
+    report.cached = len(cached)
+    for oid, remote in away.items():
+        report.fetchable[oid] = report.missing.pop(oid)
+        report.fetchable_from = remote
 
 
 def _quiet_refs(repo: Repository) -> list[FamilyRefs]:

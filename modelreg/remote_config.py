@@ -59,6 +59,29 @@ def remove(repo: Repository, name: str) -> None:
     shutil.rmtree(repo.dir / "remotes" / name, ignore_errors=True)
 
 
+def is_lazy(repo: Repository, name: str) -> bool:
+    """Whether this registry fetches the remote's chunks only when a version is read (a
+    lazy clone's origin: ``lazy: true`` in its entry)."""
+    return bool(remotes(repo).get(name, {}).get("lazy"))
+
+
+def lazy_remote(repo: Repository) -> str | None:
+    """The remote this registry is lazy against, if any (the first by name)."""
+    return next((n for n in sorted(remotes(repo)) if is_lazy(repo, n)), None)
+
+
+def set_lazy(repo: Repository, name: str, on: bool) -> None:
+    def put(section: dict[str, Any]) -> None:
+        if name not in section:
+            raise NotFoundError(f"no remote named {name!r}", hint="see 'modelreg remote list'")
+        if on:
+            section[name]["lazy"] = True
+        else:
+            section[name].pop("lazy", None)
+
+    _edit(repo, put)
+
+
 def resolve(repo: Repository, name: str | None) -> tuple[str, Remote]:
     """The named remote, or 'origin', or the only one there is."""
     known = remotes(repo)

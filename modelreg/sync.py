@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from . import (
+    lazy,
     maintenance,
     names,
     remote_config,
@@ -115,19 +116,36 @@ def _selection(repo: Repository, specs: Iterable[str]) -> dict[str, set[str] | N
     return chosen
 
 
-def _needed_objects(repo: Repository, record_oid: str) -> set[str]:
+def _needed_objects(repo: Repository, record_oid: str, away: set[str]) -> set[str]:
+    """The objects of a version here (or in the shared cache); ``away`` learns those this
+    registry lacks (a lazy clone's chunks: ``_check_away`` decides)."""
     found: set[str] = set()
+    cache = lazy.shared_cache(repo)
 
     def need(oid: str) -> bool:
-        if not repo.objects.exists(oid):
-            raise NotFoundError(
-                f"object {oid} is missing", hint="run 'modelreg fsck --repair' and push again"
-            )
+        if not repo.objects.exists(oid) and not cache.exists(oid):
+            away.add(oid)
+            return False
         found.add(oid)
         return True
 
     needed_objects(repo.objects, record_oid, need)
     return found
+
+
+def _check_away(repo: Repository, target: str, away: set[str]) -> None:
+    """Objects missing here may be pushed only to the lazy remote that holds them."""
+    if not away:
+        return
+    held = lazy.fetchable(repo, away) if remote_config.lazy_remote(repo) == target else {}
+    lost = sorted(away - set(held))
+    if lost:
+        hint = (
+            "fetch the versions first with 'modelreg fetch NAME@REF'"
+            if remote_config.lazy_remote(repo)
+            else "run 'modelreg fsck --repair' and push again"
+        )
+        raise NotFoundError(f"object {lost[0]} is missing", hint=hint)
 
 
 def push(
@@ -148,13 +166,15 @@ def push(
     remote.check(create=True)
     plans = []
     need: set[str] = set()
+    away: set[str] = set()
     for family, versions in selection.items():
         local = repo.family(family)
         chosen = set(local.versions) if versions is None else versions
         plans.append((local, chosen, versions is None))
         for v in chosen:
-            need |= _needed_objects(repo, local.versions[v])
+            need |= _needed_objects(repo, local.versions[v], away)
         need |= sigsync.bundles(repo, local, chosen)
+    _check_away(repo, name, away)
     read: dict[str, tuple[FamilyRefs, str | None]] = {}  # the remote's refs, as first read
     for local, chosen, whole in plans:  # refuse a conflict before sending anything
         theirs, _token = read[local.name] = _remote_refs(remote, name, local.name)
@@ -229,9 +249,13 @@ def pull(
     remote_name: str | None = None,
     families: Iterable[str] = (),
     progress: Progress | None = None,
+    full: bool = False,
 ) -> TransferReport:
+    """From a remote this registry is lazy against (a lazy clone's origin), only refs,
+    records, trees and manifests come, unless ``full``."""
     name, remote = remote_config.resolve(repo, remote_name)
-    return pull_from(repo, name, remote, families, progress)
+    lazy = not full and remote_config.is_lazy(repo, name)
+    return pull_from(repo, name, remote, families, progress, lazy=lazy)
 
 
 def _wanted_refs(
@@ -279,7 +303,10 @@ def pull_from(
     remote: Remote,
     families: Iterable[str] = (),
     progress: Progress | None = None,
+    lazy: bool = False,
 ) -> TransferReport:
+    """``lazy``: stop above the chunks (``modelreg.lazy`` fetches them when a version's data
+    is first read); what a record claims about its data is checked then."""
     started = time.monotonic()
     report = TransferReport(remote=name)
     remote.check(create=False)
@@ -328,7 +355,13 @@ def pull_from(
                 stopped.clear()
                 into = absent.setdefault(family, set())
                 try:
-                    needed_objects(repo.objects, oid, functools.partial(need, into=into), limits)
+                    needed_objects(
+                        repo.objects,
+                        oid,
+                        functools.partial(need, into=into),
+                        limits,
+                        chunks=not lazy,
+                    )
                 except MalformedObjectError as e:
                     refuse(family, f"{family}@{v}: {e.args[0]}")
                     continue
@@ -350,7 +383,7 @@ def pull_from(
             if family in refused:
                 continue
             try:
-                _check_record(repo, oid, family, v, fetched, checked)
+                _check_record(repo, oid, family, v, fetched, checked, content=not lazy)
             except CorruptObjectError as e:
                 refuse(family, e.args[0])
         repo.objects.sync()
@@ -400,6 +433,7 @@ def _check_record(
     version: str,
     fetched: set[str],
     checked: verify.Checked,
+    content: bool = True,
 ) -> None:
     """A record the remote files under NAME@vN must be that version; one that came from the
     remote must agree with its objects, and a manifest that came with it must hash to its
@@ -412,7 +446,9 @@ def _check_record(
     if oid not in fetched:
         return
     try:
-        verify.check_version(repo, oid, rehash=fetched.__contains__, checked=checked)
+        verify.check_version(
+            repo, oid, rehash=fetched.__contains__, checked=checked, content=content
+        )
     except CorruptObjectError as e:
         raise CorruptObjectError(
             f"{family}@{version}: record {oid} is refused: {e.args[0]}"
@@ -485,8 +521,14 @@ def _limits(repo: Repository) -> dict[str, int]:
 
 
 def clone(
-    url: str, dest: Path, options: dict[str, Any] | None = None, progress: Progress | None = None
+    url: str,
+    dest: Path,
+    options: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    full: bool = False,
 ) -> tuple[Repository, TransferReport]:
+    """A new registry from the remote at ``url`` (remote 'origin'): lazy unless ``full``
+    (refs, records, trees and manifests now; each version's chunks when first read)."""
     url = normalize_url(url)
     remote = open_remote(url, options)
     remote.check(create=False)
@@ -498,7 +540,9 @@ def clone(
     try:
         repo, _ = Repository.init(dest)
         remote_config.add(repo, "origin", url, (options or {}).get("endpoint_url"))
-        report = pull_from(repo, "origin", remote, (), progress)
+        if not full:
+            remote_config.set_lazy(repo, "origin", True)
+        report = pull_from(repo, "origin", remote, (), progress, lazy=not full)
     except BaseException:
         if created:
             import shutil

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import wire
+from .cache import shared_for
 from .errors import ModelregError
 from .refs import FamilyRefs
 from .remotes import Remote
@@ -53,11 +54,12 @@ def held_by_refs(repo: Repository, remote_name: str, theirs: Iterable[FamilyRefs
                     if tracked is not None:
                         seen[family] = tracked
     held: set[str] = set()
+    cache = shared_for(repo.objects)  # a lazy clone's chunks are there
 
     def here(oid: str) -> bool:
         if oid in held:
             return False  # walked already
-        if not repo.objects.exists(oid):
+        if not repo.objects.exists(oid) and not cache.exists(oid):
             return False
         held.add(oid)
         return True

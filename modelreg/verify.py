@@ -94,10 +94,13 @@ def check_version(
     record_oid: str,
     rehash: Callable[[str], bool] = lambda oid: True,
     checked: Checked | None = None,
+    content: bool = True,
 ) -> VersionRecord:
     """Record <-> manifest or tree <-> content: the record's size, content_hash, format and
     inspect summary are what its objects give, and every manifest ``rehash`` names hashes to
-    its ``hash``. Every object must be here and well-formed (``walk.needed_objects``). Raises
+    its ``hash``. Every object must be here and well-formed (``walk.needed_objects``). Without
+    ``content`` (a lazy clone, whose chunks are not here yet), only the records, trees and
+    manifests are checked: the hashes and the inspect summary wait for the data. Raises
     CorruptObjectError with the first mismatch."""
     done = checked or Checked()
     store = repo.objects
@@ -125,6 +128,8 @@ def check_version(
             check_text("its model card", store.get(rec.card).decode("utf-8"), multiline=True)
         except (UnicodeDecodeError, ModelregError):
             raise CorruptObjectError("its model card is not printable UTF-8 text") from None
+    if not content:
+        return rec
     for oid, manifest in manifests.items():
         if oid in done.manifests or not rehash(oid):
             continue

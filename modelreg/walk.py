@@ -38,6 +38,7 @@ def needed_objects(
     record_oid: str,
     need: Callable[[str], bool],
     limits: dict[str, int] | None = None,
+    chunks: bool = True,
 ) -> None:
     """Call ``need`` on every object one version needs (record, model card, manifest or
     tree, the tree's manifests, chunks), parsing each structured one on the way. It
@@ -45,7 +46,8 @@ def needed_objects(
     raises MalformedObjectError naming it; an unreadable one, the store's error. ``limits``, when
     given, learns the most bytes each object may have before ``need`` is asked for it: a
     chunk's length in its manifest, ``MAX_STRUCTURED_BYTES`` for a record, tree or manifest,
-    ``MAX_CARD_BYTES`` for a card (so pull can stop reading a remote's object past it)."""
+    ``MAX_CARD_BYTES`` for a card (so pull can stop reading a remote's object past it).
+    Without ``chunks``, the walk stops at the manifests (what a lazy clone fetches)."""
     bounds = limits if limits is not None else {}
 
     def needs(oid: str, limit: int) -> bool:
@@ -71,5 +73,8 @@ def needed_objects(
         if m != rec.root and not needs(m, MAX_STRUCTURED_BYTES):
             continue
         raw = body if m == rec.root else read_json(store, m)
-        for chunk in named(m, FileManifest.parse, raw).chunks():
+        manifest = named(m, FileManifest.parse, raw)
+        if not chunks:
+            continue
+        for chunk in manifest.chunks():
             needs(chunk.oid, chunk.length)

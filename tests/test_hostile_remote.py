@@ -221,7 +221,7 @@ def test_clone_refuses_a_record_that_claims_the_benign_models_verdict(
         forged["content_hash"] = good["content_hash"]
     oid = put_json(remote_url, forged)
     point(remote_url, "m", "v2", oid)
-    r = run("clone", remote_url, tmp_path / "victim")
+    r = run("clone", "--full", remote_url, tmp_path / "victim")
     assert r.exit_code == 0 and r.stderr.count("\n") == 1, r.output
     said = (
         "it claims inspect verdict 'safe'; its content gives 'unsafe'"
@@ -334,7 +334,7 @@ def test_an_object_that_is_not_a_regular_file_is_one_line_error(
         os.mkfifo(path)
     else:
         os.symlink("/dev/zero" if what == "link to /dev/zero" else copy, path)
-    r = _cli("clone", remote, tmp_path / "bob", timeout=30)
+    r = _cli("clone", "--full", remote, tmp_path / "bob", timeout=30)
     assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
     kind = "a FIFO" if what == "fifo" else "a symbolic link"
     assert r.stderr.startswith(f"error: object {oid} on remote {remote} is {kind}, not a regular")

@@ -160,7 +160,7 @@ def test_a_corrupt_object_on_the_remote_is_refused_at_pull(
     alice.register("m", write_bytes(tmp_path / "a.bin", 10_000))
     alice.add_remote("origin", remote_url)
     alice.push()
-    bob = ModelRegistry.clone(remote_url, tmp_path / "bob")
+    bob = ModelRegistry.clone(remote_url, tmp_path / "bob", full=True)
     alice.register("m", write_bytes(tmp_path / "b.bin", 300_000, seed=5))
     alice.push()
     chunk = alice.repo.objects.get_json(alice.repo.lookup("m@v2")["root"])["parts"][0]["o"]
@@ -259,7 +259,7 @@ def test_a_version_removed_here_is_not_fetched_again(tmp_path: Path, remote_url:
     alice.register("m", write_bytes(tmp_path / "b.bin", 300_000, seed=2))
     alice.add_remote("origin", remote_url)
     alice.push()
-    bob = ModelRegistry.clone(remote_url, tmp_path / "bob")
+    bob = ModelRegistry.clone(remote_url, tmp_path / "bob", full=True)
     bob.remove("m", "v2")
     from modelreg.maintenance import gc
 

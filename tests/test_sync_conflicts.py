@@ -179,7 +179,7 @@ def test_push_and_pull_print_totals_with_throughput(
         r.stdout,
         re.M,
     ), r.stdout
-    r = run("-C", bob, "pull")
+    r = run("-C", bob, "pull", "--full")
     assert re.search(
         r"^Received \d+ objects \(\d+\.\d KiB\) from origin in \d+\.\d s \(.+/s\)$", r.stdout, re.M
     ), r.stdout

@@ -74,7 +74,7 @@ def test_push_and_pull_count_few_requests_and_never_list_objects(
     assert seen.since() == {"GET": 2} and again["objects"] == 0  # marker, refs
     assert again["skipped_bytes"] == again["total_bytes"] > 0  # all of it was there
 
-    bob = ModelRegistry.clone(counted, tmp_path / "bob")
+    bob = ModelRegistry.clone(counted, tmp_path / "bob", full=True)
     cloned = seen.since()
     assert "LIST objects/" not in cloned
     assert hash_file(Path(bob.get("m", "v3")["file_path"])) == hash_file(tmp_path / "2.bin")

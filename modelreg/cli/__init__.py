@@ -3,6 +3,7 @@
 from . import (  # noqa: F401  (each registers its commands)
     cache,
     checkouts,
+    fetching,
     history,
     importing,
     interop,

@@ -183,18 +183,27 @@ def push(ctx: click.Context, args: tuple[str, ...], force: bool, as_json: bool) 
     _report(report, "Sent", as_json)
 
 
+_FULL = click.option(
+    "--full",
+    is_flag=True,
+    help="Fetch every version's data now, for work offline (default from a lazy clone's "
+    "remote: refs, records and manifests; the data when a version is first read).",
+)
+
+
 @cli.command()
 @click.argument("args", nargs=-1, metavar="[REMOTE] [NAME]...")
+@_FULL
 @json_option
 @click.pass_context
-def pull(ctx: click.Context, args: tuple[str, ...], as_json: bool) -> None:
+def pull(ctx: click.Context, args: tuple[str, ...], full: bool, as_json: bool) -> None:
     """Fetch families (default: all) and the objects this registry lacks."""
     repo = _repo(ctx)
     name, families = _split_remote(remote_config.remotes(repo), args)
     from .. import sync  # imported here: other commands start without it
 
     with _transfer_bar("pull") as bar:
-        report = sync.pull(repo, name, families, progress=bar)
+        report = sync.pull(repo, name, families, progress=bar, full=full)
     _report(report, "Received", as_json)
     repack_failed = auto_gc_warning(repo)
     if repack_failed:
@@ -205,15 +214,19 @@ def pull(ctx: click.Context, args: tuple[str, ...], as_json: bool) -> None:
 @click.argument("url")
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
 @click.option("--endpoint-url", help="An S3-compatible endpoint for this remote.")
+@_FULL
 @json_option
-def clone(url: str, directory: Path | None, endpoint_url: str | None, as_json: bool) -> None:
-    """Make a new registry in DIRECTORY from the remote at URL (remote 'origin')."""
+def clone(
+    url: str, directory: Path | None, endpoint_url: str | None, full: bool, as_json: bool
+) -> None:
+    """Make a new registry in DIRECTORY from the remote at URL (remote 'origin'): lazy,
+    fetching each version's data when it is first read, unless --full."""
     dest = directory or Path(url.rstrip("/").rsplit("/", 1)[-1] or "registry")
     options = {"endpoint_url": endpoint_url} if endpoint_url else None
     from .. import sync  # imported here: other commands start without it
 
     with _transfer_bar("clone") as bar:
-        repo, report = sync.clone(url, dest, options, progress=bar)
+        repo, report = sync.clone(url, dest, options, progress=bar, full=full)
     if as_json:
         _emit_json({"root": str(repo.root), **report.__dict__})
         return

@@ -109,6 +109,9 @@ def fsck(ctx: click.Context, repair: bool, as_json: bool) -> None:
                 "repaired": report.repaired,
                 "where": report.where,
                 "packs": report.packs,
+                "fetchable": report.fetchable,
+                "fetchable_from": report.fetchable_from,
+                "cached": report.cached,
             }
         )
     else:
@@ -128,6 +131,12 @@ def fsck(ctx: click.Context, repair: bool, as_json: bool) -> None:
             f"{report.leftovers} leftovers; {len(report.inconsistent)} inconsistent, "
             f"{len(report.repaired)} repaired ({plural(report.packs, 'pack')})"
         )
+        if report.fetchable:
+            click.echo(
+                f"{plural(len(report.fetchable), 'object')} of this lazy clone "
+                f"{'is' if len(report.fetchable) == 1 else 'are'} not here but fetchable from "
+                f"remote {report.fetchable_from} ('modelreg fetch NAME@REF' brings a version's)"
+            )
         if not report.ok and not repair and (report.corrupt or report.missing):
             click.echo(
                 "to fetch damaged or missing objects from the remotes: modelreg fsck --repair"

@@ -36,6 +36,17 @@ class RemotePacks:
                     self.tables[name] = table
         self.loaded = True
 
+    def load_cached(self) -> None:
+        """Read only the indexes kept locally (no request): what the remote held when this
+        registry last looked, for questions asked offline."""
+        if self.cache is None or not self.cache.is_dir():
+            return
+        for path in sorted(self.cache.glob("pack-*.idx")):
+            name = path.name[len("pack-") : -len(".idx")]
+            if name not in self.tables:
+                with contextlib.suppress(OSError, CorruptObjectError):
+                    self.tables[name] = IndexTable(path.read_bytes(), name)
+
     def ensure(self) -> None:
         if not self.loaded:
             self.load()
