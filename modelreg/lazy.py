@@ -180,10 +180,8 @@ def fetchable(repo: Repository, oids: Iterable[str]) -> dict[str, str]:
     view = transfer.remote_packs(repo, name, remote)
     view.load_cached()
     if any(view.find(oid) is None for oid in wanted):
-        try:
+        with contextlib.suppress(ModelregError, OSError):  # offline: the kept indexes say
             view.load()
-        except (ModelregError, OSError):
-            pass  # offline: what the kept indexes say
     return {oid: name for oid in sorted(wanted) if view.find(oid) is not None}
 
 

@@ -204,6 +204,20 @@ def get(ctx: click.Context, spec: str, verify: bool) -> None:
     click.echo(str(result.path))
 
 
+def _unverified(repo: Repository, rec: Record) -> str | None:
+    """What a lazy clone's record says about data not fetched yet is the remote's word."""
+    from .. import lazy, remote_config  # imported here: other commands start without them
+
+    name = remote_config.lazy_remote(repo)
+    if name is None or lazy.verified(repo, rec):
+        return None
+    label = f"{rec['name']}@{rec['version']}"
+    return (
+        f"inspect, size and hashes are from remote {name}, not checked here: the data is not "
+        f"fetched yet ('modelreg fetch {label}' or 'modelreg get {label}' checks them)"
+    )
+
+
 @cli.command()
 @click.argument("spec", metavar="NAME[@REF]")
 @json_option
@@ -213,6 +227,9 @@ def show(ctx: click.Context, spec: str, as_json: bool) -> None:
     repo = _repo(ctx)
     found = repo.lookup(spec)
     rec = {**_public(repo, found), "card": card_text(repo, found)}
+    unverified = _unverified(repo, found)
+    if unverified:
+        rec["unverified"] = unverified
     if as_json:
         _emit_json(rec)
     else:
