@@ -51,7 +51,9 @@ def test_a_lazy_clone_fetches_only_the_version_it_reads(tmp_path: Path, remote_u
 
 
 def test_a_second_registry_reads_the_shared_cache_with_no_data_requests(
-    tmp_path: Path, counted: str, counter: str
+    tmp_path: Path,
+    counted: str,  # noqa: F811 (the fixture imported above)
+    counter: str,  # noqa: F811
 ) -> None:
     _team(tmp_path, counted)
     bob = ModelRegistry.clone(counted, tmp_path / "bob")
