@@ -178,7 +178,8 @@ class ModelRegistry:
                     "as_module=True loads every weight; it cannot be combined with tensors=",
                     hint="drop one of them",
                 )
-            return tensor_reads.load_tensors(self.repo, rec, tensors)
+            source = lazy.chunk_source(self.repo, rec) or tensor_reads.StoreSource
+            return tensor_reads.load_tensors(self.repo, rec, tensors, source)
         state = loading.load_state(self.repo, rec)
         return loading.build_module(rec, state) if loading.wants_module(rec, as_module) else state
 
@@ -189,7 +190,8 @@ class ModelRegistry:
         file's tensor table, and each tensor is read (only its chunks) when it is asked for."""
         rec = self.repo.lookup(f"{name}@{version}")
         loading.check_trust(rec, trust)
-        return tensor_reads.open_tensors(self.repo, rec)
+        source = lazy.chunk_source(self.repo, rec) or tensor_reads.StoreSource
+        return tensor_reads.open_tensors(self.repo, rec, source)
 
     def list(
         self,

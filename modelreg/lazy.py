@@ -16,8 +16,9 @@ whether the version's data is here to back it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import remote_config, transfer, verify, wire
 from .cache import Cache, shared_for
@@ -164,6 +165,27 @@ def _fetch(
     if got.oversized:
         raise CorruptObjectError(f"remote {name}: {next(iter(got.oversized.values()))}")
     return got
+
+
+def chunk_source(repo: Repository, rec: Record) -> Callable[[Store], Any] | None:
+    """For partial tensor reads of a lazy clone's version: a ``tensors.FetchingSource``
+    maker that fetches just the chunks a read needs (into the shared cache); None when the
+    version's data is all here."""
+    name = remote_config.lazy_remote(repo)
+    if name is None:
+        return None
+    label, oid = record_oid(repo, rec)
+    limits: dict[str, int] = {}
+    if not absent(repo, oid, limits):
+        return None
+    from .tensors import FetchingSource  # only for a lazy clone's partial reads
+
+    cache = shared_cache(repo)
+
+    def fetch(store: Store, ids: list[str]) -> wire.Fetched:
+        return _fetch(repo, name, store, set(ids), limits, label, None)
+
+    return lambda store: FetchingSource(store, fetch, cache)
 
 
 def fetchable(repo: Repository, oids: Iterable[str]) -> dict[str, str]:

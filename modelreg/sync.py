@@ -37,8 +37,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from . import lazy as lazy_data
 from . import (
-    lazy,
     maintenance,
     names,
     remote_config,
@@ -120,7 +120,7 @@ def _needed_objects(repo: Repository, record_oid: str, away: set[str]) -> set[st
     """The objects of a version here (or in the shared cache); ``away`` learns those this
     registry lacks (a lazy clone's chunks: ``_check_away`` decides)."""
     found: set[str] = set()
-    cache = lazy.shared_cache(repo)
+    cache = lazy_data.shared_cache(repo)
 
     def need(oid: str) -> bool:
         if not repo.objects.exists(oid) and not cache.exists(oid):
@@ -137,7 +137,7 @@ def _check_away(repo: Repository, target: str, away: set[str]) -> None:
     """Objects missing here may be pushed only to the lazy remote that holds them."""
     if not away:
         return
-    held = lazy.fetchable(repo, away) if remote_config.lazy_remote(repo) == target else {}
+    held = lazy_data.fetchable(repo, away) if remote_config.lazy_remote(repo) == target else {}
     lost = sorted(away - set(held))
     if lost:
         hint = (
@@ -383,7 +383,8 @@ def pull_from(
             if family in refused:
                 continue
             try:
-                _check_record(repo, oid, family, v, fetched, checked, content=not lazy)
+                content = not lazy or not lazy_data.absent(repo, oid)  # small: inline
+                _check_record(repo, oid, family, v, fetched, checked, content=content)
             except CorruptObjectError as e:
                 refuse(family, e.args[0])
         repo.objects.sync()

@@ -329,10 +329,15 @@ def open_tensors(
     return TensorMap(readers, label, chunks)
 
 
-def load_tensors(repo: Repository, rec: Record, patterns: Sequence[str]) -> dict[str, Any]:
+def load_tensors(
+    repo: Repository,
+    rec: Record,
+    patterns: Sequence[str],
+    source: Callable[[Store], ChunkSource] = StoreSource,
+) -> dict[str, Any]:
     if isinstance(patterns, str):
         patterns = [patterns]
-    found = open_tensors(repo, rec)
+    found = open_tensors(repo, rec, source)
     return {name: found[name] for name in found.select(patterns)}
 
 

@@ -569,3 +569,15 @@ def test_push_force_replaces_a_forged_copy_of_a_version_this_registry_pushed(
     r = run("-C", tmp_path / "bob", "pull")
     assert r.exit_code == 0 and r.stderr == "", r.output
     assert ModelRegistry(tmp_path / "bob").repo.family("m").versions["v2"] == mine
+
+
+def test_a_lazy_clone_checks_a_version_whose_data_is_inline_at_once(
+    evil: tuple[dict[str, Any], dict[str, Any]], remote_url: str, run: CliRun, tmp_path: Path
+) -> None:
+    """A small file lives in its manifest: a lazy clone has its data, and checks it."""
+    bad, good = evil
+    oid = put_json(remote_url, {**bad, "inspect": good["inspect"]})
+    point(remote_url, "m", "v2", oid)
+    r = run("clone", remote_url, tmp_path / "victim")
+    assert r.exit_code == 0 and "it claims inspect verdict 'safe'" in r.stderr, r.output
+    assert ModelRegistry(tmp_path / "victim").list_families() == ["d"]

@@ -149,3 +149,28 @@ def test_a_lazy_clone_pushes_new_versions_without_fetching_old_ones(
     assert report["versions"] == ["m@v3"] and _absent(bob, "v1")
     carol = ModelRegistry.clone(remote_url, tmp_path / "carol")
     assert Path(carol.get("m", "v3")["file_path"]).read_bytes() == (tmp_path / "b.bin").read_bytes()
+
+
+def test_a_forged_verdict_is_shown_unverified_and_refused_when_the_data_comes(
+    tmp_path: Path, remote_url: str, run: CliRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The remote's record of m@v1 claims a verdict its content does not give: a lazy clone
+    takes it on the remote's word (``show`` says so), and ``get`` refuses it once the data
+    is fetched and inspected here."""
+    from .test_hostile_remote import point, put_json
+
+    alice = _team(tmp_path, remote_url, versions=1)
+    record = alice.repo.record(alice.repo.family("m").versions["v1"])
+    claimed = {**record["inspect"], "safety": "safe"}
+    assert record["inspect"] != claimed
+    point(remote_url, "m", "v1", put_json(remote_url, {**record, "inspect": claimed}))
+    assert run("clone", remote_url, tmp_path / "victim").exit_code == 0
+    monkeypatch.chdir(tmp_path / "victim")
+    assert "unverified:" in run("show", "m@v1").stdout
+    r = run("get", "m@v1")
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1, r.output
+    assert r.stderr.startswith(
+        "error: m@v1: its data from remote origin does not bear out its record: it claims "
+        "inspect verdict 'safe'"
+    )
+    assert not (tmp_path / "victim" / "models" / "m" / "v1").exists()

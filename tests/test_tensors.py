@@ -262,3 +262,18 @@ def test_a_second_project_reads_what_the_first_fetched_from_the_cache(
     assert second.fetched == 0  # type: ignore[attr-defined]
     assert second.bytes_read == first.bytes_read  # type: ignore[attr-defined]
     assert sum(map(len, asked)) < len(remote.blobs)  # only block2's chunks moved
+
+
+def test_a_lazy_clone_reads_one_tensor_fetching_only_its_chunks(tmp_path: Path, torch_mod) -> None:
+    from modelreg.cache import Cache
+
+    state = _big_state(n=4)
+    alice = ModelRegistry(tmp_path / "alice")
+    alice.register("big", save_torch(tmp_path / "big.pt", state))
+    alice.add_remote("origin", str(tmp_path / "remote"))
+    alice.push()
+    bob = ModelRegistry.clone(str(tmp_path / "remote"), tmp_path / "bob")
+    got = bob.load("big", tensors=["block2.weight"])
+    assert _equal(got["block2.weight"], state["block2.weight"])
+    stored = alice.list("big")[0]["size"]
+    assert 0 < Cache().stats().bytes < stored / 2  # one of four blocks, not the file
