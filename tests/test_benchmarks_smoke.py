@@ -144,3 +144,18 @@ def test_many_objects_push_benchmark_smoke_run(
     assert got["index_bytes"] == 24 + 1024 + 48 * 10_000 + 16
     assert got["push1_object_listings"] == got["push2_object_listings"] == 0
     assert got["push2_requests"] == got["push1_requests"] - 1  # the index came from the cache
+
+
+def test_lazy_benchmark_smoke_run_meets_its_targets(tmp_path: Path, capsys) -> None:
+    from benchmarks import lazy
+
+    out = tmp_path / "lazy.json"
+    assert lazy.main(["--smoke", "--workdir", str(tmp_path / "work"), "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert len(results["targets"]) == len(lazy.TARGETS)
+    figures = results["figures"]["lazy"]
+    # sizes and request counts, not times: judged even in a smoke run
+    assert all(t["met"] for t in results["targets"]), results["targets"]
+    assert figures["get_requests"] > 0 and figures["second_get_requests"] == 0
+    assert not (tmp_path / "work").exists()
+    assert "targets:" in capsys.readouterr().out
