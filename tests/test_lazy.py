@@ -27,6 +27,18 @@ def _team(tmp_path: Path, url: str, versions: int = 3) -> ModelRegistry:
     return alice
 
 
+def _cloned(
+    tmp_path: Path, run: CliRun, monkeypatch: pytest.MonkeyPatch, versions: int
+) -> tuple[Path, Path]:
+    """A folder remote of ``versions`` versions, lazily cloned into bob (the cwd)."""
+    remote = tmp_path / "remote"
+    _team(tmp_path, str(remote), versions)
+    bob = tmp_path / "bob"
+    assert run("clone", remote, bob).exit_code == 0
+    monkeypatch.chdir(bob)
+    return remote, bob
+
+
 def _absent(reg: ModelRegistry, version: str) -> set[str]:
     oid = reg.repo.family("m").versions[version]
     return lazy.absent(reg.repo, oid)
@@ -71,11 +83,7 @@ def test_a_second_registry_reads_the_shared_cache_with_no_data_requests(
 def test_offline_get_of_an_unfetched_version_is_one_line_naming_fetch(
     tmp_path: Path, run: CliRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    remote = tmp_path / "remote"
-    _team(tmp_path, str(remote))
-    bob = tmp_path / "bob"
-    assert run("clone", remote, bob).exit_code == 0
-    monkeypatch.chdir(bob)
+    remote, bob = _cloned(tmp_path, run, monkeypatch, versions=3)
     r = run("fetch", "m@v1")
     assert r.exit_code == 0 and "Fetched 1 object" in r.stdout and "m@v1" in r.stdout
     assert run("fetch", "m@v1").stdout.startswith("Nothing to fetch")
@@ -93,11 +101,7 @@ def test_offline_get_of_an_unfetched_version_is_one_line_naming_fetch(
 def test_fsck_tells_fetchable_from_missing(
     tmp_path: Path, run: CliRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    remote = tmp_path / "remote"
-    _team(tmp_path, str(remote), versions=2)
-    bob = tmp_path / "bob"
-    run("clone", remote, bob)
-    monkeypatch.chdir(bob)
+    remote, bob = _cloned(tmp_path, run, monkeypatch, versions=2)
     r = run("fsck")
     assert r.exit_code == 0 and "0 missing" in r.stdout
     assert "2 objects of this lazy clone are not here but fetchable from remote origin" in r.stdout
@@ -111,11 +115,7 @@ def test_fsck_tells_fetchable_from_missing(
 def test_show_marks_the_remotes_claims_unverified_until_the_data_is_here(
     tmp_path: Path, run: CliRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    remote = tmp_path / "remote"
-    _team(tmp_path, str(remote), versions=1)
-    bob = tmp_path / "bob"
-    run("clone", remote, bob)
-    monkeypatch.chdir(bob)
+    _cloned(tmp_path, run, monkeypatch, versions=1)
     said = " ".join(run("show", "m").stdout.split())
     assert "unverified: 'inspect, size and hashes are from remote origin, not checked" in said
     run("get", "m")
