@@ -19,7 +19,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from . import _fs
+from . import _fs, lazy
 from .checkout import FileEntry, expected_files, verified_pieces
 from .errors import AlreadyExistsError, CorruptObjectError, ModelregError, NotFoundError
 from .repo import Record, Repository
@@ -32,7 +32,9 @@ def no_progress(n: int) -> None:
 
 
 def version_files(repo: Repository, rec: Record) -> dict[str, FileEntry]:
-    """relative path -> what that file of the version is, errors naming the version."""
+    """relative path -> what that file of the version is, errors naming the version. Every
+    caller reads the files next: a lazy clone fetches the chunks it lacks first."""
+    lazy.ensure(repo, [rec])
     try:
         return expected_files(repo, rec)
     except (CorruptObjectError, NotFoundError) as e:

@@ -9,7 +9,7 @@ machine finds them, and then checks the record against its data as ``pull`` does
 hashes, the inspect summary recomputed here). ``modelreg fetch`` does the same into the
 registry itself, for offline work.
 
-What a record says about data not fetched yet is the remote's word: ``verified`` tells
+What a record says about data not fetched yet is the remote's word: ``not_fetched`` tells
 whether the version's data is here to back it.
 """
 
@@ -18,9 +18,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from . import remote_config, transfer, verify, wire
+from . import _fs, remote_config, transfer, verify, wire
 from .cache import Cache, shared_for
 from .errors import CorruptObjectError, ModelregError, NotFoundError
 from .model import VersionRecord
@@ -73,13 +74,43 @@ def absent(
     return out
 
 
-def verified(repo: Repository, rec: Record) -> bool:
-    """Whether the version's data is here (so what its record claims was checked here);
-    False for a lazy clone's version not read yet."""
+def _unchecked_file(repo: Repository) -> Path:
+    return repo.dir / "remotes" / "unchecked-records"
+
+
+def unchecked(repo: Repository) -> set[str]:
+    """The records a lazy pull took on the remote's word: their data was not here to check
+    them against (``ensure`` checks them when it is)."""
     try:
-        return not absent(repo, record_oid(repo, rec)[1])
-    except ModelregError:
+        return set(_unchecked_file(repo).read_text().split())
+    except FileNotFoundError:
+        return set()
+
+
+def _mark(repo: Repository, add: Iterable[str] = (), drop: Iterable[str] = ()) -> None:
+    with repo.config_lock():
+        now = (unchecked(repo) | set(add)) - set(drop)
+        path = _unchecked_file(repo)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _fs.atomic_write(path, "".join(f"{oid}\n" for oid in sorted(now)).encode())
+
+
+def mark_unchecked(repo: Repository, oids: Iterable[str]) -> None:
+    wanted = set(oids) - unchecked(repo)
+    if wanted:
+        _mark(repo, add=wanted)
+
+
+def not_fetched(repo: Repository, rec: Record) -> bool:
+    """A lazy clone's version whose record was not checked against its data here, or
+    whose data is not here: what its record claims is the remote's word."""
+    if remote_config.lazy_remote(repo) is None:
         return False
+    try:
+        oid = record_oid(repo, rec)[1]
+        return oid in unchecked(repo) or bool(absent(repo, oid))
+    except ModelregError:
+        return True
 
 
 def ensure(
@@ -99,16 +130,17 @@ def ensure(
     limits: dict[str, int] = {}
     todo: set[str] = set()
     wanting: list[tuple[str, str]] = []  # (label, record oid)
+    doubted = unchecked(repo)
     for rec in records:
         label, oid = record_oid(repo, rec)
         missing = absent(repo, oid, limits, cache=into_cache)
-        if missing:
+        if missing or oid in doubted:
             todo |= missing
             wanting.append((label, oid))
     done = Ensured(versions=[label for label, _oid in wanting])
-    if not todo:
+    if not wanting:
         return done
-    if name is None:
+    if name is None and todo:
         raise NotFoundError(
             f"{wanting[0][0]}: {len(todo)} of its objects are missing",
             hint="run 'modelreg fsck --repair'",
@@ -123,10 +155,11 @@ def ensure(
                 with contextlib.suppress(NotFoundError):  # damaged there: fetched below
                     repo.objects.add(cache.get(oid), oid)
                     todo.discard(oid)
-        if todo:
+            repo.objects.sync()
+        if todo and name is not None:
             got = _fetch(repo, name, store, todo, limits, labels, progress)
             done.objects, done.bytes = got.objects, got.bytes
-        store.sync()
+            store.sync()
     checked = verify.Checked()
     for label, oid in wanting:
         try:
@@ -137,6 +170,9 @@ def ensure(
                 hint="nothing was changed locally; the registry that pushed it can replace "
                 "the remote's copy with 'modelreg push --force'",
             ) from None
+    settled = [oid for _label, oid in wanting if oid in doubted]
+    if settled:
+        _mark(repo, drop=settled)
     return done
 
 
@@ -207,4 +243,14 @@ def fetchable(repo: Repository, oids: Iterable[str]) -> dict[str, str]:
     return {oid: name for oid in sorted(wanted) if view.find(oid) is not None}
 
 
-__all__ = ["Ensured", "NotFetchedError", "absent", "ensure", "fetchable", "verified"]
+__all__ = [
+    "Ensured",
+    "NotFetchedError",
+    "absent",
+    "chunk_source",
+    "ensure",
+    "fetchable",
+    "mark_unchecked",
+    "not_fetched",
+    "unchecked",
+]

@@ -379,6 +379,7 @@ def pull_from(
             report.bytes += got.bytes
             repo.objects.sync()  # a pull killed later keeps what each level brought
         checked = verify.Checked()
+        on_word: list[str] = []  # records taken on the remote's word (lazy)
         for oid, family, v in wanted:
             if family in refused:
                 continue
@@ -387,6 +388,10 @@ def pull_from(
                 _check_record(repo, oid, family, v, fetched, checked, content=content)
             except CorruptObjectError as e:
                 refuse(family, e.args[0])
+                continue
+            if not content and oid in fetched:
+                on_word.append(oid)
+        lazy_data.mark_unchecked(repo, on_word)
         repo.objects.sync()
         for family, what in refused.items():
             report.warnings.append(

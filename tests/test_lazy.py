@@ -174,3 +174,18 @@ def test_a_forged_verdict_is_shown_unverified_and_refused_when_the_data_comes(
         "inspect verdict 'safe'"
     )
     assert not (tmp_path / "victim" / "models" / "m" / "v1").exists()
+
+
+def test_data_another_registry_fetched_still_gets_this_registrys_check(
+    tmp_path: Path, remote_url: str
+) -> None:
+    """bob's get fills the shared cache; carol's record of the version stays the remote's
+    word until carol's own get checks it against that data (no request needed)."""
+    _team(tmp_path, remote_url, versions=1)
+    bob = ModelRegistry.clone(remote_url, tmp_path / "bob")
+    carol = ModelRegistry.clone(remote_url, tmp_path / "carol")
+    bob.get("m", "v1")
+    rec = carol.repo.lookup("m@v1")
+    assert not _absent(carol, "v1") and lazy.not_fetched(carol.repo, rec)
+    carol.get("m", "v1")
+    assert not lazy.not_fetched(carol.repo, rec) and not lazy.unchecked(carol.repo)

@@ -72,7 +72,7 @@ def test_push_and_pull_show_bytes_done_of_total_and_rate_on_a_terminal(
     done_of_total = r"3\.0 MiB / 3\.0 MiB, [\d.]+ [KMG]?i?B/s *\r?\n"
     assert rc == 0 and re.search(r"\rpush: " + done_of_total, screen), screen
     rc, screen = _run_on_a_terminal(
-        ["clone", str(tmp_path / "remote"), str(tmp_path / "c")], tmp_path
+        ["clone", "--full", str(tmp_path / "remote"), str(tmp_path / "c")], tmp_path
     )
     assert rc == 0 and re.search(r"\rclone: " + done_of_total, screen), screen
     quiet = subprocess.run([*modelreg, "pull"], cwd=repo_dir, capture_output=True, text=True)

@@ -209,7 +209,7 @@ def _unverified(repo: Repository, rec: Record) -> str | None:
     from .. import lazy, remote_config  # imported here: other commands start without them
 
     name = remote_config.lazy_remote(repo)
-    if name is None or lazy.verified(repo, rec):
+    if name is None or not lazy.not_fetched(repo, rec):
         return None
     label = f"{rec['name']}@{rec['version']}"
     return (
