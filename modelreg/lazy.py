@@ -75,7 +75,7 @@ def absent(
 
 
 def _unchecked_file(repo: Repository) -> Path:
-    return repo.dir / "remotes" / "unchecked-records"
+    return repo.dir / "lazy-unchecked"  # beside remotes/, whose names are remotes
 
 
 def unchecked(repo: Repository) -> set[str]:
