@@ -200,3 +200,24 @@ def test_bad_input_is_one_line_and_exit_1(
     assert len(r.stderr.strip().splitlines()) <= 2  # the error, and its hint
     assert message in r.stderr
     assert bucket_keys(remote_url) == keys
+
+
+def test_a_push_never_trusts_stale_tracking_of_a_version_collected_since(
+    alice: Path, remote_url: str, run: CliRun, tmp_path: Path
+) -> None:
+    """Bob's tracking refs still name b@v1 after Alice removed and collected it; his new
+    version of another family shares its bytes: the push must send them again."""
+    shared = write_bytes(tmp_path / "shared.bin", SIZE, 42)
+    assert run("-C", alice, "register", "b", shared).exit_code == 0
+    assert run("-C", alice, "push").exit_code == 0
+    bob = tmp_path / "bob"
+    assert run("clone", remote_url, bob).exit_code == 0
+    assert run("-C", alice, "rm", "--remote", "origin", "b@v1").exit_code == 0
+    assert run("-C", alice, "gc", "--remote", "origin", "--grace", "0").exit_code == 0
+    assert run("-C", bob, "register", "a", shared).exit_code == 0
+    r = run("-C", bob, "push", "a")
+    assert r.exit_code == 0, r.output
+    carol = tmp_path / "carol"
+    assert run("clone", remote_url, carol).exit_code == 0
+    got = Path(ModelRegistry(carol).get("a", "v1")["file_path"])
+    assert hash_file(got) == hash_file(shared)
