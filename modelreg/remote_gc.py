@@ -271,6 +271,22 @@ def gc(
     return plan
 
 
+def _reads(members: list[tuple[str, packs.Entry]]) -> list[list[tuple[str, packs.Entry]]]:
+    """Live objects in pack order, grouped into ranged reads of at most ``wire.RANGE_MAX``
+    bytes that skip no more than ``wire.GAP`` dead bytes (an object larger goes alone)."""
+    groups: list[list[tuple[str, packs.Entry]]] = []
+    for oid, e in members:
+        last = groups[-1] if groups else None
+        if last is not None:
+            first, (_, prev) = last[0][1], last[-1]
+            near = e.offset - (prev.offset + prev.stored) <= wire.GAP
+            if near and e.offset + e.stored - first.offset <= wire.RANGE_MAX:
+                last.append((oid, e))
+                continue
+        groups.append([(oid, e)])
+    return groups
+
+
 def _repack(remote: Remote, view: RemotePacks, name: str, live: set[str], tmp: Path) -> str:
     """Copy the live objects of pack ``name`` into a new pack on the remote, each verified
     against its id on the way, kept as it is encoded; returns the new pack's name."""
@@ -283,24 +299,29 @@ def _repack(remote: Remote, view: RemotePacks, name: str, live: set[str], tmp: P
     with open(path, "wb") as out:
         out.write(packs.PACK_MAGIC)
         offset = len(packs.PACK_MAGIC)
-        for oid, e in members:
-            blocks = remote.read_range(key, e.offset, e.stored)
-            if e.encoding == codec.RAW:
+        for group in _reads(members):
+            start = group[0][1].offset
+            end = group[-1][1].offset + group[-1][1].stored
+            if len(group) == 1 and group[0][1].encoding == codec.RAW:
+                oid, e = group[0]  # streamed: it may be larger than a range
                 hasher = new_hasher()
-                for block in blocks:
+                for block in remote.read_range(key, e.offset, e.stored):
                     hasher.update(block)
                     out.write(block)
                 if hasher.hexdigest() != oid:
                     raise _corrupt(remote, name, oid)
             else:
-                data = b"".join(blocks)
-                try:
-                    codec.decode_verified(e.encoding, data, e.size, oid)
-                except CorruptObjectError:
-                    raise _corrupt(remote, name, oid) from None
-                out.write(data)
-            entries[oid] = packs.Entry(offset, e.stored, e.size, e.encoding, e.itemsize)
-            offset += e.stored
+                data = memoryview(b"".join(remote.read_range(key, start, end - start)))
+                for oid, e in group:
+                    stored = data[e.offset - start : e.offset - start + e.stored]
+                    try:
+                        codec.decode_verified(e.encoding, stored, e.size, oid)
+                    except CorruptObjectError:
+                        raise _corrupt(remote, name, oid) from None
+                    out.write(stored)
+            for oid, e in group:
+                entries[oid] = packs.Entry(offset, e.stored, e.size, e.encoding, e.itemsize)
+                offset += e.stored
         out.flush()
         os.fsync(out.fileno())
     index = packs.build_index(entries, 0, offset)

@@ -13,6 +13,9 @@ import pytest
 
 from modelreg import ModelRegistry
 from modelreg.hashing import hash_file
+from modelreg.packs import IndexTable
+from modelreg.repo import Repository
+from modelreg.walk import needed_objects
 
 from .conftest import CliRun, write_bytes
 
@@ -221,3 +224,33 @@ def test_a_push_never_trusts_stale_tracking_of_a_version_collected_since(
     assert run("clone", remote_url, carol).exit_code == 0
     got = Path(ModelRegistry(carol).get("a", "v1")["file_path"])
     assert hash_file(got) == hash_file(shared)
+
+
+def test_a_corrupt_object_in_a_pack_to_repack_stops_gc_before_it_deletes_anything(
+    tmp_path: Path, run: CliRun
+) -> None:
+    url = str(tmp_path / "remote")
+    home = tmp_path / "alice"
+    home.mkdir()
+    run("init", home)
+    run("-C", home, "remote", "add", "origin", url)
+    for seed in (1, 2, 3):
+        register(run, home, seed)
+    assert run("-C", home, "push").exit_code == 0
+    assert run("-C", home, "rm", "--remote", "origin", "m@v2").exit_code == 0
+    (pack,) = Path(url, "packs").glob("*.pack")
+    table = IndexTable(pack.with_suffix(".idx").read_bytes(), pack.stem[len("pack-") :])
+    repo = Repository(home)
+    v1: set[str] = set()
+    needed_objects(repo.objects, repo.family("m").versions["v1"], lambda o: not v1.add(o))
+    entry = max((table.find(oid) for oid in v1), key=lambda e: e.stored if e else 0)
+    assert entry is not None and entry.stored > 1000
+    pack.chmod(0o644)
+    data = bytearray(pack.read_bytes())
+    data[entry.offset + entry.stored // 2] ^= 0xFF  # inside one of v1's chunks
+    pack.write_bytes(bytes(data))
+    keys = bucket_keys(url)
+    r = run("-C", home, "gc", "--remote", "origin", "--grace", "0")
+    assert r.exit_code == 1
+    assert "is corrupt" in r.stderr and "deleted nothing" in r.stderr
+    assert bucket_keys(url) == keys
