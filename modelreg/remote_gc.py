@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import codec, names, packs, remote_config, wire
+from . import codec, names, packs, remote_config, transfer, wire
 from .errors import (
     CorruptObjectError,
     InvalidInputError,
@@ -232,7 +232,7 @@ def plan_gc(
 ) -> tuple[RemoteGcPlan, Remote, RemotePacks, set[str], dict[str, bytes]]:
     label, remote = remote_config.resolve(repo, remote_name)
     remote.check(create=False)
-    view = RemotePacks(remote, None)  # never the push cache: gc reads every index fresh
+    view = transfer.remote_packs(repo, label, remote)  # the indexes push and pull cached
     view.load()
     if view.refused:
         raise CorruptObjectError(
@@ -265,6 +265,9 @@ def gc(
     for name in [*plan.dead_packs, *plan.mixed_packs]:
         remote.delete_key(pack_key(name, "idx"))
         remote.delete_key(pack_key(name, "pack"))
+        if view.cache is not None:
+            with contextlib.suppress(FileNotFoundError):
+                (view.cache / f"pack-{name}.idx").unlink()
     for key in plan.orphan_keys:
         remote.delete_key(key)
     plan.done = True
