@@ -249,7 +249,8 @@ def _drop_removed(
         why = _needed_here(repo, local, f"{family}@{v}", seen, remote_name)
         if why:
             report.warnings.append(
-                f"kept {family}@{v}: it was removed on {remote_name}, but {why} needs it"
+                f"kept {family}@{v}: it was removed on {remote_name}, but {why} needs it; "
+                f"it cannot be pushed again: 'modelreg rm {family}@{v}' before pushing {family}"
             )
             continue
         del local.versions[v]

@@ -159,7 +159,8 @@ def test_a_teammate_pull_drops_the_removed_version_unless_a_local_change_needs_i
     r = run("-C", bob, "pull")
     assert r.exit_code == 0, r.output
     assert r.stderr.splitlines() == [
-        "warning: kept m@v2: it was removed on origin, but tag 'mine' here needs it"
+        "warning: kept m@v2: it was removed on origin, but tag 'mine' here needs it; it "
+        "cannot be pushed again: 'modelreg rm m@v2' before pushing m"
     ]
     assert "v2" in [v["version"] for v in ModelRegistry(bob).list("m")]
 
@@ -177,9 +178,19 @@ def test_a_local_unpublished_child_keeps_the_removed_version(
     r = run("-C", bob, "pull")
     assert r.exit_code == 0, r.output
     assert r.stderr.splitlines() == [
-        "warning: kept m@v2: it was removed on origin, but your unpublished m@v3 needs it"
+        "warning: kept m@v2: it was removed on origin, but your unpublished m@v3 needs it; it "
+        "cannot be pushed again: 'modelreg rm m@v2' before pushing m"
     ]
     assert [v["version"] for v in ModelRegistry(bob).list("m")] == ["v1", "v2", "v3"]
+    r = run("-C", bob, "push")
+    assert r.exit_code == 1 and "m@v2 was removed there" in r.stderr
+    assert run("-C", bob, "rm", "m@v2").exit_code == 0  # as the warning says
+    r = run("-C", bob, "push")
+    assert r.exit_code == 0, r.output
+    carol = tmp_path / "carol"
+    assert run("clone", remote_url, carol).exit_code == 0
+    got = Path(ModelRegistry(carol).get("m", "v3")["file_path"])
+    assert hash_file(got) == hash_file(tmp_path / "w9.bin")
 
 
 @pytest.mark.parametrize(
