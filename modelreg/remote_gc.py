@@ -23,6 +23,7 @@ before it deletes anything: an incomplete picture of what is live is never acted
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import tempfile
@@ -106,11 +107,23 @@ def remove(
 # --- gc --remote: what is live --------------------------------------------------------
 
 
+def _stop(label: str, what: str) -> CorruptObjectError:
+    return CorruptObjectError(
+        f"remote {label}: {what}; gc --remote deleted nothing",
+        hint="remove or repair that file on the remote, then run gc --remote again",
+    )
+
+
 def _remote_refs(remote: Remote, label: str) -> dict[str, bytes]:
+    """Every refs file's bytes: one that cannot be read stops gc (its versions' objects
+    would look dead)."""
     found: dict[str, bytes] = {}
     for family in remote.list_refs():
-        names.check_family(family)
-        current = remote.read_ref(family)
+        try:
+            names.check_family(family)
+            current = remote.read_ref(family)
+        except ModelregError as e:
+            raise _stop(label, f"refs/{family}.yaml: {e.args[0]}") from None
         if current is not None:
             found[family] = current[0]
     return found
@@ -133,8 +146,6 @@ def live_objects(
     remote: Remote, view: RemotePacks, label: str
 ) -> tuple[set[str], dict[str, bytes]]:
     """Every object a remote ref or signature reaches, and the refs files read."""
-    import json
-
     refs_text = _remote_refs(remote, label)
     records: set[str] = set()
     live: set[str] = set()
@@ -143,8 +154,10 @@ def live_objects(
         records.update(refs.versions.values())
         side = remote.read_side(signatures_key(family))
         if side is not None:
-            with contextlib.suppress(ValueError):
+            try:
                 live.update(_bundles(json.loads(side[0])))
+            except ValueError:
+                raise _stop(label, f"{signatures_key(family)} is not JSON") from None
     store = MemoryObjectStore()
     limits: dict[str, int] = {}
     missing: set[str] = set()
@@ -166,10 +179,7 @@ def live_objects(
             return live, refs_text
         got = wire.fetch(store, remote, view, missing, limits, MAX_STRUCTURED_BYTES)
         if got.oversized:
-            raise CorruptObjectError(
-                f"remote {label}: {next(iter(got.oversized.values()))}",
-                hint="gc --remote deleted nothing; fix the remote first",
-            )
+            raise _stop(label, next(iter(got.oversized.values())))
 
 
 # --- the plan -------------------------------------------------------------------------
@@ -235,10 +245,7 @@ def plan_gc(
     view = transfer.remote_packs(repo, label, remote)  # the indexes push and pull cached
     view.load()
     if view.refused:
-        raise CorruptObjectError(
-            next(iter(view.refused.values())),
-            hint="gc --remote deleted nothing; remove that pack from the remote first",
-        )
+        raise _stop(label, next(iter(view.refused.values())))
     live, refs_text = live_objects(remote, view, label)
     return _plan(remote, view, live, grace, label), remote, view, live, refs_text
 
@@ -339,6 +346,5 @@ def _repack(remote: Remote, view: RemotePacks, name: str, live: set[str], tmp: P
 def _corrupt(remote: Remote, name: str, oid: str) -> CorruptObjectError:
     return CorruptObjectError(
         f"object {oid} in {pack_key(name, 'pack')} on remote {remote.url} is corrupt",
-        hint="gc --remote deleted nothing of that pack; re-push the version from a registry "
-        "that has it",
+        hint="gc --remote deleted nothing; re-push the version from a registry that has it",
     )

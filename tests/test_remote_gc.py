@@ -14,6 +14,7 @@ import pytest
 from modelreg import ModelRegistry
 from modelreg.hashing import hash_file
 from modelreg.packs import IndexTable
+from modelreg.remotes import open_remote
 from modelreg.repo import Repository
 from modelreg.walk import needed_objects
 
@@ -265,3 +266,21 @@ def test_a_corrupt_object_in_a_pack_to_repack_stops_gc_before_it_deletes_anythin
     assert r.exit_code == 1
     assert "is corrupt" in r.stderr and "deleted nothing" in r.stderr
     assert bucket_keys(url) == keys
+
+
+def test_a_remote_file_gc_cannot_read_stops_it_before_it_deletes_anything(
+    alice: Path, remote_url: str, run: CliRun
+) -> None:
+    """A signatures file that is not JSON could name bundles: gc must not guess."""
+    register(run, alice, 1)
+    register(run, alice, 2)
+    assert run("-C", alice, "push").exit_code == 0
+    assert run("-C", alice, "rm", "--remote", "origin", "m@v2").exit_code == 0
+    open_remote(remote_url).write_side("signatures/m.json", b"{not json", None)
+    keys = bucket_keys(remote_url)
+    r = run("-C", alice, "gc", "--remote", "origin", "--grace", "0")
+    assert r.exit_code == 1
+    assert r.stderr.startswith(
+        "error: remote origin: signatures/m.json is not JSON; gc --remote deleted nothing"
+    )
+    assert bucket_keys(remote_url) == keys
