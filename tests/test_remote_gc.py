@@ -5,6 +5,7 @@ folder remote and an S3 remote (moto on 127.0.0.1), through the CLI."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -131,6 +132,12 @@ def test_the_grace_period_spares_new_packs_and_dry_run_changes_nothing(
     r = run("-C", alice, "gc", "--remote", "origin", "--grace", "0", "--dry-run")
     assert r.exit_code == 0, r.output
     assert r.output.startswith("Would free") and "  repack packs/pack-" in r.output
+    assert bucket_keys(remote_url) == keys
+
+    r = run("-C", alice, "gc", "--remote", "origin", "--grace", "0", "--dry-run", "--json")
+    got = json.loads(r.output)
+    assert got["dry_run"] is True and got["done"] is False
+    assert len(got["mixed_packs"]) == 1 and got["bytes"] >= SIZE
     assert bucket_keys(remote_url) == keys
 
 
