@@ -291,3 +291,24 @@ def test_a_remote_file_gc_cannot_read_stops_it_before_it_deletes_anything(
         "error: remote origin: signatures/m.json is not JSON; gc --remote deleted nothing"
     )
     assert bucket_keys(remote_url) == keys
+
+
+def test_loose_objects_of_old_remotes_go_when_no_ref_reaches_them(
+    alice: Path, remote_url: str, run: CliRun
+) -> None:
+    from modelreg.hashing import oid_of
+
+    register(run, alice, 1)
+    assert run("-C", alice, "push").exit_code == 0
+    remote = open_remote(remote_url)
+    record = Repository(alice).family("m").versions["v1"]
+    remote.put_object(record, Repository(alice).objects.get(record))  # live, also loose
+    junk = b"an object no version names"
+    remote.put_object(oid_of(junk), junk)
+    assert len(remote.list_objects()) == 2
+
+    r = run("-C", alice, "gc", "--remote", "origin")  # both are younger than an hour
+    assert r.exit_code == 0 and "deleting 0 other keys" in r.output
+    r = run("-C", alice, "gc", "--remote", "origin", "--grace", "0")
+    assert r.exit_code == 0 and "deleting 1 other key" in r.output
+    assert remote.list_objects() == {record}
