@@ -61,6 +61,14 @@ def register(run: CliRun, home: Path, seed: int) -> Path:
     return path
 
 
+def two_pushed_and_v2_removed(run: CliRun, home: Path) -> None:
+    """m@v1 and m@v2 pushed in one pack, then m@v2 removed from the remote."""
+    register(run, home, 1)
+    register(run, home, 2)
+    assert run("-C", home, "push").exit_code == 0
+    assert run("-C", home, "rm", "--remote", "origin", "m@v2").exit_code == 0
+
+
 def assert_pulls_exact(run: CliRun, url: str, where: Path, files: dict[str, Path]) -> None:
     assert run("clone", url, where).exit_code == 0
     registry = ModelRegistry(where)
@@ -118,10 +126,7 @@ def test_a_mixed_pack_is_repacked_and_every_remaining_version_pulls_byte_exact(
 def test_the_grace_period_spares_new_packs_and_dry_run_changes_nothing(
     alice: Path, remote_url: str, run: CliRun
 ) -> None:
-    register(run, alice, 1)
-    register(run, alice, 2)
-    assert run("-C", alice, "push").exit_code == 0
-    assert run("-C", alice, "rm", "--remote", "origin", "m@v2").exit_code == 0
+    two_pushed_and_v2_removed(run, alice)
     keys = bucket_keys(remote_url)
 
     r = run("-C", alice, "gc", "--remote", "origin")  # default grace: an hour
@@ -279,10 +284,7 @@ def test_a_remote_file_gc_cannot_read_stops_it_before_it_deletes_anything(
     alice: Path, remote_url: str, run: CliRun
 ) -> None:
     """A signatures file that is not JSON could name bundles: gc must not guess."""
-    register(run, alice, 1)
-    register(run, alice, 2)
-    assert run("-C", alice, "push").exit_code == 0
-    assert run("-C", alice, "rm", "--remote", "origin", "m@v2").exit_code == 0
+    two_pushed_and_v2_removed(run, alice)
     open_remote(remote_url).write_side("signatures/m.json", b"{not json", None)
     keys = bucket_keys(remote_url)
     r = run("-C", alice, "gc", "--remote", "origin", "--grace", "0")
