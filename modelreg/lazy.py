@@ -236,10 +236,10 @@ def fetchable(repo: Repository, oids: Iterable[str]) -> dict[str, str]:
     except ModelregError:
         return {}
     view = transfer.remote_packs(repo, name, remote)
-    view.load_cached()
-    if any(view.find(oid) is None for oid in wanted):
-        with contextlib.suppress(ModelregError, OSError):  # offline: the kept indexes say
-            view.load()
+    try:
+        view.load()  # the packs it holds now (a gc --remote may have dropped some)
+    except (ModelregError, OSError):
+        view.load_cached()  # offline: as last read
     return {oid: name for oid in sorted(wanted) if view.find(oid) is not None}
 
 

@@ -591,23 +591,26 @@ class Repository:
             )
         name, ref = names.parse_spec(spec)
         self.family(name)
+        return self.refs.update(name, lambda refs: drop_version(refs, ref, force))
 
-        def drop(refs: FamilyRefs) -> tuple[str, list[str]]:
-            version = refs.resolve(ref)
-            tagged = refs.tags_of(version)
-            if tagged and not force:
-                raise ModelregError(
-                    f"{name}@{version} carries tags {', '.join(tagged)}",
-                    hint="move or delete the tags first, or pass --force to drop them too",
-                )
-            for tag in tagged:
-                taghistory.move(refs, tag, None, f"{name}@{version} was removed", force=True)
-            del refs.versions[version]
-            refs.removed.append(version)
-            refs.removed_at[version] = dt.datetime.now(dt.timezone.utc).isoformat()
-            return version, tagged
 
-        return self.refs.update(name, drop)
+def drop_version(refs: FamilyRefs, ref: str, force: bool) -> tuple[str, list[str]]:
+    """Remove the version ``ref`` names from ``refs`` (its number is never reused); with
+    ``force``, the tags on it go too. Returns (vN, tags dropped). Local and remote ``rm``."""
+    name = refs.name
+    version = refs.resolve(ref)
+    tagged = refs.tags_of(version)
+    if tagged and not force:
+        raise ModelregError(
+            f"{name}@{version} carries tags {', '.join(tagged)}",
+            hint="move or delete the tags first, or pass --force to drop them too",
+        )
+    for tag in tagged:
+        taghistory.move(refs, tag, None, f"{name}@{version} was removed", force=True)
+    del refs.versions[version]
+    refs.removed.append(version)
+    refs.removed_at[version] = dt.datetime.now(dt.timezone.utc).isoformat()
+    return version, tagged
 
 
 def _refuse_taken(refs: FamilyRefs, version: str) -> None:

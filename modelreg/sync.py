@@ -39,6 +39,7 @@ from typing import Any
 
 from . import lazy as lazy_data
 from . import (
+    checkout,
     maintenance,
     names,
     remote_config,
@@ -409,6 +410,8 @@ def pull_from(
                 ),
             )
             tracking.write_tracking(repo, name, advanced)
+        for label in report.dropped:  # removed on the remote: its checkout goes too
+            checkout.discard(repo, *names.parse_spec(label))
         if report.renumbered:
             _reparent(repo, name, dict(report.renumbered), report)
             signatures.renumbered(repo, report.renumbered)

@@ -16,6 +16,7 @@ last sync, like Git's ``origin/main``. With them each merge is three-way:
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,7 @@ class TransferReport:
     tags: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # pull: removed on the remote, so here
 
 
 def _tracking_path(repo: Repository, remote: str, family: str) -> Path:
@@ -223,7 +225,62 @@ def merge_pulled(
         elif there in local.versions:
             local.tags[tag] = there
             report.tags.append(f"{family}@{there}:{tag}")
+    _drop_removed(repo, local, theirs, seen, remote_name, report)
     return advance(tracking, theirs, local.tags)
+
+
+def _drop_removed(
+    repo: Repository,
+    local: FamilyRefs,
+    theirs: FamilyRefs,
+    seen: dict[str, str],
+    remote_name: str,
+    report: TransferReport,
+) -> None:
+    """Versions removed on the remote (``rm --remote``) that this registry got from it go
+    here too, unless a local change needs them: a tag here, or a version never published
+    to this remote that names it as parent. Those are kept, with one warning (said once:
+    the tracking refs forget the version)."""
+    family = local.name
+    for v in sorted(theirs.removed, key=names.version_number):
+        oid = local.versions.get(v)
+        if oid is None or seen.get(v) != oid:
+            continue  # not here, or not the copy the remote had
+        why = _needed_here(repo, local, f"{family}@{v}", seen, remote_name)
+        if why:
+            report.warnings.append(
+                f"kept {family}@{v}: it was removed on {remote_name}, but {why} needs it; "
+                f"it cannot be pushed again: 'modelreg rm {family}@{v}' before pushing {family}"
+            )
+            continue
+        del local.versions[v]
+        local.removed.append(v)
+        local.removed_at[v] = dt.datetime.now(dt.timezone.utc).isoformat()
+        report.dropped.append(f"{family}@{v}")
+
+
+def _needed_here(
+    repo: Repository, local: FamilyRefs, spec: str, seen: dict[str, str], remote_name: str
+) -> str:
+    """What local change needs version ``spec`` ('' when nothing does)."""
+    version = spec.partition("@")[2]
+    tags = sorted(t for t, v in local.tags.items() if v == version)
+    if tags:
+        return f"tag {tags[0]!r} here"
+    for family in repo.families():
+        if family == local.name:
+            refs: FamilyRefs | None = local
+            published = seen
+        else:
+            refs = repo.refs.read(family)
+            tracked = read_tracking(repo, remote_name, family)
+            published = tracked.versions if tracked else {}
+        for v, oid in sorted(refs.versions.items() if refs else []):
+            if published.get(v) == oid or (refs is local and v == version):
+                continue
+            if repo.record(oid).get("parent") == spec:
+                return f"your unpublished {family}@{v}"
+    return ""
 
 
 def _renumber(

@@ -4,8 +4,8 @@
 A push never lists the remote's objects. What the remote holds, it learns from
 - the refs: every object of a version the remote's refs name is there (objects go up
   before the refs that name them), as far as this registry has that version to walk; the
-  remote's refs of the families pushed are read anyway, the tracking refs
-  (``.modelreg/remotes/<remote>/``) tell the rest;
+  remote's refs of the families pushed are read anyway. The tracking refs of other
+  families are not believed: a version removed there may have been collected;
 - the remote's pack indexes, listed (one request per 1,000 packs) and fetched only when
   something is left after that, each once: they are cached beside the tracking refs.
 An object only a remote written before packs holds loose, outside every version its refs
@@ -26,7 +26,6 @@ from .refs import FamilyRefs
 from .remotes import Remote
 from .remotes.packed import RemotePacks
 from .repo import Repository
-from .tracking import read_tracking
 from .walk import needed_objects
 
 Progress = Callable[[int], None]
@@ -40,19 +39,10 @@ def remote_packs(repo: Repository, remote_name: str, remote: Remote) -> RemotePa
     return RemotePacks(remote, remote_dir(repo, remote_name) / "packs")
 
 
-def held_by_refs(repo: Repository, remote_name: str, theirs: Iterable[FamilyRefs]) -> set[str]:
+def held_by_refs(repo: Repository, theirs: Iterable[FamilyRefs]) -> set[str]:
     """Objects the remote holds for sure: those of every version its refs name (``theirs``,
-    just read, then the tracking refs of the other families) that this registry can walk."""
-    seen: dict[str, FamilyRefs] = {refs.name: refs for refs in theirs}
-    folder = remote_dir(repo, remote_name)
-    with contextlib.suppress(FileNotFoundError):
-        for path in sorted(folder.glob("*.yaml")):
-            family = path.name[: -len(".yaml")]
-            if family not in seen:
-                with contextlib.suppress(ModelregError, OSError):
-                    tracked = read_tracking(repo, remote_name, family)
-                    if tracked is not None:
-                        seen[family] = tracked
+    just read) that this registry can walk. Tracking refs are not enough: a version removed
+    there since (``rm --remote``) may have had its packs deleted by ``gc --remote``."""
     held: set[str] = set()
     cache = shared_for(repo.objects)  # a lazy clone's chunks are there
 
@@ -64,7 +54,7 @@ def held_by_refs(repo: Repository, remote_name: str, theirs: Iterable[FamilyRefs
         held.add(oid)
         return True
 
-    for refs in seen.values():
+    for refs in theirs:
         for oid in refs.versions.values():
             with contextlib.suppress(ModelregError, OSError):  # not walkable here: not counted
                 needed_objects(repo.objects, oid, here)
@@ -90,7 +80,7 @@ def send_missing(
     plan = PushPlan()
     sizes = {oid: repo.objects.size(oid) for oid in need}
     plan.total_bytes = sum(sizes.values())
-    todo = need - held_by_refs(repo, remote_name, theirs)
+    todo = need - held_by_refs(repo, theirs)
     sent_ids: set[str] = set()
     if todo:
         view = remote_packs(repo, remote_name, remote)

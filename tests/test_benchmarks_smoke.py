@@ -159,3 +159,25 @@ def test_lazy_benchmark_smoke_run_meets_its_targets(tmp_path: Path, capsys) -> N
     assert figures["get_requests"] > 0 and figures["second_get_requests"] == 0
     assert not (tmp_path / "work").exists()
     assert "targets:" in capsys.readouterr().out
+
+
+def test_retention_benchmark_smoke_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """rm --remote then gc --remote of 1 MiB versions on the counting S3 server: a version
+    alone in its pack and one sharing a pack both free >= 90 % of their bytes, and every
+    remaining version clones byte for byte."""
+    from benchmarks import s3counter
+    from benchmarks.retention import retention_figures
+
+    from .conftest import S3_ENV
+
+    for key, value in S3_ENV.items():
+        monkeypatch.setenv(key, value)
+    proc, url = s3counter.start()
+    try:
+        got = retention_figures(tmp_path, url, 1 << 20)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert got["freed_fraction_alone"] >= 0.9 and got["freed_fraction_mixed"] >= 0.9
+    assert got["gc_alone_deleted_packs"] == 1 and got["gc_mixed_repacked_packs"] == 1
+    assert got["mismatched_after_gc"] == 0 and got["versions_checked"] == 4

@@ -105,7 +105,9 @@ def _report(report: sync.TransferReport, verb: str, as_json: bool) -> None:
         click.echo(f"  {line}")
     for tag in report.tags:
         click.echo(f"  tag {tag}")
-    if not report.versions and not report.renumbered and not report.tags:
+    for label in report.dropped:
+        click.echo(f"  dropped {label} (removed on {report.remote})")
+    if not report.versions and not report.renumbered and not report.tags and not report.dropped:
         click.echo("  refs already up to date")
 
 

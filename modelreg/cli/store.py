@@ -10,6 +10,7 @@ from .. import maintenance
 from ..errors import ModelregError
 from ..repo import Repository
 from ..words import human_bytes, plural
+from . import retention
 from ._base import _emit_json, _repo, cli, json_option
 
 
@@ -22,12 +23,29 @@ from ._base import _emit_json, _repo, cli, json_option
     help="Only repack, and only when loose objects or packs passed the limits in "
     "config.yaml (gc.auto_loose, gc.auto_packs); register runs this itself.",
 )
+@click.option(
+    "--remote",
+    metavar="REMOTE",
+    help="Delete (or repack) REMOTE's packs that no remote ref reaches any more.",
+)
+@click.option(
+    "--grace",
+    default="1h",
+    show_default=True,
+    metavar="DURATION",
+    help="With --remote: spare anything newer than this (30s, 15m, 1h, 2d).",
+)
 @json_option
 @click.pass_context
-def gc(ctx: click.Context, dry_run: bool, auto: bool, as_json: bool) -> None:
+def gc(
+    ctx: click.Context, dry_run: bool, auto: bool, remote: str | None, grace: str, as_json: bool
+) -> None:
     """Delete objects no version uses and files left by interrupted writes; pack the rest
     into one pack, compressing tensor chunks whose dtype the file states."""
     repo = _repo(ctx)
+    if remote is not None:
+        retention.gc_remote(repo, remote, dry_run, grace, as_json)
+        return
     if auto:
         done = maintenance.auto_gc(repo)
         if as_json:

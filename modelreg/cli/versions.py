@@ -21,6 +21,7 @@ from ..views import (
     unsafe_warning,
 )
 from ..words import clean, human_bytes, plural
+from . import retention
 from ._base import _emit_json, _progress, _public, _repo, _size_of, cli, json_option
 
 
@@ -384,10 +385,18 @@ def diff_(
 @cli.command()
 @click.argument("spec", metavar="NAME@REF")
 @click.option("-f", "--force", is_flag=True, help="Also delete tags pointing at it.")
+@click.option(
+    "--remote",
+    metavar="REMOTE",
+    help="Remove it from REMOTE's refs instead (compare-and-swap); 'gc --remote' frees it there.",
+)
 @click.pass_context
-def rm(ctx: click.Context, spec: str, force: bool) -> None:
+def rm(ctx: click.Context, spec: str, force: bool, remote: str | None) -> None:
     """Remove one version from the registry and its checkout; 'modelreg gc' frees its bytes."""
     repo = _repo(ctx)
+    if remote is not None:
+        retention.rm_remote(repo, remote, spec, force)
+        return
     version, tags = repo.remove(spec, force=force)
     name = spec.partition("@")[0]
     extra = f" and its tags {', '.join(tags)}" if tags else ""

@@ -161,6 +161,16 @@ class Remote(ABC):
         """The whole object (for small ones; large ones go through ``iter_object``)."""
         return b"".join(self.iter_object(oid, limit))
 
+    # --- retention (modelreg.remote_gc) ----------------------------------------------------
+    @abstractmethod
+    def list_keys(self, prefix: str) -> dict[str, tuple[int, float]]:
+        """Every finished key under ``prefix`` (``packs/`` or ``objects/``): key -> (size,
+        last modified as seconds since the epoch). A file still being written is not one."""
+
+    @abstractmethod
+    def delete_key(self, key: str) -> None:
+        """Delete ``key``; a key already gone is no error."""
+
     @abstractmethod
     def list_refs(self) -> list[str]:
         """Family names that have a refs file."""

@@ -202,6 +202,29 @@ class FolderRemote(Remote):
                 if progress:
                     progress(len(block))
 
+    def list_keys(self, prefix: str) -> dict[str, tuple[int, float]]:
+        found: dict[str, tuple[int, float]] = {}
+        top = self._path(prefix.rstrip("/"))
+        if top.is_symlink() or not top.is_dir():
+            return found
+        for folder, _dirs, files in os.walk(top, followlinks=False):
+            rel = Path(folder).relative_to(self.root).as_posix()
+            for name in files:
+                if name.startswith(_fs.TMP_PREFIX):
+                    continue  # a write under way
+                st = os.lstat(os.path.join(folder, name))
+                if stat.S_ISREG(st.st_mode):
+                    found[f"{rel}/{name}"] = (st.st_size, st.st_mtime)
+        return found
+
+    def delete_key(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        _fs.fsync_dir(path.parent)
+
     def list_refs(self) -> list[str]:
         """Names under ``refs/``, a real folder (a link there is no refs folder, as for
         ``read_ref``)."""

@@ -325,6 +325,19 @@ class S3Remote(Remote):
             Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
         )
 
+    def list_keys(self, prefix: str) -> dict[str, tuple[int, float]]:
+        found: dict[str, tuple[int, float]] = {}
+        paginator = self.client.get_paginator("list_objects_v2")
+        with self._errors(f"listing {prefix}"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for item in page.get("Contents", []):
+                    key = item["Key"][len(self.prefix) :]
+                    found[key] = (int(item["Size"]), item["LastModified"].timestamp())
+        return found
+
+    def delete_key(self, key: str) -> None:
+        self._call(f"deleting {key}", self.client.delete_object, Key=self.prefix + key)
+
     def list_refs(self) -> list[str]:
         base = self.prefix + "refs/"
         names: list[str] = []
