@@ -37,7 +37,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from . import lazy as lazy_data
 from . import (
     checkout,
     maintenance,
@@ -50,6 +49,7 @@ from . import (
     verify,
     wire,
 )
+from . import lazy as lazy_data
 from .errors import (
     CorruptObjectError,
     InvalidNameError,
