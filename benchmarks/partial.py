@@ -47,7 +47,9 @@ def partial_figures(work: Path, count: int, numel: int, reps: int) -> dict[str, 
         },
         reps,
     )
+    lazy = lazy_clone_figures(work, repo, size)
     return {
+        **lazy,
         "version_bytes": source.stat().st_size,
         "tensor_bytes": size,
         "table_read_bytes": table_bytes,
@@ -57,6 +59,36 @@ def partial_figures(work: Path, count: int, numel: int, reps: int) -> dict[str, 
         "full_load_s": t["full"],
         "partial_vs_full_load": t["partial"] / t["full"],
     }
+
+
+def lazy_clone_figures(work: Path, repo: Repository, tensor_bytes: int) -> dict[str, Any]:
+    """The same tensor loaded in a lazy clone of ``repo`` (through a folder remote): the bytes
+    read from the remote, counted where the folder remote hands them out."""
+    import os
+
+    from modelreg import ModelRegistry
+    from modelreg.remotes import folder
+
+    os.environ["MODELREG_CACHE"] = str(fresh(work / "cache"))
+    counted = [0]
+    read_range = folder.FolderRemote.read_range
+
+    def counting(self: Any, key: str, start: int, length: int) -> Any:
+        for block in read_range(self, key, start, length):
+            counted[0] += len(block)
+            yield block
+
+    try:
+        owner = ModelRegistry(repo.root)
+        owner.add_remote("bench", str(fresh(work / "remote")))
+        owner.push()
+        clone = ModelRegistry.clone(str(work / "remote"), fresh(work / "clone"))
+        folder.FolderRemote.read_range = counting  # type: ignore[method-assign]
+        clone.load("blocks", tensors=[WANTED])
+    finally:
+        folder.FolderRemote.read_range = read_range  # type: ignore[method-assign]
+        os.environ.pop("MODELREG_CACHE", None)
+    return {"lazy_remote_read_bytes": counted[0], "lazy_read_vs_tensor": counted[0] / tensor_bytes}
 
 
 def main(argv: list[str] | None = None) -> int:

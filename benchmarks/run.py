@@ -381,6 +381,7 @@ TARGETS = [
     ),
     ("list of all versions (CLI) <= 1 s", ("scale", "list_cli_s"), 1.0),
     ("one tensor of a version reads <= 3 x its size", ("partial", "read_vs_tensor"), 3.0),
+    ("one tensor in a lazy clone fetches <= 3 x its size", ("partial", "lazy_read_vs_tensor"), 3.0),
 ]
 
 

@@ -42,6 +42,8 @@ def test_benchmark_smoke_run_reports_every_figure(tmp_path: Path, torch_mod, cap
     assert cli["file_bytes"] > 0 and cli["cli_register_s"] > 0 and cli["cp_sync_s"] > 0
     partial = results["figures"]["partial"]  # bytes are deterministic, unlike time
     assert partial["tensor_bytes"] <= partial["store_read_bytes"] <= 3 * partial["tensor_bytes"]
+    assert partial["tensor_bytes"] <= partial["lazy_remote_read_bytes"]
+    assert partial["lazy_remote_read_bytes"] <= 3 * partial["tensor_bytes"]
     gc = results["figures"]["gc"]
     assert gc["sequence_fsck_ok"] and gc["sequence_byte_exact_after_gc"]
     assert gc["sequence_disk_after_gc"] < gc["sequence_disk_before_gc"]  # compressed
