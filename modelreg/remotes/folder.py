@@ -143,14 +143,16 @@ class FolderRemote(Remote):
             raise too_large(self.url, oid, limit)
         return bounded(_blocks(f), self.url, oid, limit)
 
-    def _open_key(self, key: str) -> io.BufferedReader | None:
+    def _open_key(self, key: str, what: str = "") -> io.BufferedReader | None:
+        """``key`` opened for reading, None when absent; ``what`` names it in the error."""
         try:
             return self._open(key)
         except FileNotFoundError:
             return None
         except NotRegularError as e:
+            named = f"{what} {key}" if what else key
             raise NotRegularFileError(
-                f"{key} on remote {self.url} is {e.args[0]}, not a regular file",
+                f"{named} on remote {self.url} is {e.args[0]}, not a regular file",
                 e.args[0],
                 hint="it was not written by modelreg; remove it from the remote",
             ) from None
@@ -257,16 +259,9 @@ class FolderRemote(Remote):
     def _read_small(self, key: str, what: str) -> tuple[bytes, str] | None:
         """(content, token) of a small regular file, None when absent; ValueError when it
         holds more than MAX_REFS_BYTES."""
-        try:
-            f = self._open(key)
-        except FileNotFoundError:
+        f = self._open_key(key, what)
+        if f is None:
             return None
-        except NotRegularError as e:
-            raise NotRegularFileError(
-                f"{what} {key} on remote {self.url} is {e.args[0]}, not a regular file",
-                e.args[0],
-                hint="it was not written by modelreg; remove it from the remote",
-            ) from None
         with f:
             data = f.read(MAX_REFS_BYTES + 1)
         if len(data) > MAX_REFS_BYTES:
